@@ -1,0 +1,50 @@
+# Shared by the bench scripts: a Release build and a throwaway redis-server on a free port.
+# shellcheck shell=bash
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+build_release() {
+  bash "$repo_root/scripts/install-deps.sh"
+  cmake -S "$repo_root" -B "$repo_root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DPROMPTCACHE_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$repo_root/build-release" -j"$(nproc)" >/dev/null
+  promptcache_bin="$repo_root/build-release/promptcache"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts redis-server on a free port; sets redis_port and redis_dir; stops it on exit.
+start_redis() {
+  redis_dir=$(mktemp -d)
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$redis_dir" --logfile "$redis_dir/redis.log" --daemonize yes \
+    --pidfile "$redis_dir/redis.pid" >/dev/null
+  trap stop_redis EXIT
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "redis-server did not start; log:" >&2
+  cat "$redis_dir/redis.log" >&2
+  return 1
+}
+
+stop_redis() {
+  if [ -n "${redis_dir:-}" ] && [ -f "$redis_dir/redis.pid" ]; then
+    kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true
+    sleep 0.2
+  fi
+  [ -n "${redis_dir:-}" ] && rm -rf "$redis_dir"
+}
+
+# redis-benchmark GET of a 1 KiB value over one connection with 50 commands pipelined:
+# prints requests per second.
+redis_benchmark_get() {
+  local n=${1:-2000000}
+  redis-cli -p "$redis_port" set 'key:__rand_int__' "$(head -c 1024 /dev/zero | tr '\0' x)" >/dev/null
+  redis-benchmark -p "$redis_port" -t get -d 1024 -c 1 -P 50 -n "$n" --csv |
+    awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }'
+}

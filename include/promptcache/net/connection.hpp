@@ -1,0 +1,185 @@
+// One Redis connection shared by many coroutines, with automatic pipelining: every command
+// waiting when the writer is free goes out in one write; replies complete callers in order.
+//
+// Threading: a Connection belongs to the executor it was made with (an io_context run by one
+// thread, or a strand). Call every member from that executor; Client does the hop for
+// callers elsewhere. Lifetime: make it with Connection::create, call close() when done; the
+// object lives until its internal coroutines have finished.
+//
+// Failures, per caller:
+// - deadline passed: error::timeout. Only that caller gives up; the command may still run
+//   on the server and its reply is discarded when it comes. The connection stays open: a
+//   server that stops answering is caught by the health check (a PING with the same
+//   deadline), which then closes the connection and fails every written command.
+// - connection dropped after the command was written: error::connection_lost (it may or may
+//   not have run). Commands not yet written wait for the reconnect, up to their deadline.
+// - malformed reply: error::protocol_error (or limit_exceeded) for every written command;
+//   the connection is closed and made anew.
+// - more than max_in_flight commands or max_in_flight_bytes queued: error::overloaded, at
+//   once.
+// - no connection before the deadline: the last connect error (auth_failed, a TLS or socket
+//   error) or error::not_connected.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "promptcache/net/config.hpp"
+#include "promptcache/resp/parser.hpp"
+#include "promptcache/resp/reply.hpp"
+#include "promptcache/resp/request.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace promptcache::net {
+
+class Stream;
+
+struct ConnectionStats {
+  std::uint64_t commands_sent = 0;
+  std::uint64_t writes = 0;  // commands_sent / writes = the pipelining factor
+  std::uint64_t reconnects = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t overloaded = 0;
+  std::uint64_t pushes = 0;
+  std::size_t in_flight = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using PushHandler = std::function<void(const resp::Reply&)>;
+
+  [[nodiscard]] static std::shared_ptr<Connection> create(
+      boost::asio::any_io_executor ex, ClientConfig cfg,
+      std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts connecting in the background (and reconnecting for as long as it is open).
+  void start();
+
+  // Waits for the first connect attempt (starting it if needed) up to the connect timeout;
+  // its error otherwise: auth_failed, connect_timeout, a socket or TLS error.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> connect();
+
+  // Sends `req` and feeds every node of its replies to `sink`. `req` and `sink` must live
+  // until this returns. A server error reply is a node like any other: the sink sees it.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> execute(const resp::Request& req,
+                                                                          resp::ReplySink& sink);
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> execute(
+      const resp::Request& req, resp::ReplySink& sink, Clock::time_point deadline);
+
+  // RESP3 push messages (invalidations, pub/sub) go here, never to a caller.
+  void set_push_handler(PushHandler handler) { push_handler_ = std::move(handler); }
+
+  // Fails every command with error::closed and stops reconnecting. Idempotent.
+  void close();
+
+  [[nodiscard]] bool connected() const noexcept { return connected_; }
+  [[nodiscard]] bool resp3() const noexcept { return resp3_; }
+  [[nodiscard]] const boost::asio::any_io_executor& get_executor() const noexcept { return ex_; }
+  [[nodiscard]] const ClientConfig& config() const noexcept { return cfg_; }
+  // What the last failed connect attempt said (no credentials); empty once connected.
+  [[nodiscard]] const std::string& last_error_message() const noexcept { return last_error_msg_; }
+  [[nodiscard]] ConnectionStats stats() const noexcept;
+
+ private:
+  // A caller waiting for its replies; pooled, so waiting allocates nothing.
+  struct Waiter {
+    explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    resp::ReplySink* sink = nullptr;
+    boost::asio::steady_timer timer;  // expires at the deadline; cancelled on completion
+    boost::system::error_code ec;
+    bool done = false;
+  };
+  // A queued request: [0, written_) are on the wire, the rest wait for the writer.
+  struct Slot {
+    Waiter* waiter;                // nullptr once the caller gave up: replies are dropped
+    const resp::Request* request;  // valid until written
+    std::size_t replies;           // replies still expected
+    std::size_t bytes;
+  };
+
+  Connection(boost::asio::any_io_executor ex, ClientConfig cfg,
+             std::shared_ptr<boost::asio::ssl::context> tls);
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<boost::system::error_code> connect_once();
+  boost::asio::awaitable<boost::system::error_code> handshake_with(std::string& detail);
+  boost::asio::awaitable<boost::system::error_code> exchange(const resp::Request& req,
+                                                             resp::ReplyCollector& out);
+  boost::asio::awaitable<boost::system::error_code> reader();
+  boost::asio::awaitable<void> writer(std::uint64_t generation);
+  boost::asio::awaitable<void> health_check(std::uint64_t generation);
+
+  // Reads more bytes into the read buffer; false on error (ec set).
+  boost::asio::awaitable<bool> fill(boost::system::error_code& ec);
+  // Routes one parsed node to the push handler or the front caller; false: protocol error.
+  bool dispatch(const resp::Node& node);
+  void complete_front(boost::system::error_code ec);
+  void fail_written(boost::system::error_code ec);
+  void fail_all(boost::system::error_code ec);
+  void abandon(Waiter* w);
+  void wake_writer();
+  void notify_connect_waiters();
+  [[nodiscard]] boost::system::error_code disconnected_error() const;
+  Waiter* acquire_waiter();
+  void release_waiter(Waiter* w);
+
+  boost::asio::any_io_executor ex_;
+  ClientConfig cfg_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::unique_ptr<Stream> stream_;
+  resp::Parser parser_;
+
+  std::deque<Slot> queue_;
+  std::size_t written_ = 0;
+  std::size_t queued_bytes_ = 0;
+  std::vector<std::unique_ptr<Waiter>> waiters_;  // every waiter ever made
+  std::vector<Waiter*> free_waiters_;
+
+  std::string rbuf_;  // read buffer: [rpos_, rend_) not yet parsed
+  std::size_t rpos_ = 0;
+  std::size_t rend_ = 0;
+  std::string wbuf_;  // coalesced write
+  resp::Type message_root_ = resp::Type::null;
+  resp::ReplyCollector push_;
+  PushHandler push_handler_;
+
+  boost::asio::steady_timer writer_wake_;
+  boost::asio::steady_timer writer_done_;
+  boost::asio::steady_timer backoff_;
+  boost::asio::steady_timer health_timer_;
+  boost::asio::steady_timer connect_event_;
+  bool writer_waiting_ = false;
+  bool writer_active_ = false;
+
+  bool started_ = false;
+  bool closed_ = false;
+  bool connected_ = false;
+  bool resp3_ = false;
+  std::uint64_t generation_ = 0;
+  std::uint64_t attempts_ = 0;  // connect attempts finished
+  Clock::time_point last_read_{};
+  boost::system::error_code last_error_;
+  std::string last_error_msg_;
+  std::minstd_rand rng_;
+  ConnectionStats stats_;
+};
+
+}  // namespace promptcache::net

@@ -1,0 +1,49 @@
+// One element of a RESP2/RESP3 reply as the parser yields it: a view into the read buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace promptcache::resp {
+
+enum class Type : std::uint8_t {
+  simple_string,    // +
+  simple_error,     // -
+  number,           // :
+  double_type,      // ,
+  boolean,          // #
+  big_number,       // (
+  blob_string,      // $
+  blob_error,       // !
+  verbatim_string,  // =  (value excludes the "txt:" format prefix; see Node::format)
+  null,             // _  and RESP2 $-1 / *-1
+  array,            // *
+  map,              // %  (aggregate_size counts pairs)
+  set,              // ~
+  attribute,        // |  (aggregate_size counts pairs; precedes the reply it annotates)
+  push,             // >
+};
+
+[[nodiscard]] constexpr bool is_aggregate(Type t) noexcept {
+  return t == Type::array || t == Type::map || t == Type::set || t == Type::attribute ||
+         t == Type::push;
+}
+
+[[nodiscard]] std::string_view to_string(Type t) noexcept;
+
+struct Node {
+  Type type = Type::null;
+  // Number of child elements announced by an aggregate (pairs for map and attribute);
+  // 0 for scalars.
+  std::uint64_t aggregate_size = 0;
+  // 0 for the root of a message, 1 for its children, and so on.
+  std::uint32_t depth = 0;
+  // The payload of a scalar, without type byte or CRLF. Valid until the buffer it was
+  // parsed from changes.
+  std::string_view value;
+  // Three-letter format of a verbatim string ("txt", "mkd"); empty otherwise.
+  std::string_view format;
+};
+
+}  // namespace promptcache::resp

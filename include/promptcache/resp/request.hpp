@@ -1,0 +1,96 @@
+// A pipeline of Redis commands encoded as RESP arrays of bulk strings: a value, independent
+// of any connection, that may be reused (clear() keeps the buffer).
+#pragma once
+
+#include <charconv>
+#include <concepts>
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace promptcache::resp {
+
+class Request {
+ public:
+  Request() = default;
+
+  // Appends one command: push("SET", key, value, "EX", 60). Arguments are string-like or
+  // integers.
+  template <class... Args>
+  Request& push(std::string_view command, const Args&... args) {
+    add_header(1 + sizeof...(Args));
+    add_bulk(command);
+    (add_arg(args), ...);
+    ++commands_;
+    return *this;
+  }
+
+  // Appends one command whose arguments are a range of string-like values.
+  template <class Range>
+  Request& push_range(std::string_view command, const Range& args) {
+    std::size_t n = 0;
+    for (const auto& a : args) {
+      (void)a;
+      ++n;
+    }
+    add_header(1 + n);
+    add_bulk(command);
+    for (const auto& a : args) add_arg(a);
+    ++commands_;
+    return *this;
+  }
+
+  [[nodiscard]] std::string_view payload() const noexcept { return payload_; }
+  [[nodiscard]] std::size_t commands() const noexcept { return commands_; }
+  [[nodiscard]] bool empty() const noexcept { return commands_ == 0; }
+
+  // Idempotent requests may be sent again after a timeout (REDIS_RETRY_ON_TIMEOUT).
+  [[nodiscard]] bool idempotent() const noexcept { return idempotent_; }
+  Request& set_idempotent(bool v) noexcept {
+    idempotent_ = v;
+    return *this;
+  }
+
+  void reserve(std::size_t bytes) { payload_.reserve(bytes); }
+  void clear() noexcept {
+    payload_.clear();
+    commands_ = 0;
+  }
+
+ private:
+  void add_header(std::size_t n) {
+    payload_.push_back('*');
+    add_decimal(n);
+  }
+  void add_bulk(std::string_view s) {
+    payload_.push_back('$');
+    add_decimal(s.size());
+    payload_.append(s);
+    payload_.append("\r\n", 2);
+  }
+  template <std::integral T>
+  void add_arg(T v) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+    (void)ec;
+    add_bulk(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+  }
+  template <class T>
+  requires std::convertible_to<const T&, std::string_view>
+  void add_arg(const T& v) { add_bulk(std::string_view(v)); }
+  template <class T>
+  void add_decimal(T n) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+    (void)ec;
+    payload_.append(digits, end);
+    payload_.append("\r\n", 2);
+  }
+
+  std::string payload_;
+  std::size_t commands_ = 0;
+  bool idempotent_ = false;
+};
+
+}  // namespace promptcache::resp

@@ -1,0 +1,174 @@
+#include "promptcache/net/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+namespace promptcache::net {
+namespace {
+
+template <class Int>
+Int parse_int(std::string_view name, std::string_view text, long long min, long long max) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
+    throw ConfigError(
+        fmt::format("{}: expected an integer from {} to {}, got \"{}\"", name, min, max, text));
+  }
+  return static_cast<Int>(v);
+}
+
+// Seconds, possibly fractional ("0.25"), as milliseconds.
+std::chrono::milliseconds parse_seconds(std::string_view name, std::string_view text,
+                                        bool allow_zero) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v) ||
+      v < 0 || (!allow_zero && v == 0) || v > 86400.0 * 365) {
+    throw ConfigError(fmt::format("{}: expected {} number of seconds, got \"{}\"", name,
+                                  allow_zero ? "a non-negative" : "a positive", text));
+  }
+  const std::chrono::milliseconds ms(static_cast<std::int64_t>(std::llround(v * 1000)));
+  if (!allow_zero && ms.count() == 0) {
+    throw ConfigError(fmt::format("{}: must be at least 0.001 seconds, got \"{}\"", name, text));
+  }
+  return ms;
+}
+
+bool parse_bool(std::string_view name, std::string_view text) {
+  std::string t(text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
+  if (t == "false" || t == "0" || t == "no" || t == "off") return false;
+  throw ConfigError(fmt::format("{}: expected true or false, got \"{}\"", name, text));
+}
+
+void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
+  auto parsed = boost::urls::parse_uri(text);
+  if (!parsed) {
+    throw ConfigError(fmt::format("{}: not a valid URL ({})", name, parsed.error().message()));
+  }
+  const boost::urls::url_view u = *parsed;
+  const std::string scheme = u.scheme();
+  if (scheme == "redis" || scheme == "rediss") {
+    cfg.transport = scheme == "rediss" ? Transport::tls : Transport::tcp;
+    cfg.host = u.host_address();
+    if (cfg.host.empty()) throw ConfigError(fmt::format("{}: the URL has no host", name));
+    std::string path = u.path();
+    if (!path.empty() && path.front() != '/') {
+      // "host:6379x3" parses as port "6379" and path "x3".
+      throw ConfigError(fmt::format("{}: invalid port or database (\"{}\")", name, path));
+    }
+    if (u.has_port()) cfg.port = parse_int<std::uint16_t>(name, u.port(), 1, 65535);
+    if (!path.empty() && path != "/") {
+      cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name),
+                              std::string_view(path).substr(1), 0, 1 << 20);
+    }
+  } else if (scheme == "unix") {
+    cfg.transport = Transport::unix_socket;
+    cfg.unix_path = u.path();
+    if (cfg.unix_path.empty()) {
+      throw ConfigError(fmt::format("{}: a unix:// URL needs a socket path", name));
+    }
+  } else {
+    throw ConfigError(fmt::format(
+        "{}: unsupported scheme \"{}\" (expected redis://, rediss:// or unix://)", name, scheme));
+  }
+  if (u.has_userinfo()) {
+    cfg.username = u.user();
+    if (u.has_password()) cfg.password = u.password();
+    // "redis://:secret@host" and "redis://secret@host" both mean a password only.
+    if (!u.has_password()) std::swap(cfg.username, cfg.password);
+  }
+  for (auto param : u.params()) {
+    if (param.key == "db") {
+      cfg.db = parse_int<int>(fmt::format("{} (db parameter)", name), param.value, 0, 1 << 20);
+    } else if (param.key == "password") {
+      cfg.password = param.value;
+    } else if (param.key == "username") {
+      cfg.username = param.value;
+    } else {
+      throw ConfigError(fmt::format("{}: unknown parameter \"{}\"", name, param.key));
+    }
+  }
+}
+
+// An IPv6 address in brackets, so that "[::1]:6379" reads unambiguously.
+std::string bracketed(const std::string& host) {
+  return host.find(':') == std::string::npos ? host : "[" + host + "]";
+}
+
+}  // namespace
+
+std::optional<std::string> ClientConfig::system_getenv(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+ClientConfig ClientConfig::from_url(std::string_view url) {
+  ClientConfig cfg;
+  apply_url(cfg, url, "REDIS_URL");
+  return cfg;
+}
+
+ClientConfig ClientConfig::from_env(const Getenv& getenv) {
+  ClientConfig cfg;
+  if (auto url = getenv("REDIS_URL")) {
+    apply_url(cfg, *url, "REDIS_URL");
+  } else {
+    if (auto v = getenv("REDIS_HOST")) {
+      if (v->empty()) throw ConfigError("REDIS_HOST: must not be empty");
+      cfg.host = *v;
+    }
+    if (auto v = getenv("REDIS_PORT"))
+      cfg.port = parse_int<std::uint16_t>("REDIS_PORT", *v, 1, 65535);
+    if (auto v = getenv("REDIS_SSL"); v && parse_bool("REDIS_SSL", *v)) {
+      cfg.transport = Transport::tls;
+    }
+  }
+  if (auto v = getenv("REDIS_DB")) cfg.db = parse_int<int>("REDIS_DB", *v, 0, 1 << 20);
+  if (auto v = getenv("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;
+  if (auto v = getenv("REDIS_PASSWORD"); v && cfg.password.empty()) cfg.password = *v;
+  if (auto v = getenv("REDIS_SSL_CA_CERTS")) cfg.tls.ca_file = *v;
+  if (auto v = getenv("REDIS_SSL_CERTFILE")) cfg.tls.cert_file = *v;
+  if (auto v = getenv("REDIS_SSL_KEYFILE")) cfg.tls.key_file = *v;
+  if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
+    throw ConfigError("REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE: set both or neither");
+  }
+  if (auto v = getenv("REDIS_MAX_CONNECTIONS")) {
+    cfg.max_connections = parse_int<std::size_t>("REDIS_MAX_CONNECTIONS", *v, 1, 10000);
+  }
+  if (auto v = getenv("REDIS_SOCKET_TIMEOUT")) {
+    cfg.command_timeout = parse_seconds("REDIS_SOCKET_TIMEOUT", *v, false);
+  }
+  if (auto v = getenv("REDIS_CONNECT_TIMEOUT")) {
+    cfg.connect_timeout = parse_seconds("REDIS_CONNECT_TIMEOUT", *v, false);
+  }
+  if (auto v = getenv("REDIS_RETRY_ON_TIMEOUT")) {
+    cfg.retry_on_timeout = parse_bool("REDIS_RETRY_ON_TIMEOUT", *v);
+  }
+  if (auto v = getenv("REDIS_HEALTH_CHECK_INTERVAL")) {
+    cfg.health_check_interval = parse_seconds("REDIS_HEALTH_CHECK_INTERVAL", *v, true);
+  }
+  return cfg;
+}
+
+std::string ClientConfig::address() const {
+  switch (transport) {
+    case Transport::unix_socket:
+      return "unix:" + unix_path;
+    case Transport::tls:
+      return fmt::format("tls://{}:{}", bracketed(host), port);
+    case Transport::tcp:
+      break;
+  }
+  return fmt::format("{}:{}", bracketed(host), port);
+}
+
+}  // namespace promptcache::net

@@ -1,0 +1,540 @@
+#include "promptcache/net/connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "net/stream.hpp"
+#include "promptcache/error.hpp"
+
+namespace promptcache::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t min_read_space = 16 * 1024;
+constexpr std::size_t initial_read_buffer = 64 * 1024;
+constexpr std::size_t max_idle_read_buffer = 1024 * 1024;
+
+auto ignore_error(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
+
+void log_exception(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("redis connection task failed: {}", ex.what());
+  }
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+std::shared_ptr<Connection> Connection::create(asio::any_io_executor ex, ClientConfig cfg,
+                                               std::shared_ptr<asio::ssl::context> tls) {
+  if (cfg.transport == Transport::tls && !tls) tls = make_tls_context(cfg);
+  return std::shared_ptr<Connection>(new Connection(std::move(ex), std::move(cfg), std::move(tls)));
+}
+
+Connection::Connection(asio::any_io_executor ex, ClientConfig cfg,
+                       std::shared_ptr<asio::ssl::context> tls)
+    : ex_(std::move(ex)),
+      cfg_(std::move(cfg)),
+      tls_(std::move(tls)),
+      stream_(std::make_unique<Stream>(ex_)),
+      parser_(cfg_.limits),
+      writer_wake_(ex_, Clock::time_point::max()),
+      writer_done_(ex_, Clock::time_point::max()),
+      backoff_(ex_),
+      health_timer_(ex_),
+      connect_event_(ex_, Clock::time_point::max()),
+      rng_(std::random_device{}()) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  if (started_ || closed_) return;
+  started_ = true;
+  asio::co_spawn(
+      ex_, [self = shared_from_this()]() { return self->run(); }, log_exception);
+}
+
+ConnectionStats Connection::stats() const noexcept {
+  ConnectionStats s = stats_;
+  s.in_flight = queue_.size();
+  return s;
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  connected_ = false;
+  ++generation_;
+  fail_all(error::closed);
+  stream_->close();
+  backoff_.cancel();
+  health_timer_.cancel();
+  writer_wake_.cancel();
+  connect_event_.cancel();
+}
+
+// ---- connecting ------------------------------------------------------------------------
+
+asio::awaitable<error_code> Connection::connect() {
+  start();
+  const std::uint64_t seen = attempts_;
+  while (!connected_ && !closed_ && attempts_ == seen) {
+    error_code ec;
+    co_await connect_event_.async_wait(ignore_error(ec));
+  }
+  if (closed_) co_return error::closed;
+  if (connected_) co_return error_code{};
+  co_return last_error_;
+}
+
+void Connection::notify_connect_waiters() {
+  connect_event_.cancel();
+}
+
+asio::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  unsigned failures = 0;
+  while (!closed_) {
+    error_code ec = co_await connect_once();
+    ++attempts_;
+    if (!ec && !closed_) {
+      failures = 0;
+      connected_ = true;
+      last_error_ = {};
+      last_error_msg_.clear();
+      notify_connect_waiters();
+      spdlog::info("redis connected address={} protocol={}", cfg_.address(), resp3_ ? 3 : 2);
+      const std::uint64_t gen = ++generation_;
+      writer_active_ = true;
+      asio::co_spawn(
+          ex_, [self, gen]() { return self->writer(gen); }, log_exception);
+      if (cfg_.health_check_interval.count() > 0) {
+        asio::co_spawn(
+            ex_, [self, gen]() { return self->health_check(gen); }, log_exception);
+      }
+      ec = co_await reader();
+
+      connected_ = false;
+      ++generation_;
+      stream_->close();
+      writer_wake_.cancel();
+      health_timer_.cancel();
+      while (writer_active_) {
+        error_code ignored;
+        co_await writer_done_.async_wait(ignore_error(ignored));
+      }
+      if (closed_) break;
+      const bool protocol = ec == error::protocol_error || ec == error::limit_exceeded;
+      spdlog::warn("redis connection lost address={} error=\"{}\" in_flight={}", cfg_.address(),
+                   ec.message(), written_);
+      fail_written(protocol ? ec : make_error_code(error::connection_lost));
+      last_error_ = error::not_connected;
+      ++stats_.reconnects;
+    } else {
+      ++failures;
+      if (!closed_) {
+        last_error_ = ec;
+        spdlog::warn("redis connect failed address={} error=\"{}\"", cfg_.address(),
+                     last_error_msg_);
+      }
+      notify_connect_waiters();
+    }
+    if (closed_) break;
+    // Full jitter between half and all of an exponentially growing delay.
+    const auto base =
+        std::min<std::int64_t>(cfg_.reconnect_max_delay.count(), cfg_.reconnect_min_delay.count()
+                                                                     << std::min(failures, 20u));
+    std::uniform_int_distribution<std::int64_t> jitter(base / 2, std::max<std::int64_t>(base, 1));
+    backoff_.expires_after(std::chrono::milliseconds(jitter(rng_)));
+    error_code ignored;
+    co_await backoff_.async_wait(ignore_error(ignored));
+  }
+  fail_all(error::closed);
+}
+
+asio::awaitable<error_code> Connection::connect_once() {
+  auto self = shared_from_this();
+  parser_.reset();
+  rpos_ = rend_ = 0;
+  resp3_ = false;
+  push_.clear();
+
+  // The watchdog closes the stream when the connect timeout passes; 0 running, 1 done,
+  // 2 timed out. Shared because its handler may run after this coroutine has returned.
+  auto state = std::make_shared<int>(0);
+  asio::steady_timer watchdog(ex_);
+  watchdog.expires_after(cfg_.connect_timeout);
+  watchdog.async_wait([this, self, state](error_code ec) {
+    if (!ec && *state == 0) {
+      *state = 2;
+      stream_->close();
+    }
+  });
+
+  std::string detail;
+  error_code ec = co_await stream_->connect(cfg_, tls_.get(), detail);
+  if (!ec && *state == 0) ec = co_await handshake_with(detail);
+  if (*state == 2) {
+    ec = error::connect_timeout;
+    detail = fmt::format("connecting to {} timed out after {} ms", cfg_.address(),
+                         cfg_.connect_timeout.count());
+  }
+  *state = 1;
+  watchdog.cancel();
+  if (ec) {
+    stream_->close();
+    last_error_msg_ = detail.empty() ? ec.message() : detail;
+  }
+  co_return ec;
+}
+
+asio::awaitable<error_code> Connection::exchange(const resp::Request& req,
+                                                 resp::ReplyCollector& out) {
+  error_code ec;
+  co_await stream_->write(asio::buffer(req.payload()), ec);
+  if (ec) co_return ec;
+  std::size_t replies = 0;
+  while (replies < req.commands()) {
+    std::size_t used = 0;
+    while (auto node = parser_.next({rbuf_.data() + rpos_, rend_ - rpos_}, used, ec)) {
+      rpos_ += used;
+      if (node->depth == 0) message_root_ = node->type;
+      if (message_root_ == resp::Type::push) continue;  // nothing to track before HELLO
+      out.on_node(*node);
+      if (parser_.done() && message_root_ != resp::Type::attribute) ++replies;
+      if (replies == req.commands()) break;
+    }
+    if (ec) co_return ec;
+    if (replies == req.commands()) break;
+    if (!co_await fill(ec)) co_return ec;
+  }
+  co_return ec;
+}
+
+asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
+  const std::string user = cfg_.username.empty() ? "default" : cfg_.username;
+  resp::Request hello;
+  if (cfg_.password.empty()) {
+    hello.push("HELLO", "3", "SETNAME", cfg_.client_name);
+  } else {
+    hello.push("HELLO", "3", "AUTH", user, cfg_.password, "SETNAME", cfg_.client_name);
+  }
+  if (cfg_.db != 0) hello.push("SELECT", cfg_.db);
+  resp::ReplyCollector out;
+  error_code ec = co_await exchange(hello, out);
+  if (ec) {
+    detail = fmt::format("handshake with {} failed: {}", cfg_.address(), ec.message());
+    co_return ec;
+  }
+  auto& replies = out.replies();
+  auto auth_error = [&](std::string_view message) {
+    if (starts_with(message, "NOAUTH") && cfg_.password.empty()) {
+      detail = fmt::format(
+          "authentication failed for {}: the server requires a password (REDIS_PASSWORD or the "
+          "URL's user info)",
+          cfg_.address());
+    } else {
+      detail = fmt::format("authentication failed for {}: {}", cfg_.address(), message);
+    }
+    return make_error_code(error::auth_failed);
+  };
+  auto is_auth_message = [](std::string_view m) {
+    return starts_with(m, "WRONGPASS") || starts_with(m, "NOAUTH") ||
+           m.find("invalid password") != std::string_view::npos ||
+           m.find("invalid username-password") != std::string_view::npos;
+  };
+
+  if (replies[0].is_error()) {
+    const std::string& message = replies[0].value;
+    if (is_auth_message(message)) co_return auth_error(message);
+    if (!starts_with(message, "NOPROTO") && !starts_with(message, "ERR unknown command")) {
+      detail = fmt::format("handshake with {} failed: {}", cfg_.address(), message);
+      co_return error::server_error;
+    }
+    // A server without RESP3: authenticate and name the connection the RESP2 way.
+    resp::Request legacy;
+    if (!cfg_.password.empty()) {
+      if (cfg_.username.empty()) {
+        legacy.push("AUTH", cfg_.password);
+      } else {
+        legacy.push("AUTH", cfg_.username, cfg_.password);
+      }
+    }
+    legacy.push("CLIENT", "SETNAME", cfg_.client_name);
+    if (cfg_.db != 0) legacy.push("SELECT", cfg_.db);
+    out.clear();
+    ec = co_await exchange(legacy, out);
+    if (ec) {
+      detail = fmt::format("handshake with {} failed: {}", cfg_.address(), ec.message());
+      co_return ec;
+    }
+    for (const auto& r : out.replies()) {
+      if (!r.is_error()) continue;
+      if (is_auth_message(r.value)) co_return auth_error(r.value);
+      detail = fmt::format("handshake with {} failed: {}", cfg_.address(), r.value);
+      co_return error::server_error;
+    }
+    resp3_ = false;
+    co_return error_code{};
+  }
+  resp3_ = true;
+  if (cfg_.db != 0 && replies.size() > 1 && replies[1].is_error()) {
+    detail = fmt::format("SELECT {} on {} failed: {}", cfg_.db, cfg_.address(), replies[1].value);
+    co_return error::server_error;
+  }
+  co_return error_code{};
+}
+
+// ---- reading ---------------------------------------------------------------------------
+
+asio::awaitable<bool> Connection::fill(error_code& ec) {
+  if (rpos_ == rend_) {
+    rpos_ = rend_ = 0;
+    if (rbuf_.size() > max_idle_read_buffer) {
+      rbuf_.resize(initial_read_buffer);
+      rbuf_.shrink_to_fit();
+    }
+  }
+  if (rbuf_.size() - rend_ < min_read_space) {
+    if (rpos_ > 0) {
+      std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rend_ - rpos_);
+      rend_ -= rpos_;
+      rpos_ = 0;
+    }
+    if (rbuf_.size() - rend_ < min_read_space) {
+      rbuf_.resize(std::max(rbuf_.size() * 2, initial_read_buffer));
+    }
+  }
+  const std::size_t n =
+      co_await stream_->read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_), ec);
+  if (ec) co_return false;
+  rend_ += n;
+  last_read_ = Clock::now();
+  co_return true;
+}
+
+asio::awaitable<error_code> Connection::reader() {
+  error_code ec;
+  for (;;) {
+    std::size_t used = 0;
+    while (auto node = parser_.next({rbuf_.data() + rpos_, rend_ - rpos_}, used, ec)) {
+      rpos_ += used;
+      if (!dispatch(*node)) {
+        spdlog::error("redis sent a reply nobody asked for address={}", cfg_.address());
+        co_return error::protocol_error;
+      }
+    }
+    if (ec) {
+      spdlog::error("redis protocol error address={} error=\"{}\"", cfg_.address(), ec.message());
+      co_return ec;
+    }
+    if (!co_await fill(ec)) co_return ec;
+  }
+}
+
+bool Connection::dispatch(const resp::Node& node) {
+  if (node.depth == 0) message_root_ = node.type;
+  switch (message_root_) {
+    case resp::Type::attribute:
+      return true;  // annotates the reply that follows
+    case resp::Type::push:
+      push_.on_node(node);
+      if (parser_.done()) {
+        ++stats_.pushes;
+        if (push_handler_ && !push_.replies().empty()) push_handler_(push_.replies().front());
+        push_.clear();
+      }
+      return true;
+    default:
+      break;
+  }
+  if (written_ == 0) return false;
+  Slot& slot = queue_.front();
+  if (slot.waiter != nullptr) slot.waiter->sink->on_node(node);
+  if (parser_.done() && --slot.replies == 0) complete_front({});
+  return true;
+}
+
+void Connection::complete_front(error_code ec) {
+  const Slot slot = queue_.front();
+  queue_.pop_front();
+  --written_;
+  queued_bytes_ -= slot.bytes;
+  if (slot.waiter != nullptr) {
+    slot.waiter->ec = ec;
+    slot.waiter->done = true;
+    slot.waiter->timer.cancel();
+  }
+}
+
+void Connection::fail_written(error_code ec) {
+  while (written_ > 0) complete_front(ec);
+  parser_.reset();
+  rpos_ = rend_ = 0;
+}
+
+void Connection::fail_all(error_code ec) {
+  fail_written(ec);
+  written_ = queue_.size();
+  while (!queue_.empty()) complete_front(ec);
+  written_ = 0;
+}
+
+// ---- writing ---------------------------------------------------------------------------
+
+void Connection::wake_writer() {
+  if (!writer_waiting_) return;
+  writer_waiting_ = false;
+  writer_wake_.cancel();
+}
+
+asio::awaitable<void> Connection::writer(std::uint64_t gen) {
+  while (gen == generation_) {
+    if (written_ == queue_.size()) {
+      writer_waiting_ = true;
+      error_code ignored;
+      co_await writer_wake_.async_wait(ignore_error(ignored));
+      writer_waiting_ = false;
+      continue;
+    }
+    // Everything that queued up while the last write was in flight goes out together.
+    wbuf_.clear();
+    for (std::size_t i = written_; i < queue_.size(); ++i) {
+      wbuf_.append(queue_[i].request->payload());
+      stats_.commands_sent += queue_[i].request->commands();
+      queue_[i].request = nullptr;
+    }
+    written_ = queue_.size();
+    ++stats_.writes;
+    error_code ec;
+    co_await stream_->write(asio::buffer(wbuf_), ec);
+    if (ec) {
+      if (gen == generation_) stream_->close();
+      break;
+    }
+  }
+  writer_active_ = false;
+  writer_done_.cancel();
+}
+
+// ---- callers ---------------------------------------------------------------------------
+
+Connection::Waiter* Connection::acquire_waiter() {
+  if (free_waiters_.empty()) {
+    waiters_.push_back(std::make_unique<Waiter>(ex_));
+    return waiters_.back().get();
+  }
+  Waiter* w = free_waiters_.back();
+  free_waiters_.pop_back();
+  return w;
+}
+
+void Connection::release_waiter(Waiter* w) {
+  w->sink = nullptr;
+  free_waiters_.push_back(w);
+}
+
+void Connection::abandon(Waiter* w) {
+  auto it =
+      std::find_if(queue_.begin(), queue_.end(), [w](const Slot& s) { return s.waiter == w; });
+  if (it == queue_.end()) return;
+  const auto index = static_cast<std::size_t>(it - queue_.begin());
+  if (index < written_) {
+    it->waiter = nullptr;  // its replies still come, in order, and are dropped
+  } else {
+    queued_bytes_ -= it->bytes;
+    queue_.erase(it);
+  }
+}
+
+error_code Connection::disconnected_error() const {
+  if (connected_) return error::timeout;
+  return last_error_ ? last_error_ : make_error_code(error::not_connected);
+}
+
+asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink) {
+  error_code ec = co_await execute(req, sink, Clock::now() + cfg_.command_timeout);
+  if (ec == error::timeout && cfg_.retry_on_timeout && req.idempotent() && !closed_) {
+    sink.reset();
+    ec = co_await execute(req, sink, Clock::now() + cfg_.command_timeout);
+  }
+  co_return ec;
+}
+
+asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink,
+                                                Clock::time_point deadline) {
+  if (closed_) co_return error::closed;
+  if (req.empty()) co_return error_code{};
+  start();
+  if (queue_.size() >= cfg_.max_in_flight ||
+      queued_bytes_ + req.payload().size() > cfg_.max_in_flight_bytes) {
+    ++stats_.overloaded;
+    co_return error::overloaded;
+  }
+  Waiter* w = acquire_waiter();
+  w->sink = &sink;
+  w->done = false;
+  w->ec = {};
+  w->timer.expires_at(deadline);
+  queue_.push_back(Slot{w, &req, req.commands(), req.payload().size()});
+  queued_bytes_ += req.payload().size();
+  wake_writer();
+
+  error_code wait_ec;
+  co_await w->timer.async_wait(ignore_error(wait_ec));
+  error_code result;
+  if (w->done) {
+    result = w->ec;
+  } else {
+    abandon(w);
+    if (wait_ec == asio::error::operation_aborted) {
+      result = wait_ec;  // the caller's coroutine was cancelled
+    } else {
+      ++stats_.timeouts;
+      result = disconnected_error();
+    }
+  }
+  release_waiter(w);
+  co_return result;
+}
+
+asio::awaitable<void> Connection::health_check(std::uint64_t gen) {
+  while (gen == generation_) {
+    health_timer_.expires_after(cfg_.health_check_interval);
+    error_code ec;
+    co_await health_timer_.async_wait(ignore_error(ec));
+    if (gen != generation_) break;
+    if (Clock::now() - last_read_ < cfg_.health_check_interval) continue;
+    resp::Request ping;
+    ping.push("PING");
+    resp::ReplyCollector out;
+    ec = co_await execute(ping, out, Clock::now() + cfg_.command_timeout);
+    if (gen != generation_) break;
+    if (ec == error::timeout) {
+      spdlog::warn("redis health check got no reply within {} ms address={}; reconnecting",
+                   cfg_.command_timeout.count(), cfg_.address());
+      stream_->close();
+      break;
+    }
+  }
+}
+
+}  // namespace promptcache::net

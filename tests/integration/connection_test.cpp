@@ -1,0 +1,590 @@
+// The connection and client against real redis-server processes: pipelining, failures,
+// TLS, authentication, unix sockets.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "promptcache/error.hpp"
+#include "promptcache/net/client.hpp"
+#include "support/io_runner.hpp"
+#include "support/redis_server.hpp"
+
+namespace promptcache {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using net::Client;
+using net::ClientConfig;
+using net::Connection;
+using resp::Reply;
+using resp::ReplyCollector;
+using resp::Request;
+using testing::RedisServer;
+using testing::RedisServerOptions;
+using testing::run_until_done;
+using testing::sleep_for;
+using namespace std::chrono_literals;
+
+// ASSERT_* cannot return from a coroutine: this fails the test and leaves the coroutine.
+#define CO_ASSERT(cond)                            \
+  do {                                             \
+    if (!(cond)) {                                 \
+      ADD_FAILURE() << "assertion failed: " #cond; \
+      co_return;                                   \
+    }                                              \
+  } while (false)
+
+ClientConfig config_for(const RedisServer& server) {
+  ClientConfig cfg = ClientConfig::from_url(server.url());
+  cfg.command_timeout = 5s;
+  cfg.connect_timeout = 2s;
+  cfg.reconnect_min_delay = 20ms;
+  cfg.reconnect_max_delay = 200ms;
+  return cfg;
+}
+
+// Waits until a GET succeeds (the client reconnected) or gives up after `attempts`.
+asio::awaitable<bool> wait_until_serving(Client& client, int attempts = 100) {
+  for (int i = 0; i < attempts; ++i) {
+    if (auto r = co_await client.get("probe"); r) co_return true;
+    co_await sleep_for(50ms);
+  }
+  co_return false;
+}
+
+TEST(Connection, thousand_coroutines_with_ten_thousand_commands_in_flight_get_their_own_replies) {
+  RedisServer server;
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  constexpr int coroutines = 1000;
+  constexpr int per_request = 10;
+  constexpr int rounds = 3;
+  int finished = 0;
+  int mismatches = 0;
+  int errors = 0;
+  for (int c = 0; c < coroutines; ++c) {
+    auto task = [&, c]() -> asio::awaitable<void> {
+      for (int round = 0; round < rounds; ++round) {
+        Request req;
+        for (int j = 0; j < per_request; ++j)
+          req.push("ECHO", fmt::format("{}:{}:{}", c, round, j));
+        ReplyCollector out;
+        if (co_await client.execute(req, out)) {
+          ++errors;
+          continue;
+        }
+        if (out.replies().size() != per_request) ++mismatches;
+        for (int j = 0; j < per_request && j < static_cast<int>(out.replies().size()); ++j) {
+          if (out.replies()[j].value != fmt::format("{}:{}:{}", c, round, j)) ++mismatches;
+        }
+      }
+      ++finished;
+    };
+    asio::co_spawn(io, task, asio::detached);
+  }
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    while (finished < coroutines) co_await sleep_for(5ms);
+  }());
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(mismatches, 0);
+  const auto stats = client.stats();
+  EXPECT_EQ(stats.commands_sent, static_cast<std::uint64_t>(coroutines * per_request * rounds));
+  // Automatic pipelining: many requests share each write.
+  EXPECT_LT(stats.writes * 10, stats.commands_sent);
+}
+
+TEST(Connection, get_and_set_round_trip_binary_values_and_missing_keys) {
+  RedisServer server;
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    const std::string binary("a\r\nb\0c$*-", 10);
+    EXPECT_FALSE(co_await client.set("k", binary));
+    auto got = co_await client.get("k");
+    EXPECT_TRUE(got && got->has_value() && **got == binary);
+    auto missing = co_await client.get("absent");
+    EXPECT_TRUE(missing && !missing->has_value());
+    EXPECT_FALSE(co_await client.set("ttl", "v", 100));
+  }());
+  EXPECT_EQ(server.cli({"TTL", "ttl"}), "100");
+}
+
+TEST(Connection, server_error_reply_reaches_only_its_caller) {
+  RedisServer server;
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    Request req;
+    req.push("SET", "s", "x").push("INCR", "s").push("GET", "s");
+    auto r = co_await client.command(Request().push("NO_SUCH_COMMAND"));
+    EXPECT_TRUE(r && r->is_error());
+    ReplyCollector out;
+    EXPECT_FALSE(co_await client.execute(req, out));
+    CO_ASSERT(out.replies().size() == 3u);
+    EXPECT_FALSE(out.replies()[0].is_error());
+    EXPECT_TRUE(out.replies()[1].is_error());
+    EXPECT_EQ(out.replies()[2].value, "x");
+  }());
+}
+
+TEST(Connection, server_killed_mid_pipeline_fails_every_pending_caller_then_recovers) {
+  RedisServer server;
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.command_timeout = 20s;  // failures must come from the lost connection, not a deadline
+  Client client(io.get_executor(), cfg);
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+
+  constexpr int callers = 200;
+  int failed = 0;
+  int other = 0;
+  int done = 0;
+  // DEBUG SLEEP holds the server so that every GET behind it is pending when it dies.
+  for (int i = 0; i < callers; ++i) {
+    auto task = [&, i]() -> asio::awaitable<void> {
+      Request req;
+      if (i == 0) {
+        req.push("DEBUG", "SLEEP", "10");
+      } else {
+        req.push("GET", "key");
+      }
+      ReplyCollector out;
+      const error_code ec = co_await client.execute(req, out);
+      if (ec == error::connection_lost) {
+        ++failed;
+      } else {
+        ++other;
+      }
+      ++done;
+    };
+    asio::co_spawn(io, task, asio::detached);
+  }
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(200ms);
+    server.stop();
+    while (done < callers) co_await sleep_for(5ms);
+  }());
+  EXPECT_EQ(failed, callers);
+  EXPECT_EQ(other, 0);
+
+  server.start();
+  EXPECT_TRUE(run_until_done(io, wait_until_serving(client)));
+  EXPECT_GE(client.stats().reconnects, 1u);
+}
+
+TEST(Connection, commands_issued_while_server_is_down_wait_for_the_reconnect) {
+  RedisServer server;
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+  server.stop();
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    co_await sleep_for(100ms);
+    // Restart while the command below is waiting for a connection.
+    auto restart = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(300ms);
+      server.start();
+    };
+    asio::co_spawn(io, restart, asio::detached);
+    auto r = co_await client.set("after", "restart");
+    EXPECT_FALSE(r) << r.message();
+  }());
+  EXPECT_EQ(server.cli({"GET", "after"}), "restart");
+}
+
+TEST(Connection, frozen_server_times_out_callers_at_their_deadline_and_recovers_after_thaw) {
+  RedisServer server;
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.command_timeout = 300ms;
+  cfg.retry_on_timeout = false;
+  cfg.health_check_interval = 0ms;  // the next test covers the health check
+  Client client(io.get_executor(), cfg);
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+  server.freeze();
+  int timeouts = 0;
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 5; ++i) {
+      auto r = co_await client.get("k");
+      if (!r && r.error() == error::timeout) ++timeouts;
+    }
+  }());
+  EXPECT_EQ(timeouts, 5);
+  EXPECT_EQ(client.stats().timeouts, 5u);
+  server.thaw();
+  EXPECT_TRUE(run_until_done(io, wait_until_serving(client)));
+}
+
+TEST(Connection, health_check_drops_a_connection_to_a_frozen_server_and_reconnects_after_thaw) {
+  RedisServer server;
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.command_timeout = 300ms;
+  cfg.connect_timeout = 300ms;
+  cfg.retry_on_timeout = false;
+  cfg.health_check_interval = 100ms;
+  Client client(io.get_executor(), cfg);
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+  server.freeze();
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    // Long enough for the idle check's PING to go unanswered.
+    for (int i = 0; i < 100 && client.stats().reconnects == 0; ++i) co_await sleep_for(20ms);
+    // While the server stays frozen, callers get an error at their deadline, never a hang.
+    auto r = co_await client.get("k");
+    EXPECT_FALSE(r);
+  }());
+  EXPECT_GE(client.stats().reconnects, 1u);
+  server.thaw();
+  EXPECT_TRUE(run_until_done(io, wait_until_serving(client)));
+}
+
+TEST(Connection, idempotent_command_is_retried_once_after_a_timeout) {
+  RedisServer server;
+  server.cli({"SET", "k", "v"});
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.command_timeout = 400ms;
+  cfg.retry_on_timeout = true;
+  cfg.health_check_interval = 0ms;
+  Client client(io.get_executor(), cfg);
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+  server.freeze();
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    auto thaw = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(600ms);  // after the first deadline, before the retry's
+      server.thaw();
+    };
+    asio::co_spawn(io, thaw, asio::detached);
+    auto r = co_await client.get("k");
+    CO_ASSERT(r);
+    EXPECT_EQ(r->value_or(""), "v");
+  }());
+  EXPECT_EQ(client.stats().timeouts, 1u);
+}
+
+TEST(Connection, past_the_in_flight_bound_callers_get_overloaded_at_once) {
+  RedisServer server;
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.max_in_flight = 10;
+  cfg.command_timeout = 2s;
+  Client client(io.get_executor(), cfg);
+  ASSERT_FALSE(run_until_done(io, client.connect()));
+  int overloaded = 0;
+  int ok = 0;
+  int done = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto task = [&, i]() -> asio::awaitable<void> {
+      Request req;
+      if (i == 0) {
+        req.push("DEBUG", "SLEEP", "0.3");
+      } else {
+        req.push("GET", "k");
+      }
+      ReplyCollector out;
+      const error_code ec = co_await client.execute(req, out);
+      if (ec == error::overloaded) ++overloaded;
+      if (!ec) ++ok;
+      ++done;
+    };
+    asio::co_spawn(io, task, asio::detached);
+  }
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    while (done < 30) co_await sleep_for(5ms);
+  }());
+  EXPECT_EQ(overloaded, 20);
+  EXPECT_EQ(ok, 10);
+}
+
+TEST(Connection, push_messages_go_to_the_push_handler_never_to_a_caller) {
+  RedisServer server;
+  asio::io_context io;
+  auto conn = Connection::create(io.get_executor(), config_for(server));
+  std::vector<Reply> pushes;
+  conn->set_push_handler([&](const Reply& r) { pushes.push_back(r); });
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await conn->connect());
+    EXPECT_TRUE(conn->resp3());
+    ReplyCollector out;
+    Request req;
+    req.push("CLIENT", "TRACKING", "on").push("SET", "tracked", "1").push("GET", "tracked");
+    EXPECT_FALSE(co_await conn->execute(req, out));
+    CO_ASSERT(out.replies().size() == 3u);
+    EXPECT_EQ(out.replies()[2].value, "1");
+    server.cli({"SET", "tracked", "2"});  // another client: the server pushes an invalidation
+    for (int i = 0; i < 100 && pushes.empty(); ++i) {
+      ReplyCollector ping;
+      EXPECT_FALSE(co_await conn->execute(Request().push("PING"), ping));
+      CO_ASSERT(ping.replies().size() == 1u);
+      EXPECT_EQ(ping.replies()[0].value, "PONG");
+      co_await sleep_for(10ms);
+    }
+    conn->close();
+  }());
+  ASSERT_FALSE(pushes.empty());
+  ASSERT_GE(pushes[0].elements.size(), 2u);
+  EXPECT_EQ(pushes[0].elements[0].value, "invalidate");
+  ASSERT_FALSE(pushes[0].elements[1].elements.empty());
+  EXPECT_EQ(pushes[0].elements[1].elements[0].value, "tracked");
+}
+
+TEST(Connection, database_from_the_url_is_selected) {
+  RedisServer server;
+  asio::io_context io;
+  ClientConfig cfg = ClientConfig::from_url(server.url() + "/3");
+  Client client(io.get_executor(), cfg);
+  run_until_done(
+      io, [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await client.set("in3", "yes")); }());
+  EXPECT_EQ(server.cli({"-n", "3", "GET", "in3"}), "yes");
+  EXPECT_EQ(server.cli({"GET", "in3"}), "");
+}
+
+// ---- authentication, TLS, unix sockets -------------------------------------------------
+
+TEST(Connection, password_in_url_authenticates) {
+  RedisServer server(RedisServerOptions{.password = "s3cret"});
+  asio::io_context io;
+  ClientConfig cfg =
+      ClientConfig::from_url(fmt::format("redis://:s3cret@127.0.0.1:{}", server.port()));
+  Client client(io.get_executor(), cfg);
+  EXPECT_FALSE(run_until_done(io, client.connect()));
+}
+
+TEST(Connection, acl_user_and_password_authenticate) {
+  RedisServer server(RedisServerOptions{.acl_user = "app", .acl_password = "pw-app"});
+  asio::io_context io;
+  ClientConfig cfg =
+      ClientConfig::from_url(fmt::format("redis://app:pw-app@127.0.0.1:{}", server.port()));
+  Client client(io.get_executor(), cfg);
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await client.connect());
+    auto who = co_await client.command(Request().push("ACL", "WHOAMI"));
+    EXPECT_TRUE(who && who->value == "app");
+  }());
+}
+
+TEST(Connection, wrong_password_is_one_clear_auth_error_without_the_password) {
+  RedisServer server(RedisServerOptions{.acl_user = "app", .acl_password = "right"});
+  asio::io_context io;
+  ClientConfig cfg =
+      ClientConfig::from_url(fmt::format("redis://app:wrong-pw-xyz@127.0.0.1:{}", server.port()));
+  Client client(io.get_executor(), cfg);
+  const error_code ec = run_until_done(io, client.connect());
+  EXPECT_EQ(ec, error::auth_failed);
+  const std::string message = client.last_error_message();
+  EXPECT_NE(message.find("authentication failed"), std::string::npos) << message;
+  EXPECT_EQ(message.find("wrong-pw-xyz"), std::string::npos) << message;
+  // A command waiting for this connection reports the same cause, not a bare timeout.
+  ClientConfig quick = cfg;
+  quick.command_timeout = 300ms;
+  Client client2(io.get_executor(), quick);
+  auto r = run_until_done(io, client2.get("k"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), error::auth_failed);
+}
+
+TEST(Connection, missing_password_says_the_server_needs_one) {
+  RedisServer server(RedisServerOptions{.password = "needed"});
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  EXPECT_EQ(run_until_done(io, client.connect()), error::auth_failed);
+  EXPECT_NE(client.last_error_message().find("requires a password"), std::string::npos)
+      << client.last_error_message();
+}
+
+TEST(Connection, unreachable_port_is_one_clear_connect_error) {
+  const auto port = testing::free_port();
+  asio::io_context io;
+  ClientConfig cfg = ClientConfig::from_url(fmt::format("redis://127.0.0.1:{}", port));
+  Client client(io.get_executor(), cfg);
+  EXPECT_EQ(run_until_done(io, client.connect()), asio::error::connection_refused);
+  EXPECT_NE(client.last_error_message().find(fmt::format("127.0.0.1:{}", port)), std::string::npos)
+      << client.last_error_message();
+}
+
+TEST(Connection, tls_with_the_right_ca_and_client_certificate_works) {
+  RedisServer server(RedisServerOptions{.tls = true});
+  const auto& tls = testing::TlsMaterial::get();
+  asio::io_context io;
+  ClientConfig cfg = ClientConfig::from_url(server.url());
+  cfg.tls.ca_file = tls.ca_file;
+  cfg.tls.cert_file = tls.client_cert;
+  cfg.tls.key_file = tls.client_key;
+  Client client(io.get_executor(), cfg);
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await client.connect()) << client.last_error_message();
+    EXPECT_FALSE(co_await client.set("secure", "yes"));
+    auto r = co_await client.get("secure");
+    EXPECT_TRUE(r && r->value_or("") == "yes");
+  }());
+}
+
+TEST(Connection, tls_with_a_foreign_ca_is_one_clear_certificate_error) {
+  RedisServer server(RedisServerOptions{.tls = true});
+  const auto& tls = testing::TlsMaterial::get();
+  asio::io_context io;
+  ClientConfig cfg = ClientConfig::from_url(server.url());
+  cfg.tls.ca_file = tls.other_ca_file;
+  Client client(io.get_executor(), cfg);
+  EXPECT_TRUE(run_until_done(io, client.connect()));
+  EXPECT_NE(client.last_error_message().find("certificate is not trusted"), std::string::npos)
+      << client.last_error_message();
+}
+
+TEST(Connection, tls_checks_the_host_name_in_the_certificate) {
+  RedisServer server(RedisServerOptions{.tls = true});
+  const auto& tls = testing::TlsMaterial::get();
+  asio::io_context io;
+  // The certificate names 127.0.0.1 and localhost; "127.0.0.2" is the same server, wrong name.
+  ClientConfig cfg = ClientConfig::from_url(fmt::format("rediss://127.0.0.2:{}", server.port()));
+  cfg.tls.ca_file = tls.ca_file;
+  Client client(io.get_executor(), cfg);
+  const error_code ec = run_until_done(io, client.connect());
+  // redis binds 127.0.0.1 only: either refused, or (if it listened) the name check fails.
+  EXPECT_TRUE(ec);
+}
+
+TEST(Connection, unix_socket_url_connects) {
+  RedisServer server(RedisServerOptions{.unix_socket = true});
+  asio::io_context io;
+  Client client(io.get_executor(), ClientConfig::from_url("unix://" + server.unix_path()));
+  run_until_done(
+      io, [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await client.set("via", "unix")); }());
+  EXPECT_EQ(server.cli({"GET", "via"}), "unix");
+}
+
+TEST(Connection, several_threads_share_a_client_with_one_connection_per_executor) {
+  RedisServer server;
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  std::vector<asio::any_io_executor> executors;
+  for (int i = 0; i < 3; ++i) {
+    ios.push_back(std::make_unique<asio::io_context>(1));
+    executors.push_back(ios.back()->get_executor());
+  }
+  ClientConfig cfg = config_for(server);
+  cfg.max_connections = 2;  // the third executor's callers hop to another's connection
+  Client client(executors, cfg);
+  std::atomic<int> ok{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      run_until_done(*ios[t], [&, t]() -> asio::awaitable<void> {
+        for (int i = 0; i < 200; ++i) {
+          const std::string key = fmt::format("t{}:{}", t, i);
+          if (co_await client.set(key, key)) continue;
+          auto r = co_await client.get(key);
+          if (r && r->value_or("") == key) ++ok;
+        }
+        ++finished;
+        // Keep this thread's connection served until every thread is done with it.
+        while (finished.load() < 3) co_await sleep_for(5ms);
+      }());
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 600);
+  // Close each connection on its own thread-less executor: nothing runs any more.
+  client.close();
+  for (auto& io : ios) io->poll();
+}
+
+// ---- a misbehaving server ----------------------------------------------------------------
+
+// Answers HELLO properly, then sends `garbage` as the reply to the next command.
+class FakeServer {
+ public:
+  FakeServer(asio::io_context& io, std::string garbage)
+      : acceptor_(io, {asio::ip::make_address("127.0.0.1"), 0}), garbage_(std::move(garbage)) {
+    asio::co_spawn(io, serve(), asio::detached);
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections = 0;
+
+ private:
+  asio::awaitable<void> serve() {
+    for (;;) {
+      error_code ec;
+      auto sock = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      ++connections;
+      asio::streambuf in;
+      // HELLO arrives as one array: answer with a small RESP3 map.
+      co_await asio::async_read_until(sock, in, "SETNAME\r\n",
+                                      asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_read_until(sock, in, "promptcache\r\n",
+                                      asio::redirect_error(asio::use_awaitable, ec));
+      in.consume(in.size());
+      co_await asio::async_write(sock, asio::buffer(std::string("%1\r\n+proto\r\n:3\r\n")),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_read_until(sock, in, "\r\n",
+                                      asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(sock, asio::buffer(garbage_),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      sockets_.push_back(std::move(sock));
+    }
+  }
+  asio::ip::tcp::acceptor acceptor_;
+  std::string garbage_;
+  std::vector<asio::ip::tcp::socket> sockets_;
+};
+
+void expect_protocol_failure(const std::string& garbage, error code) {
+  asio::io_context io;
+  FakeServer fake(io, garbage);
+  ClientConfig cfg = ClientConfig::from_url(fmt::format("redis://127.0.0.1:{}", fake.port()));
+  cfg.command_timeout = 5s;
+  cfg.reconnect_min_delay = 10ms;
+  cfg.limits.max_bulk = 1024;
+  cfg.limits.max_depth = 4;
+  Client client(io.get_executor(), cfg);
+  auto r = run_until_done(io, client.get("k"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), code) << r.error().message();
+  // The client drops that connection and makes a new one.
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 200 && fake.connections < 2; ++i) co_await sleep_for(10ms);
+  }());
+  EXPECT_GE(fake.connections, 2);
+}
+
+TEST(Connection, malformed_reply_fails_the_caller_with_protocol_error_and_reconnects) {
+  expect_protocol_failure("$-5\r\nxx\r\n", error::protocol_error);
+  expect_protocol_failure("?what\r\n", error::protocol_error);
+  expect_protocol_failure("$3\r\nabcXY", error::protocol_error);
+}
+
+TEST(Connection, reply_over_a_limit_fails_with_limit_exceeded_without_buffering_it) {
+  expect_protocol_failure("$1000000000\r\n", error::limit_exceeded);
+  expect_protocol_failure("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", error::limit_exceeded);
+}
+
+TEST(Connection, unsolicited_reply_is_a_protocol_error) {
+  asio::io_context io;
+  // Two replies for one command: the second has no caller.
+  FakeServer fake(io, "+OK\r\n+EXTRA\r\n");
+  ClientConfig cfg = ClientConfig::from_url(fmt::format("redis://127.0.0.1:{}", fake.port()));
+  cfg.reconnect_min_delay = 10ms;
+  Client client(io.get_executor(), cfg);
+  auto r = run_until_done(io, client.get("k"));
+  EXPECT_TRUE(r && r->value_or("") == "OK");
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 200 && fake.connections < 2; ++i) co_await sleep_for(10ms);
+  }());
+  EXPECT_GE(fake.connections, 2);
+}
+
+}  // namespace
+}  // namespace promptcache
