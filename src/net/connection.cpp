@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -17,6 +18,7 @@ namespace promptcache::net {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -56,11 +58,11 @@ Connection::Connection(asio::any_io_executor ex, ClientConfig cfg,
       tls_(std::move(tls)),
       stream_(std::make_unique<Stream>(ex_)),
       parser_(cfg_.limits),
-      writer_wake_(ex_, Clock::time_point::max()),
       writer_done_(ex_, Clock::time_point::max()),
       backoff_(ex_),
       health_timer_(ex_),
       connect_event_(ex_, Clock::time_point::max()),
+      deadlines_(ex_, Clock::time_point::max()),
       rng_(std::random_device{}()) {}
 
 Connection::~Connection() = default;
@@ -68,8 +70,11 @@ Connection::~Connection() = default;
 void Connection::start() {
   if (started_ || closed_) return;
   started_ = true;
+  auto self = shared_from_this();
   asio::co_spawn(
-      ex_, [self = shared_from_this()]() { return self->run(); }, log_exception);
+      ex_, [self]() { return self->run(); }, log_exception);
+  asio::co_spawn(
+      ex_, [self]() { return self->sweeper(); }, log_exception);
 }
 
 ConnectionStats Connection::stats() const noexcept {
@@ -87,8 +92,9 @@ void Connection::close() {
   stream_->close();
   backoff_.cancel();
   health_timer_.cancel();
-  writer_wake_.cancel();
+  wake_writer();
   connect_event_.cancel();
+  deadlines_.cancel();
 }
 
 // ---- connecting ------------------------------------------------------------------------
@@ -124,8 +130,10 @@ asio::awaitable<void> Connection::run() {
       spdlog::info("redis connected address={} protocol={}", cfg_.address(), resp3_ ? 3 : 2);
       const std::uint64_t gen = ++generation_;
       writer_active_ = true;
+      // No reference for the writer: run() waits for it to end, and an idle writer's handler
+      // sits in writer_wake_, where a reference would make a cycle.
       asio::co_spawn(
-          ex_, [self, gen]() { return self->writer(gen); }, log_exception);
+          ex_, [this, gen]() { return writer(gen); }, log_exception);
       if (cfg_.health_check_interval.count() > 0) {
         asio::co_spawn(
             ex_, [self, gen]() { return self->health_check(gen); }, log_exception);
@@ -135,7 +143,7 @@ asio::awaitable<void> Connection::run() {
       connected_ = false;
       ++generation_;
       stream_->close();
-      writer_wake_.cancel();
+      wake_writer();
       health_timer_.cancel();
       while (writer_active_) {
         error_code ignored;
@@ -366,6 +374,7 @@ bool Connection::dispatch(const resp::Node& node) {
     default:
       break;
   }
+  while (written_ > 0 && queue_.front().replies == 0) pop_front_slot();  // abandoned unsent
   if (written_ == 0) return false;
   Slot& slot = queue_.front();
   if (slot.waiter != nullptr) slot.waiter->sink->on_node(node);
@@ -373,16 +382,32 @@ bool Connection::dispatch(const resp::Node& node) {
   return true;
 }
 
-void Connection::complete_front(error_code ec) {
-  const Slot slot = queue_.front();
+void Connection::pop_front_slot() {
+  queued_bytes_ -= queue_.front().bytes;
   queue_.pop_front();
-  --written_;
-  queued_bytes_ -= slot.bytes;
-  if (slot.waiter != nullptr) {
-    slot.waiter->ec = ec;
-    slot.waiter->done = true;
-    slot.waiter->timer.cancel();
-  }
+  if (written_ > 0) --written_;
+}
+
+void Connection::complete_front(error_code ec) {
+  Waiter* w = queue_.front().waiter;
+  pop_front_slot();
+  if (w != nullptr) finish(w, ec);
+}
+
+void Connection::resume(Handler& handler) {
+  if (!handler) return;
+  // Through a lambda: Boost 1.81's any_completion_handler, handed to post() as it is, wraps
+  // itself until the stack overflows.
+  asio::post(ex_, [h = std::move(*handler)]() mutable { std::move(h)(); });
+  handler.reset();
+}
+
+void Connection::finish(Waiter* w, error_code ec) {
+  w->ec = ec;
+  w->sink = nullptr;
+  // Posted, not called: the caller resumes after the reader (or sweeper) is done with the
+  // queue, so it may issue its next command at once.
+  resume(w->handler);
 }
 
 void Connection::fail_written(error_code ec) {
@@ -393,36 +418,33 @@ void Connection::fail_written(error_code ec) {
 
 void Connection::fail_all(error_code ec) {
   fail_written(ec);
-  written_ = queue_.size();
   while (!queue_.empty()) complete_front(ec);
-  written_ = 0;
 }
 
 // ---- writing ---------------------------------------------------------------------------
 
 void Connection::wake_writer() {
-  if (!writer_waiting_) return;
-  writer_waiting_ = false;
-  writer_wake_.cancel();
+  resume(writer_wake_);
 }
 
 asio::awaitable<void> Connection::writer(std::uint64_t gen) {
   while (gen == generation_) {
     if (written_ == queue_.size()) {
-      writer_waiting_ = true;
-      error_code ignored;
-      co_await writer_wake_.async_wait(ignore_error(ignored));
-      writer_waiting_ = false;
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+          [this](auto handler) { writer_wake_.emplace(std::move(handler)); }, asio::use_awaitable);
       continue;
     }
     // Everything that queued up while the last write was in flight goes out together.
     wbuf_.clear();
     for (std::size_t i = written_; i < queue_.size(); ++i) {
-      wbuf_.append(queue_[i].request->payload());
-      stats_.commands_sent += queue_[i].request->commands();
+      const resp::Request* req = queue_[i].request;
+      if (req == nullptr) continue;  // its caller gave up before it was sent
+      wbuf_.append(req->payload());
+      stats_.commands_sent += req->commands();
       queue_[i].request = nullptr;
     }
     written_ = queue_.size();
+    if (wbuf_.empty()) continue;
     ++stats_.writes;
     error_code ec;
     co_await stream_->write(asio::buffer(wbuf_), ec);
@@ -439,7 +461,7 @@ asio::awaitable<void> Connection::writer(std::uint64_t gen) {
 
 Connection::Waiter* Connection::acquire_waiter() {
   if (free_waiters_.empty()) {
-    waiters_.push_back(std::make_unique<Waiter>(ex_));
+    waiters_.push_back(std::make_unique<Waiter>());
     return waiters_.back().get();
   }
   Waiter* w = free_waiters_.back();
@@ -448,21 +470,7 @@ Connection::Waiter* Connection::acquire_waiter() {
 }
 
 void Connection::release_waiter(Waiter* w) {
-  w->sink = nullptr;
   free_waiters_.push_back(w);
-}
-
-void Connection::abandon(Waiter* w) {
-  auto it =
-      std::find_if(queue_.begin(), queue_.end(), [w](const Slot& s) { return s.waiter == w; });
-  if (it == queue_.end()) return;
-  const auto index = static_cast<std::size_t>(it - queue_.begin());
-  if (index < written_) {
-    it->waiter = nullptr;  // its replies still come, in order, and are dropped
-  } else {
-    queued_bytes_ -= it->bytes;
-    queue_.erase(it);
-  }
 }
 
 error_code Connection::disconnected_error() const {
@@ -470,50 +478,107 @@ error_code Connection::disconnected_error() const {
   return last_error_ ? last_error_ : make_error_code(error::not_connected);
 }
 
-asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink) {
-  error_code ec = co_await execute(req, sink, Clock::now() + cfg_.command_timeout);
-  if (ec == error::timeout && cfg_.retry_on_timeout && req.idempotent() && !closed_) {
-    sink.reset();
-    ec = co_await execute(req, sink, Clock::now() + cfg_.command_timeout);
-  }
-  co_return ec;
+void Connection::arm_sweeper(Clock::time_point deadline) {
+  if (deadline >= deadlines_armed_) return;
+  deadlines_armed_ = deadline;
+  deadlines_.expires_at(deadline);  // wakes the sweeper, which waits again on the new time
 }
 
-asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink,
-                                                Clock::time_point deadline) {
-  if (closed_) co_return error::closed;
-  if (req.empty()) co_return error_code{};
+// Fails every waiter whose deadline has passed. A written command keeps its slot (its reply
+// still comes and is dropped); an unsent one stays as a tombstone the writer skips.
+void Connection::expire_waiters() {
+  const auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (std::size_t i = 0; i < queue_.size(); ++i) {
+    Slot& slot = queue_[i];
+    Waiter* w = slot.waiter;
+    if (w == nullptr) continue;
+    if (w->deadline > now) {
+      next = std::min(next, w->deadline);
+      continue;
+    }
+    slot.waiter = nullptr;
+    if (i >= written_) {
+      slot.request = nullptr;
+      slot.replies = 0;
+      queued_bytes_ -= slot.bytes;
+      slot.bytes = 0;
+    }
+    ++stats_.timeouts;
+    finish(w, disconnected_error());
+  }
+  // Deadlines closer together than a millisecond expire in one sweep.
+  deadlines_armed_ = next == Clock::time_point::max() ? next : std::max(next, now + 1ms);
+  deadlines_.expires_at(deadlines_armed_);
+}
+
+asio::awaitable<void> Connection::sweeper() {
+  auto self = shared_from_this();
+  while (!closed_) {
+    error_code ec;
+    co_await deadlines_.async_wait(ignore_error(ec));
+    if (closed_) break;
+    if (ec == asio::error::operation_aborted) continue;  // re-armed for an earlier deadline
+    expire_waiters();
+  }
+}
+
+error_code Connection::enqueue(const resp::Request& req, resp::ReplySink& sink,
+                               Clock::time_point deadline, Waiter*& waiter) {
+  if (closed_) return error::closed;
   start();
   if (queue_.size() >= cfg_.max_in_flight ||
       queued_bytes_ + req.payload().size() > cfg_.max_in_flight_bytes) {
     ++stats_.overloaded;
-    co_return error::overloaded;
+    return error::overloaded;
   }
   Waiter* w = acquire_waiter();
   w->sink = &sink;
-  w->done = false;
+  w->deadline = deadline;
   w->ec = {};
-  w->timer.expires_at(deadline);
   queue_.push_back(Slot{w, &req, req.commands(), req.payload().size()});
   queued_bytes_ += req.payload().size();
   wake_writer();
+  arm_sweeper(deadline);
+  waiter = w;
+  return {};
+}
 
-  error_code wait_ec;
-  co_await w->timer.async_wait(ignore_error(wait_ec));
-  error_code result;
-  if (w->done) {
-    result = w->ec;
-  } else {
-    abandon(w);
-    if (wait_ec == asio::error::operation_aborted) {
-      result = wait_ec;  // the caller's coroutine was cancelled
-    } else {
-      ++stats_.timeouts;
-      result = disconnected_error();
+// Stores the caller's completion handler in its waiter; finish() posts it.
+asio::awaitable<void> Connection::until_finished(Waiter* w) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [w](auto handler) { w->handler.emplace(std::move(handler)); }, asio::use_awaitable);
+}
+
+// One coroutine frame per command, retry included: this is the hot path.
+asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink) {
+  if (req.empty()) co_return error_code{};
+  for (int attempt = 0;; ++attempt) {
+    Waiter* w = nullptr;
+    error_code ec = enqueue(req, sink, Clock::now() + cfg_.command_timeout, w);
+    if (ec) co_return ec;
+    co_await until_finished(w);
+    ec = w->ec;
+    release_waiter(w);
+    if (ec == error::timeout && attempt == 0 && cfg_.retry_on_timeout && req.idempotent() &&
+        !closed_) {
+      sink.reset();
+      continue;
     }
+    co_return ec;
   }
+}
+
+asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink,
+                                                Clock::time_point deadline) {
+  if (req.empty()) co_return error_code{};
+  Waiter* w = nullptr;
+  error_code ec = enqueue(req, sink, deadline, w);
+  if (ec) co_return ec;
+  co_await until_finished(w);
+  ec = w->ec;
   release_waiter(w);
-  co_return result;
+  co_return ec;
 }
 
 asio::awaitable<void> Connection::health_check(std::uint64_t gen) {

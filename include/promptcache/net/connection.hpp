@@ -26,10 +26,12 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -99,17 +101,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   [[nodiscard]] ConnectionStats stats() const noexcept;
 
  private:
-  // A caller waiting for its replies; pooled, so waiting allocates nothing.
+  // In an optional: Boost 1.81's any_completion_handler move-assignment recurses forever, so
+  // handlers are only ever move-constructed (emplace) and taken out (take_handler).
+  using Handler = std::optional<boost::asio::any_completion_handler<void()>>;
+
+  // A caller waiting for its replies; pooled. Its completion handler is stored here and
+  // posted when the replies (or an error) arrive: no timer per command.
   struct Waiter {
-    explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
     resp::ReplySink* sink = nullptr;
-    boost::asio::steady_timer timer;  // expires at the deadline; cancelled on completion
+    Clock::time_point deadline;
+    Handler handler;
     boost::system::error_code ec;
-    bool done = false;
   };
-  // A queued request: [0, written_) are on the wire, the rest wait for the writer.
+  // A queued request: [0, written_) are on the wire, the rest wait for the writer. A slot
+  // whose caller gave up keeps its place with a null waiter; if it was not written yet it
+  // also loses its request and expects no reply (a tombstone the writer skips).
   struct Slot {
-    Waiter* waiter;                // nullptr once the caller gave up: replies are dropped
+    Waiter* waiter;
     const resp::Request* request;  // valid until written
     std::size_t replies;           // replies still expected
     std::size_t bytes;
@@ -126,18 +134,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<boost::system::error_code> reader();
   boost::asio::awaitable<void> writer(std::uint64_t generation);
   boost::asio::awaitable<void> health_check(std::uint64_t generation);
+  boost::asio::awaitable<void> sweeper();
 
   // Reads more bytes into the read buffer; false on error (ec set).
   boost::asio::awaitable<bool> fill(boost::system::error_code& ec);
   // Routes one parsed node to the push handler or the front caller; false: protocol error.
   bool dispatch(const resp::Node& node);
   void complete_front(boost::system::error_code ec);
+  void pop_front_slot();
+  void finish(Waiter* w, boost::system::error_code ec);
+  // Posts the handler (if any) to resume its coroutine; leaves `handler` empty.
+  void resume(Handler& handler);
   void fail_written(boost::system::error_code ec);
   void fail_all(boost::system::error_code ec);
-  void abandon(Waiter* w);
+  void expire_waiters();
+  void arm_sweeper(Clock::time_point deadline);
   void wake_writer();
   void notify_connect_waiters();
   [[nodiscard]] boost::system::error_code disconnected_error() const;
+  // Queues `req` for the writer; on success `waiter` is the caller's, to wait on.
+  [[nodiscard]] boost::system::error_code enqueue(const resp::Request& req, resp::ReplySink& sink,
+                                                  Clock::time_point deadline, Waiter*& waiter);
+  static boost::asio::awaitable<void> until_finished(Waiter* w);
   Waiter* acquire_waiter();
   void release_waiter(Waiter* w);
 
@@ -161,12 +179,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   resp::ReplyCollector push_;
   PushHandler push_handler_;
 
-  boost::asio::steady_timer writer_wake_;
+  Handler writer_wake_;  // set while the writer idles
   boost::asio::steady_timer writer_done_;
   boost::asio::steady_timer backoff_;
   boost::asio::steady_timer health_timer_;
   boost::asio::steady_timer connect_event_;
-  bool writer_waiting_ = false;
+  boost::asio::steady_timer deadlines_;  // fires at the earliest waiter deadline
+  Clock::time_point deadlines_armed_ = Clock::time_point::max();
   bool writer_active_ = false;
 
   bool started_ = false;
