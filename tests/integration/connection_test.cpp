@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,6 +15,7 @@
 #include <boost/asio/write.hpp>
 
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "promptcache/error.hpp"
@@ -444,16 +447,83 @@ TEST(Connection, tls_with_a_foreign_ca_is_one_clear_certificate_error) {
 }
 
 TEST(Connection, tls_checks_the_host_name_in_the_certificate) {
-  RedisServer server(RedisServerOptions{.tls = true});
+  // The certificate names 127.0.0.1 and localhost; the server also listens on 127.0.0.2,
+  // where the same certificate is presented for an address it does not name.
+  RedisServer server(RedisServerOptions{.tls = true, .extra_config = {"bind 127.0.0.1 127.0.0.2"}});
   const auto& tls = testing::TlsMaterial::get();
   asio::io_context io;
-  // The certificate names 127.0.0.1 and localhost; "127.0.0.2" is the same server, wrong name.
+  ClientConfig good = ClientConfig::from_url(server.url());
+  good.tls.ca_file = tls.ca_file;
+  Client trusted(io.get_executor(), good);
+  EXPECT_FALSE(run_until_done(io, trusted.connect())) << trusted.last_error_message();
+
   ClientConfig cfg = ClientConfig::from_url(fmt::format("rediss://127.0.0.2:{}", server.port()));
   cfg.tls.ca_file = tls.ca_file;
   Client client(io.get_executor(), cfg);
-  const error_code ec = run_until_done(io, client.connect());
-  // redis binds 127.0.0.1 only: either refused, or (if it listened) the name check fails.
-  EXPECT_TRUE(ec);
+  EXPECT_TRUE(run_until_done(io, client.connect()));
+  EXPECT_NE(client.last_error_message().find("TLS handshake failed"), std::string::npos)
+      << client.last_error_message();
+}
+
+TEST(Connection, server_without_hello_is_spoken_to_in_resp2_with_auth) {
+  // HELLO renamed away: the server answers it as an unknown command, as Redis 5 would.
+  RedisServer server(
+      RedisServerOptions{.password = "pw2", .extra_config = {"rename-command HELLO \"\""}});
+  asio::io_context io;
+  ClientConfig cfg =
+      ClientConfig::from_url(fmt::format("redis://:pw2@127.0.0.1:{}/2", server.port()));
+  auto conn = Connection::create(io.get_executor(), cfg);
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await conn->connect()) << conn->last_error_message();
+    EXPECT_FALSE(conn->resp3());
+    ReplyCollector out;
+    Request req;
+    req.push("SET", "resp2", "yes").push("CLIENT", "GETNAME").push("HGETALL", "none");
+    EXPECT_FALSE(co_await conn->execute(req, out));
+    CO_ASSERT(out.replies().size() == 3u);
+    EXPECT_EQ(out.replies()[1].value, "promptcache");
+    EXPECT_EQ(out.replies()[2].type, resp::Type::array);  // RESP2 has no map type
+    conn->close();
+  }());
+  EXPECT_EQ(server.cli({"-n", "2", "GET", "resp2"}), "yes");
+}
+
+TEST(Connection, connect_to_a_frozen_server_fails_with_connect_timeout) {
+  RedisServer server;
+  server.freeze();  // the kernel still accepts the TCP connection; HELLO gets no answer
+  asio::io_context io;
+  ClientConfig cfg = config_for(server);
+  cfg.connect_timeout = 300ms;
+  Client client(io.get_executor(), cfg);
+  EXPECT_EQ(run_until_done(io, client.connect()), error::connect_timeout);
+  EXPECT_NE(client.last_error_message().find("timed out"), std::string::npos);
+  server.thaw();
+}
+
+TEST(Connection, no_log_line_or_error_holds_the_password) {
+  RedisServer server(RedisServerOptions{.acl_user = "app", .acl_password = "right"});
+  auto captured = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*captured);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  spdlog::set_level(spdlog::level::trace);
+  std::string message;
+  {
+    asio::io_context io;
+    ClientConfig cfg = ClientConfig::from_url(
+        fmt::format("redis://app:Sup3rSecretPw@127.0.0.1:{}", server.port()));
+    cfg.command_timeout = 200ms;
+    Client client(io.get_executor(), cfg);
+    auto r = run_until_done(io, client.get("k"));
+    EXPECT_FALSE(r);
+    message = client.last_error_message() + r.error().message();
+  }
+  spdlog::set_default_logger(previous);
+  spdlog::set_level(spdlog::level::info);
+  const std::string logs = captured->str();
+  EXPECT_NE(logs.find("authentication failed"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("Sup3rSecretPw"), std::string::npos) << logs;
+  EXPECT_EQ(message.find("Sup3rSecretPw"), std::string::npos) << message;
 }
 
 TEST(Connection, unix_socket_url_connects) {
