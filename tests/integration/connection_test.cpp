@@ -14,7 +14,9 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -65,6 +67,38 @@ asio::awaitable<bool> wait_until_serving(Client& client, int attempts = 100) {
     co_await sleep_for(50ms);
   }
   co_return false;
+}
+
+// Caller 0 sends DEBUG SLEEP `seconds`, holding the server; callers 1..n-1 queue GETs behind
+// it. Runs `meanwhile` alongside and returns each caller's result once all have finished.
+std::vector<error_code> callers_behind_a_sleep(asio::io_context& io, Client& client, int n,
+                                               std::string seconds,
+                                               std::function<asio::awaitable<void>()> meanwhile) {
+  std::vector<error_code> results(n);
+  int done = 0;
+  for (int i = 0; i < n; ++i) {
+    auto task = [&, i]() -> asio::awaitable<void> {
+      Request req;
+      if (i == 0) {
+        req.push("DEBUG", "SLEEP", seconds);
+      } else {
+        req.push("GET", "key");
+      }
+      ReplyCollector out;
+      results[i] = co_await client.execute(req, out);
+      ++done;
+    };
+    asio::co_spawn(io, task, asio::detached);
+  }
+  run_until_done(io, [&]() -> asio::awaitable<void> {
+    co_await meanwhile();
+    while (done < n) co_await sleep_for(5ms);
+  }());
+  return results;
+}
+
+int count(const std::vector<error_code>& results, error_code wanted) {
+  return static_cast<int>(std::count(results.begin(), results.end(), wanted));
 }
 
 TEST(Connection, thousand_coroutines_with_ten_thousand_commands_in_flight_get_their_own_replies) {
@@ -150,37 +184,13 @@ TEST(Connection, server_killed_mid_pipeline_fails_every_pending_caller_then_reco
   Client client(io.get_executor(), cfg);
   ASSERT_FALSE(run_until_done(io, client.connect()));
 
-  constexpr int callers = 200;
-  int failed = 0;
-  int other = 0;
-  int done = 0;
   // DEBUG SLEEP holds the server so that every GET behind it is pending when it dies.
-  for (int i = 0; i < callers; ++i) {
-    auto task = [&, i]() -> asio::awaitable<void> {
-      Request req;
-      if (i == 0) {
-        req.push("DEBUG", "SLEEP", "10");
-      } else {
-        req.push("GET", "key");
-      }
-      ReplyCollector out;
-      const error_code ec = co_await client.execute(req, out);
-      if (ec == error::connection_lost) {
-        ++failed;
-      } else {
-        ++other;
-      }
-      ++done;
-    };
-    asio::co_spawn(io, task, asio::detached);
-  }
-  run_until_done(io, [&]() -> asio::awaitable<void> {
-    co_await sleep_for(200ms);
-    server.stop();
-    while (done < callers) co_await sleep_for(5ms);
-  }());
-  EXPECT_EQ(failed, callers);
-  EXPECT_EQ(other, 0);
+  const auto results =
+      callers_behind_a_sleep(io, client, 200, "10", [&]() -> asio::awaitable<void> {
+        co_await sleep_for(200ms);
+        server.stop();
+      });
+  EXPECT_EQ(count(results, error::connection_lost), 200);
 
   server.start();
   EXPECT_TRUE(run_until_done(io, wait_until_serving(client)));
@@ -285,30 +295,10 @@ TEST(Connection, past_the_in_flight_bound_callers_get_overloaded_at_once) {
   cfg.command_timeout = 2s;
   Client client(io.get_executor(), cfg);
   ASSERT_FALSE(run_until_done(io, client.connect()));
-  int overloaded = 0;
-  int ok = 0;
-  int done = 0;
-  for (int i = 0; i < 30; ++i) {
-    auto task = [&, i]() -> asio::awaitable<void> {
-      Request req;
-      if (i == 0) {
-        req.push("DEBUG", "SLEEP", "0.3");
-      } else {
-        req.push("GET", "k");
-      }
-      ReplyCollector out;
-      const error_code ec = co_await client.execute(req, out);
-      if (ec == error::overloaded) ++overloaded;
-      if (!ec) ++ok;
-      ++done;
-    };
-    asio::co_spawn(io, task, asio::detached);
-  }
-  run_until_done(io, [&]() -> asio::awaitable<void> {
-    while (done < 30) co_await sleep_for(5ms);
-  }());
-  EXPECT_EQ(overloaded, 20);
-  EXPECT_EQ(ok, 10);
+  const auto results =
+      callers_behind_a_sleep(io, client, 30, "0.3", []() -> asio::awaitable<void> { co_return; });
+  EXPECT_EQ(count(results, error::overloaded), 20);
+  EXPECT_EQ(count(results, error_code{}), 10);
 }
 
 TEST(Connection, push_messages_go_to_the_push_handler_never_to_a_caller) {
