@@ -20,6 +20,8 @@ enum class error {
   unexpected_reply,  // a reply of a type the command does not produce
   closed,            // the client was shut down
   invalid_config,    // a configuration value is invalid
+  corrupt_value,     // a cached value that is neither our envelope nor JSON
+  circuit_open,      // the Redis tier is skipped after repeated failures
 };
 
 [[nodiscard]] const boost::system::error_category& error_category() noexcept;

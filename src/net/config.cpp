@@ -1,5 +1,7 @@
 #include "promptcache/net/config.hpp"
 
+#include "net/env_values.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -11,42 +13,6 @@
 
 namespace promptcache::net {
 namespace {
-
-template <class Int>
-Int parse_int(std::string_view name, std::string_view text, long long min, long long max) {
-  long long v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < min || v > max) {
-    throw ConfigError(
-        fmt::format("{}: expected an integer from {} to {}, got \"{}\"", name, min, max, text));
-  }
-  return static_cast<Int>(v);
-}
-
-// Seconds, possibly fractional ("0.25"), as milliseconds.
-std::chrono::milliseconds parse_seconds(std::string_view name, std::string_view text,
-                                        bool allow_zero) {
-  double v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(v) ||
-      v < 0 || (!allow_zero && v == 0) || v > 86400.0 * 365) {
-    throw ConfigError(fmt::format("{}: expected {} number of seconds, got \"{}\"", name,
-                                  allow_zero ? "a non-negative" : "a positive", text));
-  }
-  const std::chrono::milliseconds ms(static_cast<std::int64_t>(std::llround(v * 1000)));
-  if (!allow_zero && ms.count() == 0) {
-    throw ConfigError(fmt::format("{}: must be at least 0.001 seconds, got \"{}\"", name, text));
-  }
-  return ms;
-}
-
-bool parse_bool(std::string_view name, std::string_view text) {
-  std::string t(text);
-  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (t == "true" || t == "1" || t == "yes" || t == "on") return true;
-  if (t == "false" || t == "0" || t == "no" || t == "off") return false;
-  throw ConfigError(fmt::format("{}: expected true or false, got \"{}\"", name, text));
-}
 
 void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
   auto parsed = boost::urls::parse_uri(text);

@@ -35,6 +35,10 @@ class Category final : public boost::system::error_category {
         return "client closed";
       case error::invalid_config:
         return "invalid configuration";
+      case error::corrupt_value:
+        return "cached value is corrupt or of a foreign format";
+      case error::circuit_open:
+        return "cache tier skipped: circuit breaker open";
     }
     return "unknown promptcache error";
   }

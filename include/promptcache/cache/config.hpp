@@ -1,0 +1,35 @@
+// Everything the cache service is configured with, read and validated from the environment
+// up front (DESIGN.md §5): a bad value is a startup error naming its variable.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "promptcache/cache/circuit_breaker.hpp"
+#include "promptcache/cache/envelope.hpp"
+#include "promptcache/net/config.hpp"
+
+namespace promptcache::cache {
+
+struct LocalStoreOptions {
+  std::size_t max_entries = 100000;
+  std::size_t max_bytes = 256u * 1024 * 1024;  // keys + values
+};
+
+struct CacheConfig {
+  // Redis when REDIS_URL or REDIS_HOST is set; otherwise the in-process store.
+  std::optional<net::ClientConfig> redis;
+  std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
+  CodecOptions codec;                      // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
+  LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
+  CircuitBreaker::Options
+      breaker;  // PROMPTCACHE_BREAKER_FAILURES, PROMPTCACHE_BREAKER_OPEN_SECONDS
+
+  // Throws net::ConfigError naming the variable.
+  [[nodiscard]] static CacheConfig from_env(
+      const net::ClientConfig::Getenv& getenv = net::ClientConfig::system_getenv);
+};
+
+}  // namespace promptcache::cache

@@ -1,0 +1,35 @@
+// The one key builder: hierarchical `:`-separated keys, namespace first, each part escaped so
+// that different parts never make the same key (DESIGN.md §5, seed defects 1–3).
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace promptcache::cache {
+
+// Percent-encodes `%`, `:` and the glob specials `*?[]\`; leaves every other byte. Ordinary
+// ids ("user123", a sha256 hex digest) come out unchanged, so keys equal the seed's.
+[[nodiscard]] std::string escape_key_part(std::string_view part);
+// The inverse of escape_key_part (a '%' not followed by two hex digits is kept as it is).
+[[nodiscard]] std::string unescape_key_part(std::string_view part);
+
+// Joins escaped parts with ':'. Empty parts are kept (the seed dropped them, which made
+// "a::b" and "a:b" the same key).
+[[nodiscard]] std::string build_key(std::initializer_list<std::string_view> parts);
+
+// prompt:analysis:<prompt_hash>:<user_id>:<analysis_type>
+[[nodiscard]] std::string analysis_key(std::string_view prompt_hash, std::string_view user_id,
+                                       std::string_view analysis_type);
+// prompt:suggestions:<prompt_hash>:<user_id>:<version>
+[[nodiscard]] std::string suggestions_key(std::string_view prompt_hash, std::string_view user_id,
+                                          std::string_view version);
+// ml:model:prediction:<model_version>:<prompt_hash>
+[[nodiscard]] std::string prediction_key(std::string_view model_version,
+                                         std::string_view prompt_hash);
+
+// SCAN MATCH pattern for every analysis entry of one user: prompt:analysis:*:<user>:*. The
+// escaped id holds no glob special and no ':', so it matches that user's keys and no other's.
+[[nodiscard]] std::string user_analysis_pattern(std::string_view user_id);
+
+}  // namespace promptcache::cache

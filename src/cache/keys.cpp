@@ -1,0 +1,104 @@
+#include "promptcache/cache/keys.hpp"
+
+namespace promptcache::cache {
+namespace {
+
+bool needs_escape(char c) {
+  switch (c) {
+    case '%':
+    case ':':
+    case '*':
+    case '?':
+    case '[':
+    case ']':
+    case '\\':
+      return true;
+    default:
+      return false;
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+void append_escaped(std::string& out, std::string_view part) {
+  constexpr char hex[] = "0123456789ABCDEF";
+  for (char c : part) {
+    if (needs_escape(c)) {
+      const auto u = static_cast<unsigned char>(c);
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+}
+
+}  // namespace
+
+std::string escape_key_part(std::string_view part) {
+  std::string out;
+  out.reserve(part.size());
+  append_escaped(out, part);
+  return out;
+}
+
+std::string unescape_key_part(std::string_view part) {
+  std::string out;
+  out.reserve(part.size());
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    if (part[i] == '%' && i + 2 < part.size()) {
+      const int hi = hex_value(part[i + 1]);
+      const int lo = hex_value(part[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+        continue;
+      }
+    }
+    out += part[i];
+  }
+  return out;
+}
+
+std::string build_key(std::initializer_list<std::string_view> parts) {
+  std::size_t size = parts.size();
+  for (auto p : parts) size += p.size();
+  std::string key;
+  key.reserve(size);
+  bool first = true;
+  for (auto p : parts) {
+    if (!first) key += ':';
+    first = false;
+    append_escaped(key, p);
+  }
+  return key;
+}
+
+std::string analysis_key(std::string_view prompt_hash, std::string_view user_id,
+                         std::string_view analysis_type) {
+  return build_key({"prompt", "analysis", prompt_hash, user_id, analysis_type});
+}
+
+std::string suggestions_key(std::string_view prompt_hash, std::string_view user_id,
+                            std::string_view version) {
+  return build_key({"prompt", "suggestions", prompt_hash, user_id, version});
+}
+
+std::string prediction_key(std::string_view model_version, std::string_view prompt_hash) {
+  return build_key({"ml", "model", "prediction", model_version, prompt_hash});
+}
+
+std::string user_analysis_pattern(std::string_view user_id) {
+  std::string pattern = "prompt:analysis:*:";
+  append_escaped(pattern, user_id);
+  pattern += ":*";
+  return pattern;
+}
+
+}  // namespace promptcache::cache

@@ -1,0 +1,78 @@
+#include "promptcache/cache/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace promptcache::cache {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+CacheConfig load(const Env& env) {
+  return CacheConfig::from_env([&](const char* name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+std::string error_of(const Env& env) {
+  try {
+    (void)load(env);
+  } catch (const net::ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(CacheConfig, without_redis_variables_the_in_process_store_is_used) {
+  const CacheConfig cfg = load({});
+  EXPECT_FALSE(cfg.redis.has_value());
+  EXPECT_EQ(cfg.default_ttl.count(), 3600);
+  EXPECT_EQ(cfg.codec.compress_threshold, 1024u);
+  EXPECT_EQ(cfg.breaker.failure_threshold, 5u);
+}
+
+TEST(CacheConfig, redis_url_or_host_selects_redis) {
+  EXPECT_TRUE(load({{"REDIS_URL", "redis://h:7000"}}).redis.has_value());
+  const CacheConfig cfg = load({{"REDIS_HOST", "cache.internal"}, {"REDIS_PORT", "6390"}});
+  ASSERT_TRUE(cfg.redis.has_value());
+  EXPECT_EQ(cfg.redis->host, "cache.internal");
+  EXPECT_EQ(cfg.redis->port, 6390);
+}
+
+TEST(CacheConfig, reads_every_promptcache_variable) {
+  const CacheConfig cfg = load({{"PROMPTCACHE_DEFAULT_TTL", "0"},
+                                {"PROMPTCACHE_COMPRESS_THRESHOLD", "4096"},
+                                {"PROMPTCACHE_LOCAL_MAX_ENTRIES", "10"},
+                                {"PROMPTCACHE_LOCAL_MAX_BYTES", "2048"},
+                                {"PROMPTCACHE_BREAKER_FAILURES", "2"},
+                                {"PROMPTCACHE_BREAKER_OPEN_SECONDS", "0.5"}});
+  EXPECT_EQ(cfg.default_ttl.count(), 0);
+  EXPECT_EQ(cfg.codec.compress_threshold, 4096u);
+  EXPECT_EQ(cfg.local.max_entries, 10u);
+  EXPECT_EQ(cfg.local.max_bytes, 2048u);
+  EXPECT_EQ(cfg.breaker.failure_threshold, 2u);
+  EXPECT_EQ(cfg.breaker.open_for.count(), 500);
+}
+
+TEST(CacheConfig, every_bad_value_names_its_variable) {
+  const std::pair<const char*, const char*> bad[] = {
+      {"PROMPTCACHE_DEFAULT_TTL", "-1"},         {"PROMPTCACHE_DEFAULT_TTL", "1h"},
+      {"PROMPTCACHE_COMPRESS_THRESHOLD", "x"},   {"PROMPTCACHE_LOCAL_MAX_ENTRIES", "0"},
+      {"PROMPTCACHE_LOCAL_MAX_BYTES", "10"},     {"PROMPTCACHE_BREAKER_FAILURES", "0"},
+      {"PROMPTCACHE_BREAKER_OPEN_SECONDS", "0"}, {"REDIS_SOCKET_TIMEOUT", "soon"},
+  };
+  for (const auto& [name, value] : bad) {
+    EXPECT_NE(error_of({{name, value}}).find(name), std::string::npos) << name << "=" << value;
+  }
+}
+
+TEST(CacheConfig, redis_variables_are_validated_even_when_redis_is_not_selected) {
+  EXPECT_NE(error_of({{"REDIS_PORT", "99999"}}).find("REDIS_PORT"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace promptcache::cache
