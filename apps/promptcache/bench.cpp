@@ -2,23 +2,25 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
+#include <functional>
 #include <iostream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 
+#include "promptcache/cache/keys.hpp"
+#include "promptcache/cache/service.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/redis_store.hpp"
 
 namespace promptcache::app {
 
@@ -34,9 +36,11 @@ struct BenchOptions {
   std::size_t ops = 200000;
   std::size_t value_bytes = 1024;
   std::size_t keys = 10000;
+  std::size_t users = 100;
+  std::size_t batch = 1000;  // set_multiple entries per call
 };
 
-// The standard value: a prompt-analysis result of about `bytes` bytes of JSON.
+// The standard value (DESIGN.md §7): a prompt-analysis result of about `bytes` bytes of JSON.
 std::string standard_value(std::size_t bytes) {
   std::string v = R"({"score":0.87,"clarity":0.91,"suggestions":[)";
   for (int i = 0; i < 12; ++i) {
@@ -50,38 +54,82 @@ std::string standard_value(std::size_t bytes) {
   return v;
 }
 
-std::string bench_key(std::size_t i) {
+std::string raw_key(std::size_t i) {
   return fmt::format("bench:raw:{}", i);
 }
+std::string prompt_hash(std::size_t i) {
+  return fmt::format("{:064x}", i * 2654435761u);
+}
 
-struct RunResult {
-  std::size_t ops = 0;
+struct Sample {
+  std::size_t ops = 0;  // units of work (entries for set_multiple)
   std::size_t errors = 0;
-  double seconds = 0;
-  std::vector<std::uint32_t> latencies_ns;
+  std::vector<std::uint32_t> latencies_ns;  // per call
 };
 
-asio::awaitable<void> get_loop(net::Client& client, std::size_t ops, std::size_t keys,
-                               std::uint32_t seed, RunResult& out) {
+// One call of a workload: the units of work it did (0 on failure).
+using Step = std::function<asio::awaitable<std::size_t>(std::minstd_rand&)>;
+
+asio::awaitable<void> run_loop(const Step& step, std::size_t calls, std::uint32_t seed,
+                               Sample& out) {
   std::minstd_rand rng(seed);
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < ops; ++i) {
-    const std::string key = bench_key(rng() % keys);
+  for (std::size_t i = 0; i < calls; ++i) {
     const auto start = Clock::now();
-    auto r = co_await client.get(key);
+    const std::size_t done = co_await step(rng);
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
     out.latencies_ns.push_back(
         static_cast<std::uint32_t>(std::min<std::int64_t>(ns.count(), UINT32_MAX)));
-    if (!r || !r->has_value()) ++out.errors;
+    if (done == 0) ++out.errors;
+    out.ops += done;
   }
 }
 
-asio::awaitable<bool> preload(net::Client& client, std::size_t keys, const std::string& value) {
+// Runs `concurrency` coroutines sharing `calls` calls of `step`; prints one JSON line.
+asio::awaitable<void> measure(asio::io_context& io, const BenchOptions& o, std::size_t concurrency,
+                              std::size_t calls, const Step& step) {
+  std::vector<Sample> parts(concurrency);
+  const std::size_t per = std::max<std::size_t>(calls / concurrency, 1);
+  std::size_t running = concurrency;
+  asio::steady_timer done(io, Clock::time_point::max());
+  const auto start = Clock::now();
+  for (std::size_t i = 0; i < concurrency; ++i) {
+    parts[i].latencies_ns.reserve(per);
+    asio::co_spawn(io, run_loop(step, per, static_cast<std::uint32_t>(i + 7), parts[i]),
+                   [&](std::exception_ptr) {
+                     if (--running == 0) done.cancel();
+                   });
+  }
+  boost::system::error_code ignored;
+  co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  Sample total;
+  for (auto& p : parts) {
+    total.ops += p.ops;
+    total.errors += p.errors;
+    total.latencies_ns.insert(total.latencies_ns.end(), p.latencies_ns.begin(),
+                              p.latencies_ns.end());
+  }
+  std::sort(total.latencies_ns.begin(), total.latencies_ns.end());
+  auto pct = [&](double p) {
+    if (total.latencies_ns.empty()) return 0.0;
+    const auto i = static_cast<std::size_t>(p * static_cast<double>(total.latencies_ns.size() - 1));
+    return total.latencies_ns[i] / 1000.0;
+  };
+  std::cout << fmt::format(
+                   R"({{"workload":"{}","ops":{},"concurrency":{},"ops_per_s":{:.0f},)"
+                   R"("p50_us":{:.1f},"p99_us":{:.1f},"errors":{},"ms":{:.1f},"value_bytes":{}}})",
+                   o.workload, total.ops, concurrency, static_cast<double>(total.ops) / seconds,
+                   pct(0.50), pct(0.99), total.errors, seconds * 1000, o.value_bytes)
+            << std::endl;
+}
+
+asio::awaitable<bool> preload_raw(net::Client& client, const BenchOptions& o,
+                                  const std::string& value) {
   constexpr std::size_t batch = 500;
-  for (std::size_t first = 0; first < keys; first += batch) {
+  for (std::size_t first = 0; first < o.keys; first += batch) {
     resp::Request req;
-    for (std::size_t i = first; i < std::min(keys, first + batch); ++i) {
-      req.push("SET", bench_key(i), value);
+    for (std::size_t i = first; i < std::min(o.keys, first + batch); ++i) {
+      req.push("SET", raw_key(i), value);
     }
     resp::ReplyCollector out;
     if (auto ec = co_await client.execute(req, out)) {
@@ -93,22 +141,71 @@ asio::awaitable<bool> preload(net::Client& client, std::size_t keys, const std::
   co_return true;
 }
 
-void print_result(const BenchOptions& o, std::size_t concurrency, RunResult& r) {
-  std::sort(r.latencies_ns.begin(), r.latencies_ns.end());
-  auto pct = [&](double p) {
-    if (r.latencies_ns.empty()) return 0.0;
-    const auto i = static_cast<std::size_t>(p * static_cast<double>(r.latencies_ns.size() - 1));
-    return r.latencies_ns[i] / 1000.0;
-  };
-  std::cout << fmt::format(
-                   R"({{"workload":"{}","ops":{},"concurrency":{},"ops_per_s":{:.0f},)"
-                   R"("p50_us":{:.1f},"p99_us":{:.1f},"errors":{},"ms":{:.1f},"value_bytes":{}}})",
-                   o.workload, r.ops, concurrency, r.ops / r.seconds, pct(0.50), pct(0.99),
-                   r.errors, r.seconds * 1000, o.value_bytes)
-            << std::endl;
+asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::ClientConfig cfg) {
+  auto client = std::make_shared<net::Client>(io.get_executor(), cfg);
+  if (auto ec = co_await client->connect()) {
+    std::cerr << "promptcache bench: cannot reach Redis: " << client->last_error_message() << "\n";
+    co_return 1;
+  }
+  const std::string value_text = standard_value(o.value_bytes);
+  const boost::json::value value = boost::json::parse(value_text);
+  cache::ServiceOptions service_options;
+  service_options.default_ttl = std::chrono::seconds(3600);
+  cache::PromptCacheService service(std::make_shared<store::RedisStore>(client), service_options);
+
+  Step step;
+  std::size_t calls = o.ops;
+  if (o.workload == "raw_get") {
+    if (!co_await preload_raw(*client, o, value_text)) co_return 1;
+    step = [&](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+      const std::string key = raw_key(rng() % o.keys);
+      auto r = co_await client->get(key);
+      co_return r && r->has_value() ? 1 : 0;
+    };
+  } else if (o.workload == "get_hit") {
+    std::vector<std::pair<std::string, boost::json::value>> entries;
+    for (std::size_t i = 0; i < o.keys; ++i) {
+      entries.emplace_back(
+          cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default"),
+          value);
+    }
+    co_await service.set_multiple(entries);
+    step = [&](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+      const std::size_t i = rng() % o.keys;
+      const std::string hash = prompt_hash(i);
+      const std::string user = fmt::format("user{}", i % o.users);
+      auto r = co_await service.get_analysis_result(hash, user, "default");
+      co_return r ? 1 : 0;
+    };
+  } else {  // set_multiple: ops counts entries
+    calls = std::max<std::size_t>(o.ops / o.batch, 1);
+    step = [&](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+      std::vector<std::pair<std::string, boost::json::value>> entries;
+      entries.reserve(o.batch);
+      for (std::size_t j = 0; j < o.batch; ++j) {
+        const std::size_t i = rng() % o.keys;
+        entries.emplace_back(
+            cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default"),
+            value);
+      }
+      try {
+        co_await service.set_multiple(entries);
+      } catch (const cache::CacheError& e) {
+        std::cerr << "promptcache bench: " << e.what() << "\n";
+        co_return 0;
+      }
+      co_return o.batch;
+    };
+  }
+  for (std::size_t c : o.concurrency) {
+    co_await measure(io, o, c, std::max<std::size_t>(calls / 20, c), step);  // warm-up
+    co_await measure(io, o, c, calls, step);
+  }
+  client->close();
+  co_return 0;
 }
 
-int run_raw_get(const BenchOptions& o) {
+int run_bench(const BenchOptions& o) {
   net::ClientConfig cfg;
   try {
     cfg = o.redis_url.empty() ? net::ClientConfig::from_env()
@@ -118,64 +215,17 @@ int run_raw_get(const BenchOptions& o) {
     return 2;
   }
   asio::io_context io(1);
-  net::Client client(io.get_executor(), cfg);
-  int status = 0;
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        if (auto ec = co_await client.connect()) {
-          std::cerr << "promptcache bench: cannot reach Redis: " << client.last_error_message()
-                    << "\n";
-          status = 1;
-          co_return;
-        }
-        const std::string value = standard_value(o.value_bytes);
-        if (!co_await preload(client, o.keys, value)) {
-          status = 1;
-          co_return;
-        }
-        for (std::size_t c : o.concurrency) {
-          // Warm up the connection and the allocator.
-          RunResult warm;
-          co_await get_loop(client, 1000, o.keys, 1, warm);
-
-          std::vector<RunResult> parts(c);
-          const std::size_t per = std::max<std::size_t>(o.ops / c, 1);
-          const auto start = Clock::now();
-          std::size_t running = c;
-          asio::steady_timer done(io, Clock::time_point::max());
-          for (std::size_t i = 0; i < c; ++i) {
-            parts[i].latencies_ns.reserve(per);
-            asio::co_spawn(
-                io, get_loop(client, per, o.keys, static_cast<std::uint32_t>(i + 7), parts[i]),
-                [&](std::exception_ptr) {
-                  if (--running == 0) done.cancel();
-                });
-          }
-          boost::system::error_code ignored;
-          co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-          RunResult total;
-          total.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-          for (auto& p : parts) {
-            total.ops += p.latencies_ns.size();
-            total.errors += p.errors;
-            total.latencies_ns.insert(total.latencies_ns.end(), p.latencies_ns.begin(),
-                                      p.latencies_ns.end());
-          }
-          print_result(o, c, total);
-        }
-        client.close();
-      },
-      [&](std::exception_ptr e) {
-        if (e) {
-          status = 1;
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            std::cerr << "promptcache bench: " << ex.what() << "\n";
-          }
-        }
-      });
+  int status = 1;
+  asio::co_spawn(io, run(io, o, cfg), [&](std::exception_ptr e, int result) {
+    status = result;
+    if (!e) return;
+    status = 1;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::cerr << "promptcache bench: " << ex.what() << "\n";
+    }
+  });
   io.run();
   return status;
 }
@@ -185,8 +235,8 @@ int run_raw_get(const BenchOptions& o) {
 void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache (DESIGN.md §7)");
-  cmd->add_option("--workload", opts->workload, "Workload to run")
-      ->check(CLI::IsMember({"raw_get"}))
+  cmd->add_option("--workload", opts->workload, "raw_get, get_hit or set_multiple")
+      ->check(CLI::IsMember({"raw_get", "get_hit", "set_multiple"}))
       ->capture_default_str();
   cmd->add_option("--redis", opts->redis_url, "Redis URL (default: REDIS_URL and REDIS_*)");
   cmd->add_option("--concurrency", opts->concurrency,
@@ -194,7 +244,7 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->delimiter(',')
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--ops", opts->ops, "Operations per run")
+  cmd->add_option("--ops", opts->ops, "Operations (entries for set_multiple) per run")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   cmd->add_option("--value-bytes", opts->value_bytes, "Size of the standard value")
@@ -203,7 +253,13 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--keys", opts->keys, "Distinct keys")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
-  cmd->callback([opts, &exit_code] { exit_code = run_raw_get(*opts); });
+  cmd->add_option("--users", opts->users, "Distinct users the keys belong to")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  cmd->add_option("--batch", opts->batch, "Entries per set_multiple call")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->callback([opts, &exit_code] { exit_code = run_bench(*opts); });
 }
 
 }  // namespace promptcache::app

@@ -100,8 +100,14 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
       (static_cast<std::uint8_t>(stored[4]) & ~flag_zstd) != 0) {
     return make_error_code(error::corrupt_value);
   }
-  value.meta.created = from_ms(get_u64(stored.substr(6, 8)));
-  value.meta.soft_expiry = from_ms(get_u64(stored.substr(14, 8)));
+  const std::uint64_t created = get_u64(stored.substr(6, 8));
+  const std::uint64_t soft_expiry = get_u64(stored.substr(14, 8));
+  // Past the clock's range (year 2262) a time can only come from a corrupt or foreign writer.
+  constexpr auto max_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::duration::max()).count());
+  if (created > max_ms || soft_expiry > max_ms) return make_error_code(error::corrupt_value);
+  value.meta.created = from_ms(created);
+  value.meta.soft_expiry = from_ms(soft_expiry);
   const std::string_view payload = stored.substr(header_size);
   if ((static_cast<std::uint8_t>(stored[4]) & flag_zstd) == 0) {
     value.json = payload;

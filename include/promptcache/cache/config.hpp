@@ -10,13 +10,11 @@
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/envelope.hpp"
 #include "promptcache/net/config.hpp"
+#include "promptcache/store/local_store.hpp"
 
 namespace promptcache::cache {
 
-struct LocalStoreOptions {
-  std::size_t max_entries = 100000;
-  std::size_t max_bytes = 256u * 1024 * 1024;  // keys + values
-};
+using store::LocalStoreOptions;
 
 struct CacheConfig {
   // Redis when REDIS_URL or REDIS_HOST is set; otherwise the in-process store.

@@ -1,0 +1,141 @@
+// PromptCacheService: the seed's cache of prompt-analysis results (same names, same key
+// layout and TTL policy) with its defects fixed, over any Store.
+//
+// Failure behaviour, as in the seed: reads fail open (a miss, a warning, a counter, the error
+// on the span); writes, batch writes and invalidation throw CacheError. A circuit breaker
+// skips the store at once after repeated connection failures: reads miss, writes are dropped
+// and counted — nobody waits for a timeout during an outage.
+//
+// Threading: the service is safe to share between threads; each call runs on its caller's
+// coroutine, the store decides where its I/O happens (see net::Client).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "promptcache/cache/circuit_breaker.hpp"
+#include "promptcache/cache/config.hpp"
+#include "promptcache/cache/envelope.hpp"
+#include "promptcache/store/store.hpp"
+#include "promptcache/telemetry/latency.hpp"
+#include "promptcache/telemetry/tracer.hpp"
+
+namespace promptcache::cache {
+
+class CacheError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServiceOptions {
+  std::chrono::seconds default_ttl{3600};
+  CodecOptions codec;
+  CircuitBreakerOptions breaker;
+};
+
+class PromptCacheService {
+ public:
+  using Json = boost::json::value;
+  using Fallback = std::function<boost::asio::awaitable<Json>()>;
+
+  PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
+                     std::shared_ptr<telemetry::Tracer> tracer = nullptr);
+
+  // The store the configuration names: Redis (a client on `executors`) or the in-process
+  // store. Throws net::ConfigError for an unusable TLS file.
+  [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
+      const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
+      std::shared_ptr<telemetry::Tracer> tracer = nullptr);
+
+  // prompt:analysis:<prompt_hash>:<user_id>:<analysis_type>; nullopt on a miss or an error.
+  boost::asio::awaitable<std::optional<Json>> get_analysis_result(
+      std::string_view prompt_hash, std::string_view user_id,
+      std::string_view analysis_type = "default");
+  // Stores an analysis result under the same key (TTL: PROMPT_ANALYSIS unless given).
+  boost::asio::awaitable<void> set_analysis_result(std::string_view prompt_hash,
+                                                   std::string_view user_id,
+                                                   std::string_view analysis_type,
+                                                   const Json& value,
+                                                   std::optional<std::int64_t> ttl = {});
+
+  boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
+  // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
+  boost::asio::awaitable<void> set(std::string_view key, const Json& value,
+                                   std::optional<std::int64_t> ttl = {});
+  // The seed's delete(key) (a C++ keyword): whether the key existed. Throws CacheError.
+  boost::asio::awaitable<bool> delete_key(std::string_view key);
+  // One MGET; fails open (every value nullopt).
+  boost::asio::awaitable<std::vector<std::optional<Json>>> get_multiple(
+      const std::vector<std::string>& keys);
+  // One pipelined write. Throws CacheError saying how many entries failed.
+  boost::asio::awaitable<void> set_multiple(
+      const std::vector<std::pair<std::string, Json>>& entries,
+      std::optional<std::int64_t> ttl = {});
+  // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
+  boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
+                                                 std::optional<std::int64_t> ttl = {});
+  // Removes that user's analysis entries and nothing else; how many. Throws CacheError.
+  boost::asio::awaitable<std::uint64_t> invalidate_user_analysis_cache(std::string_view user_id);
+  // Admin: removes every key matching a Redis glob pattern; how many. Throws CacheError.
+  boost::asio::awaitable<std::uint64_t> invalidate_pattern(std::string_view pattern);
+  // The seed's fields from the server, this client's counters and latencies, the breaker.
+  // On failure {"error": "..."} (plus this client's own counters).
+  boost::asio::awaitable<boost::json::object> get_cache_stats();
+
+  [[nodiscard]] store::Store& store() noexcept { return *store_; }
+  [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
+
+ private:
+  enum Op {
+    op_get,
+    op_set,
+    op_delete,
+    op_get_multiple,
+    op_set_multiple,
+    op_invalidate,
+    op_fallback,
+    op_count
+  };
+
+  struct Counters {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> misses{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> corrupt{0};
+    std::atomic<std::uint64_t> skipped_reads{0};   // breaker open
+    std::atomic<std::uint64_t> dropped_writes{0};  // breaker open
+    std::atomic<std::uint64_t> fallback_calls{0};
+  };
+
+  // Turns a stored value into JSON; a corrupt or foreign one is deleted, logged and counted.
+  boost::asio::awaitable<std::optional<Json>> decode_or_discard(std::string_view key,
+                                                                std::string_view stored);
+  [[nodiscard]] std::string encode(const Json& value) const;
+  [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
+  // Feeds the breaker; true when `ec` is an error.
+  bool note_result(const boost::system::error_code& ec);
+  void record(Op op, std::chrono::steady_clock::time_point start);
+
+  std::shared_ptr<store::Store> store_;
+  ServiceOptions options_;
+  std::shared_ptr<telemetry::Tracer> tracer_;
+  CircuitBreaker breaker_;
+  Counters counters_;
+  std::array<telemetry::LatencyHistogram, op_count> latency_;
+};
+
+}  // namespace promptcache::cache

@@ -1,0 +1,75 @@
+// The in-process store: the embedded default when REDIS_URL is unset. A map with TTLs,
+// bounded by entries and by bytes (least recently used out first). Thread-safe: one mutex;
+// every operation is O(1) but delete_matching, which walks the map.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "promptcache/store/store.hpp"
+
+namespace promptcache::store {
+
+struct LocalStoreOptions {
+  std::size_t max_entries = 100000;
+  std::size_t max_bytes = 256u * 1024 * 1024;  // keys + values
+};
+
+class LocalStore final : public Store {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Now = Clock::time_point (*)();
+
+  explicit LocalStore(LocalStoreOptions options = {}, Now now = &Clock::now);
+
+  [[nodiscard]] std::string_view tier() const noexcept override { return "local"; }
+
+  boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key) override;
+  boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>> get_multiple(
+      const std::vector<std::string>& keys) override;
+  boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
+                                                        std::string_view value,
+                                                        std::chrono::seconds ttl) override;
+  boost::asio::awaitable<Result<std::size_t>> set_multiple(
+      const std::vector<Entry>& entries) override;
+  boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
+  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(std::string_view pattern) override;
+  boost::asio::awaitable<Result<ServerStats>> server_stats() override;
+
+  // Synchronous forms of the above, for callers without coroutines.
+  [[nodiscard]] std::optional<std::string> get_now(std::string_view key);
+  void set_now(std::string_view key, std::string_view value, std::chrono::seconds ttl);
+  [[nodiscard]] bool del_now(std::string_view key);
+  [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] std::size_t bytes() const;
+
+ private:
+  struct Node {
+    std::string key;
+    std::string value;
+    Clock::time_point expires;  // max(): never
+  };
+  using Lru = std::list<Node>;  // front: most recently used
+
+  // All with mutex_ held.
+  Lru::iterator find_live(std::string_view key, Clock::time_point now);
+  void erase(Lru::iterator it);
+  void put(std::string_view key, std::string_view value, std::chrono::seconds ttl,
+           Clock::time_point now);
+
+  LocalStoreOptions options_;
+  Now now_;
+  mutable std::mutex mutex_;
+  Lru lru_;
+  std::unordered_map<std::string_view, Lru::iterator> index_;  // views into Node::key
+  std::size_t bytes_ = 0;
+  std::uint64_t hits_ = 0;
+  std::uint64_t misses_ = 0;
+  std::uint64_t commands_ = 0;
+};
+
+}  // namespace promptcache::store

@@ -1,0 +1,41 @@
+// The Redis store: the Store interface on our pipelined client.
+#pragma once
+
+#include <memory>
+
+#include "promptcache/net/client.hpp"
+#include "promptcache/store/store.hpp"
+
+namespace promptcache::store {
+
+class RedisStore final : public Store {
+ public:
+  // Shares the client: several stores (or the service and the operator commands) may use it.
+  explicit RedisStore(std::shared_ptr<net::Client> client) : client_(std::move(client)) {}
+
+  [[nodiscard]] std::string_view tier() const noexcept override { return "redis"; }
+  [[nodiscard]] net::Client& client() noexcept { return *client_; }
+
+  boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key) override;
+  boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>> get_multiple(
+      const std::vector<std::string>& keys) override;
+  boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
+                                                        std::string_view value,
+                                                        std::chrono::seconds ttl) override;
+  boost::asio::awaitable<Result<std::size_t>> set_multiple(
+      const std::vector<Entry>& entries) override;
+  boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
+  // SCAN MATCH pattern COUNT 1000; each page's keys are unlinked in the same round trip as
+  // the request for the next page.
+  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(std::string_view pattern) override;
+  // INFO, parsed.
+  boost::asio::awaitable<Result<ServerStats>> server_stats() override;
+
+ private:
+  std::shared_ptr<net::Client> client_;
+};
+
+// Parses the text of an INFO reply ("field:value" lines) into the fields the service reports.
+[[nodiscard]] ServerStats parse_info(std::string_view info);
+
+}  // namespace promptcache::store

@@ -1,0 +1,68 @@
+// Where cached bytes live: one interface, two stores — Redis (remote) and an in-process map
+// (local). The service above speaks only to this interface; keys and values arrive already
+// built and encoded.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+namespace promptcache::store {
+
+template <class T>
+using Result = boost::system::result<T>;
+
+struct Entry {
+  std::string key;
+  std::string value;
+  std::chrono::seconds ttl{0};  // 0: no expiry
+};
+
+// What the server says about itself (INFO for Redis; the map's own counters locally).
+struct ServerStats {
+  std::uint64_t keyspace_hits = 0;
+  std::uint64_t keyspace_misses = 0;
+  std::uint64_t connected_clients = 0;
+  std::uint64_t total_commands_processed = 0;
+  std::uint64_t used_memory = 0;
+  std::string used_memory_human;
+  std::uint64_t keys = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "redis" or "local": the cache.tier of spans and metrics.
+  [[nodiscard]] virtual std::string_view tier() const noexcept = 0;
+
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::optional<std::string>>> get(
+      std::string_view key) = 0;
+  // One value (or nullopt) per key, in order.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>>
+  get_multiple(const std::vector<std::string>& keys) = 0;
+  [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code> set(
+      std::string_view key, std::string_view value, std::chrono::seconds ttl) = 0;
+  // Writes every entry in as few round trips as the store allows; the number that failed.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::size_t>> set_multiple(
+      const std::vector<Entry>& entries) = 0;
+  // How many of `keys` existed.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> del(
+      const std::vector<std::string>& keys) = 0;
+  // Deletes every key matching a Redis glob pattern, in batches; how many were deleted.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
+      std::string_view pattern) = 0;
+  [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
+};
+
+// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as SCAN MATCH does it.
+[[nodiscard]] bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+
+}  // namespace promptcache::store

@@ -1,0 +1,369 @@
+#include "promptcache/cache/service.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "promptcache/cache/keys.hpp"
+#include "promptcache/cache/ttl.hpp"
+#include "promptcache/error.hpp"
+#include "promptcache/net/client.hpp"
+#include "promptcache/store/local_store.hpp"
+#include "promptcache/store/redis_store.hpp"
+
+namespace promptcache::cache {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* op_names[] = {"get",          "set",        "delete",  "get_multiple",
+                                    "set_multiple", "invalidate", "fallback"};
+
+// Errors that say the tier is unreachable (as opposed to a server that answered badly).
+bool is_connection_failure(const error_code& ec) {
+  if (ec.category() != error_category()) return true;  // socket, TLS, resolver errors
+  switch (static_cast<error>(ec.value())) {
+    case error::timeout:
+    case error::not_connected:
+    case error::connect_timeout:
+    case error::connection_lost:
+    case error::protocol_error:
+    case error::limit_exceeded:
+    case error::auth_failed:
+    case error::closed:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Keys may hold anything a user sent: quoted and escaped in logs.
+std::string loggable(std::string_view key) {
+  return fmt::format("{:?}", key);
+}
+
+}  // namespace
+
+PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options,
+                                       std::shared_ptr<telemetry::Tracer> tracer)
+    : store_(std::move(store)),
+      options_(options),
+      tracer_(std::move(tracer)),
+      breaker_(options.breaker) {}
+
+std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
+    const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
+    std::shared_ptr<telemetry::Tracer> tracer) {
+  std::shared_ptr<store::Store> store;
+  if (config.redis) {
+    store = std::make_shared<store::RedisStore>(
+        std::make_shared<net::Client>(executors, *config.redis));
+  } else {
+    store = std::make_shared<store::LocalStore>(config.local);
+  }
+  ServiceOptions options{config.default_ttl, config.codec, config.breaker};
+  return std::make_unique<PromptCacheService>(std::move(store), options, std::move(tracer));
+}
+
+bool PromptCacheService::note_result(const error_code& ec) {
+  if (!ec) {
+    breaker_.on_success();
+    return false;
+  }
+  counters_.errors.fetch_add(1, std::memory_order_relaxed);
+  if (is_connection_failure(ec)) {
+    breaker_.on_failure(Clock::now());
+  } else {
+    breaker_.on_success();  // the server answered: the tier is up
+  }
+  return true;
+}
+
+void PromptCacheService::record(Op op, Clock::time_point start) {
+  latency_[op].record(Clock::now() - start);
+}
+
+std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_t> ttl) const {
+  if (!ttl) return options_.default_ttl;
+  if (*ttl < 0) throw CacheError("TTL must not be negative");
+  return std::chrono::seconds(*ttl);
+}
+
+std::string PromptCacheService::encode(const Json& value) const {
+  const std::string text = json::serialize(value);
+  return encode_value(text, EnvelopeMeta{std::chrono::system_clock::now(), {}}, options_.codec);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::decode_or_discard(
+    std::string_view key, std::string_view stored) {
+  std::string scratch;
+  auto decoded = decode_value(stored, options_.codec, scratch);
+  if (decoded) {
+    error_code ec;
+    json::value value = json::parse(decoded->json, ec);
+    if (!ec) co_return std::optional<Json>(std::move(value));
+  }
+  counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
+               loggable(key), stored.size());
+  std::vector<std::string> doomed{std::string(key)};
+  auto removed = co_await store_->del(doomed);
+  (void)removed;  // best effort: a value that stays is discarded again on the next read
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
+    std::string_view key) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_get");
+  span.set("cache.key", key);
+  span.set("cache.tier", store_->tier());
+  if (!breaker_.allow(start)) {
+    counters_.skipped_reads.fetch_add(1, std::memory_order_relaxed);
+    counters_.misses.fetch_add(1, std::memory_order_relaxed);
+    span.set("cache.hit", false);
+    span.set("cache.skipped", true);
+    co_return std::nullopt;
+  }
+  auto stored = co_await store_->get(key);
+  std::optional<Json> result;
+  if (note_result(stored.has_error() ? stored.error() : error_code{})) {
+    const std::string message = stored.error().message();
+    span.record_exception(message);
+    spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
+  } else if (stored->has_value()) {
+    result = co_await decode_or_discard(key, **stored);
+  }
+  (result ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
+  span.set("cache.hit", result.has_value());
+  record(op_get, start);
+  co_return result;
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_analysis_result(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  co_return co_await get(key);
+}
+
+asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view prompt_hash,
+                                                              std::string_view user_id,
+                                                              std::string_view analysis_type,
+                                                              const Json& value,
+                                                              std::optional<std::int64_t> ttl) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  const std::int64_t seconds = CacheTTLConfig::get_ttl("PROMPT_ANALYSIS", ttl).count();
+  co_await set(key, value, seconds);
+}
+
+asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
+                                              std::optional<std::int64_t> ttl) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_set");
+  span.set("cache.key", key);
+  span.set("cache.tier", store_->tier());
+  const auto seconds = effective_ttl(ttl);
+  if (!breaker_.allow(start)) {
+    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    span.set("cache.skipped", true);
+    throw CacheError(fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
+  }
+  const std::string stored = encode(value);
+  const error_code ec = co_await store_->set(key, stored, seconds);
+  record(op_set, start);
+  if (note_result(ec)) {
+    span.record_exception(ec.message());
+    spdlog::warn("cache set failed op=set key={} error=\"{}\"", loggable(key), ec.message());
+    throw CacheError(fmt::format("cache set failed for {}: {}", loggable(key), ec.message()));
+  }
+}
+
+asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_delete");
+  span.set("cache.key", key);
+  if (!breaker_.allow(start)) {
+    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    throw CacheError(
+        fmt::format("cache delete skipped for {}: circuit breaker open", loggable(key)));
+  }
+  std::vector<std::string> keys{std::string(key)};
+  auto removed = co_await store_->del(keys);
+  record(op_delete, start);
+  if (note_result(removed.has_error() ? removed.error() : error_code{})) {
+    span.record_exception(removed.error().message());
+    throw CacheError(
+        fmt::format("cache delete failed for {}: {}", loggable(key), removed.error().message()));
+  }
+  co_return *removed > 0;
+}
+
+asio::awaitable<std::vector<std::optional<PromptCacheService::Json>>>
+PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_get_multiple");
+  span.set("cache.keys", static_cast<std::int64_t>(keys.size()));
+  std::vector<std::optional<Json>> out(keys.size());
+  if (keys.empty()) co_return out;
+  if (!breaker_.allow(start)) {
+    counters_.skipped_reads.fetch_add(keys.size(), std::memory_order_relaxed);
+    counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
+    co_return out;
+  }
+  auto stored = co_await store_->get_multiple(keys);
+  if (note_result(stored.has_error() ? stored.error() : error_code{})) {
+    span.record_exception(stored.error().message());
+    spdlog::warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
+                 stored.error().message());
+    counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
+    co_return out;
+  }
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (!(*stored)[i]) continue;
+    out[i] = co_await decode_or_discard(keys[i], *(*stored)[i]);
+    hits += out[i] ? 1 : 0;
+  }
+  counters_.hits.fetch_add(hits, std::memory_order_relaxed);
+  counters_.misses.fetch_add(keys.size() - hits, std::memory_order_relaxed);
+  record(op_get_multiple, start);
+  co_return out;
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple(
+    const std::vector<std::pair<std::string, Json>>& entries, std::optional<std::int64_t> ttl) {
+  if (entries.empty()) co_return;
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_set_multiple");
+  span.set("cache.entries", static_cast<std::int64_t>(entries.size()));
+  span.set("cache.tier", store_->tier());
+  const auto seconds = effective_ttl(ttl);
+  if (!breaker_.allow(start)) {
+    counters_.dropped_writes.fetch_add(entries.size(), std::memory_order_relaxed);
+    throw CacheError(fmt::format("failed to set {} of {} cache entries: circuit breaker open",
+                                 entries.size(), entries.size()));
+  }
+  std::vector<store::Entry> encoded;
+  encoded.reserve(entries.size());
+  for (const auto& [key, value] : entries) encoded.push_back({key, encode(value), seconds});
+  auto failed = co_await store_->set_multiple(encoded);
+  record(op_set_multiple, start);
+  const bool error = note_result(failed.has_error() ? failed.error() : error_code{});
+  const std::size_t n = error ? entries.size() : *failed;
+  if (n > 0) {
+    const std::string why = error ? failed.error().message() : "the server refused some writes";
+    span.record_exception(why);
+    spdlog::error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
+                  entries.size(), why);
+    throw CacheError(
+        fmt::format("failed to set {} of {} cache entries: {}", n, entries.size(), why));
+  }
+  spdlog::debug("set {} cache entries op=set_multiple", entries.size());
+}
+
+asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
+    std::string_view key, const Fallback& fallback, std::optional<std::int64_t> ttl) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
+  span.set("cache.key", key);
+  std::optional<Json> cached = co_await get(key);  // fails open: never throws a cache error
+  if (cached) {
+    span.set("cache.hit", true);
+    record(op_fallback, start);
+    co_return std::move(*cached);
+  }
+  span.set("cache.hit", false);
+  counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
+  Json result = co_await fallback();  // its error is the caller's
+  try {
+    co_await set(key, result, ttl);
+  } catch (const CacheError& e) {
+    spdlog::warn("cache set after fallback failed op=fallback key={} error=\"{}\"", loggable(key),
+                 e.what());
+  }
+  record(op_fallback, start);
+  co_return result;
+}
+
+asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(std::string_view pattern) {
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
+  span.set("cache.pattern", pattern);
+  if (!breaker_.allow(start)) {
+    throw CacheError(
+        fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
+  }
+  auto deleted = co_await store_->delete_matching(pattern);
+  record(op_invalidate, start);
+  if (note_result(deleted.has_error() ? deleted.error() : error_code{})) {
+    span.record_exception(deleted.error().message());
+    spdlog::error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
+                  loggable(pattern), deleted.error().message());
+    throw CacheError(
+        fmt::format("failed to invalidate {}: {}", loggable(pattern), deleted.error().message()));
+  }
+  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
+  co_return *deleted;
+}
+
+asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cache(
+    std::string_view user_id) {
+  const std::string pattern = user_analysis_pattern(user_id);
+  try {
+    const std::uint64_t n = co_await invalidate_pattern(pattern);
+    spdlog::info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
+                 n);
+    co_return n;
+  } catch (const CacheError&) {
+    throw CacheError(fmt::format("Failed to invalidate cache for user {}", loggable(user_id)));
+  }
+}
+
+asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
+  json::object client;
+  client["tier"] = store_->tier();
+  client["hits"] = counters_.hits.load();
+  client["misses"] = counters_.misses.load();
+  client["errors"] = counters_.errors.load();
+  client["corrupt_values"] = counters_.corrupt.load();
+  client["skipped_reads"] = counters_.skipped_reads.load();
+  client["dropped_writes"] = counters_.dropped_writes.load();
+  client["fallback_calls"] = counters_.fallback_calls.load();
+  client["breaker"] = to_string(breaker_.state());
+  client["breaker_opened"] = breaker_.times_opened();
+  json::object latency;
+  for (int op = 0; op < op_count; ++op) {
+    const auto& h = latency_[op];
+    latency[op_names[op]] = json::object{
+        {"count", h.count()}, {"p50_us", h.percentile_us(0.50)}, {"p99_us", h.percentile_us(0.99)}};
+  }
+  client["latency"] = std::move(latency);
+
+  json::object stats;
+  auto server = co_await store_->server_stats();
+  if (server.has_error()) {
+    stats["error"] = server.error().message();
+    spdlog::error("failed to get cache stats error=\"{}\"", server.error().message());
+  } else {
+    const std::uint64_t total = server->keyspace_hits + server->keyspace_misses;
+    stats["keyspace_hits"] = server->keyspace_hits;
+    stats["keyspace_misses"] = server->keyspace_misses;
+    stats["hit_rate"] =
+        total > 0 ? static_cast<double>(server->keyspace_hits) / static_cast<double>(total) * 100
+                  : 0.0;
+    stats["connected_clients"] = server->connected_clients;
+    stats["used_memory"] =
+        server->used_memory_human.empty() ? std::string("unknown") : server->used_memory_human;
+    stats["total_commands_processed"] = server->total_commands_processed;
+    stats["keys"] = server->keys;
+  }
+  stats["client"] = std::move(client);
+  co_return stats;
+}
+
+}  // namespace promptcache::cache

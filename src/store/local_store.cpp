@@ -1,0 +1,142 @@
+#include "promptcache/store/local_store.hpp"
+
+namespace promptcache::store {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+LocalStore::LocalStore(LocalStoreOptions options, Now now) : options_(options), now_(now) {}
+
+LocalStore::Lru::iterator LocalStore::find_live(std::string_view key, Clock::time_point now) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return lru_.end();
+  auto node = it->second;
+  if (node->expires <= now) {
+    erase(node);
+    return lru_.end();
+  }
+  return node;
+}
+
+void LocalStore::erase(Lru::iterator it) {
+  bytes_ -= it->key.size() + it->value.size();
+  index_.erase(std::string_view(it->key));
+  lru_.erase(it);
+}
+
+void LocalStore::put(std::string_view key, std::string_view value, std::chrono::seconds ttl,
+                     Clock::time_point now) {
+  ++commands_;
+  if (auto it = index_.find(key); it != index_.end()) erase(it->second);
+  const std::size_t size = key.size() + value.size();
+  if (size > options_.max_bytes) return;  // could never fit: stored nowhere, like an eviction
+  while (!lru_.empty() &&
+         (lru_.size() >= options_.max_entries || bytes_ + size > options_.max_bytes)) {
+    erase(std::prev(lru_.end()));
+  }
+  const auto expires = ttl.count() > 0 ? now + ttl : Clock::time_point::max();
+  lru_.push_front(Node{std::string(key), std::string(value), expires});
+  index_.emplace(std::string_view(lru_.front().key), lru_.begin());
+  bytes_ += size;
+}
+
+std::optional<std::string> LocalStore::get_now(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  auto it = find_live(key, now_());
+  if (it == lru_.end()) {
+    ++misses_;
+    return std::nullopt;
+  }
+  ++hits_;
+  lru_.splice(lru_.begin(), lru_, it);
+  return it->value;
+}
+
+void LocalStore::set_now(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
+  std::lock_guard lock(mutex_);
+  put(key, value, ttl, now_());
+}
+
+bool LocalStore::del_now(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  auto it = find_live(key, now_());
+  if (it == lru_.end()) return false;
+  erase(it);
+  return true;
+}
+
+std::size_t LocalStore::size() const {
+  std::lock_guard lock(mutex_);
+  return lru_.size();
+}
+
+std::size_t LocalStore::bytes() const {
+  std::lock_guard lock(mutex_);
+  return bytes_;
+}
+
+asio::awaitable<Result<std::optional<std::string>>> LocalStore::get(std::string_view key) {
+  co_return get_now(key);
+}
+
+asio::awaitable<Result<std::vector<std::optional<std::string>>>> LocalStore::get_multiple(
+    const std::vector<std::string>& keys) {
+  std::vector<std::optional<std::string>> values;
+  values.reserve(keys.size());
+  for (const auto& k : keys) values.push_back(get_now(k));
+  co_return values;
+}
+
+asio::awaitable<error_code> LocalStore::set(std::string_view key, std::string_view value,
+                                            std::chrono::seconds ttl) {
+  set_now(key, value, ttl);
+  co_return error_code{};
+}
+
+asio::awaitable<Result<std::size_t>> LocalStore::set_multiple(const std::vector<Entry>& entries) {
+  std::lock_guard lock(mutex_);
+  const auto now = now_();
+  for (const auto& e : entries) put(e.key, e.value, e.ttl, now);
+  co_return std::size_t{0};
+}
+
+asio::awaitable<Result<std::uint64_t>> LocalStore::del(const std::vector<std::string>& keys) {
+  std::uint64_t n = 0;
+  for (const auto& k : keys) n += del_now(k) ? 1 : 0;
+  co_return n;
+}
+
+asio::awaitable<Result<std::uint64_t>> LocalStore::delete_matching(std::string_view pattern) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  const auto now = now_();
+  std::uint64_t n = 0;
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    auto next = std::next(it);
+    if (it->expires <= now) {
+      erase(it);
+    } else if (glob_match(pattern, it->key)) {
+      erase(it);
+      ++n;
+    }
+    it = next;
+  }
+  co_return n;
+}
+
+asio::awaitable<Result<ServerStats>> LocalStore::server_stats() {
+  std::lock_guard lock(mutex_);
+  ServerStats s;
+  s.keyspace_hits = hits_;
+  s.keyspace_misses = misses_;
+  s.connected_clients = 1;
+  s.total_commands_processed = commands_;
+  s.used_memory = bytes_;
+  s.used_memory_human = std::to_string(bytes_ / 1024) + "K";
+  s.keys = lru_.size();
+  co_return s;
+}
+
+}  // namespace promptcache::store

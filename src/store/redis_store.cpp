@@ -1,0 +1,203 @@
+#include "promptcache/store/redis_store.hpp"
+
+#include <charconv>
+
+#include "promptcache/error.hpp"
+
+namespace promptcache::store {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Collects an array of bulk strings / nulls (MGET).
+class ValuesSink final : public resp::ReplySink {
+ public:
+  void on_node(const resp::Node& node) override {
+    if (node.depth == 0) {
+      if (node.type == resp::Type::simple_error || node.type == resp::Type::blob_error) {
+        error = error::server_error;
+      } else if (node.type != resp::Type::array) {
+        error = error::unexpected_reply;
+      }
+      return;
+    }
+    if (node.depth != 1) return;
+    if (node.type == resp::Type::null) {
+      values.emplace_back();
+    } else {
+      values.emplace_back(std::string(node.value));
+    }
+  }
+  void reset() noexcept override {
+    values.clear();
+    error = {};
+  }
+  std::vector<std::optional<std::string>> values;
+  error_code error;
+};
+
+// Counts error replies and sums integer replies at the top level (SET, UNLINK).
+class TallySink final : public resp::ReplySink {
+ public:
+  void on_node(const resp::Node& node) override {
+    if (node.depth != 0) return;
+    if (node.type == resp::Type::simple_error || node.type == resp::Type::blob_error) {
+      ++errors;
+    } else if (node.type == resp::Type::number) {
+      sum += static_cast<std::uint64_t>(resp::to_int64(node.value).value_or(0));
+    }
+  }
+  void reset() noexcept override {
+    errors = 0;
+    sum = 0;
+  }
+  std::size_t errors = 0;
+  std::uint64_t sum = 0;
+};
+
+void push_set(resp::Request& req, std::string_view key, std::string_view value,
+              std::chrono::seconds ttl) {
+  if (ttl.count() > 0) {
+    req.push("SET", key, value, "EX", ttl.count());
+  } else {
+    req.push("SET", key, value);
+  }
+}
+
+std::uint64_t to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+constexpr std::size_t max_batch_bytes = 4 * 1024 * 1024;
+
+}  // namespace
+
+asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_view key) {
+  auto r = co_await client_->get(key);
+  if (!r) co_return r.error();
+  co_return std::move(*r);
+}
+
+asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get_multiple(
+    const std::vector<std::string>& keys) {
+  if (keys.empty()) co_return std::vector<std::optional<std::string>>{};
+  resp::Request req;
+  req.push_range("MGET", keys).set_idempotent(true);
+  ValuesSink sink;
+  if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
+  if (sink.error) co_return sink.error;
+  if (sink.values.size() != keys.size()) co_return make_error_code(error::unexpected_reply);
+  co_return std::move(sink.values);
+}
+
+asio::awaitable<error_code> RedisStore::set(std::string_view key, std::string_view value,
+                                            std::chrono::seconds ttl) {
+  co_return co_await client_->set(
+      key, value,
+      ttl.count() > 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ttl.count()))
+                      : std::nullopt);
+}
+
+asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<Entry>& entries) {
+  std::size_t failed = 0;
+  resp::Request req;
+  TallySink sink;
+  std::size_t batch = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    push_set(req, entries[i].key, entries[i].value, entries[i].ttl);
+    ++batch;
+    if (req.payload().size() < max_batch_bytes && i + 1 < entries.size()) continue;
+    sink.reset();
+    if (error_code ec = co_await client_->execute(req, sink)) {
+      if (failed == 0 && i + 1 == batch) co_return ec;  // nothing was written
+      failed += batch;
+    } else {
+      failed += sink.errors;
+    }
+    req.clear();
+    batch = 0;
+  }
+  co_return failed;
+}
+
+asio::awaitable<Result<std::uint64_t>> RedisStore::del(const std::vector<std::string>& keys) {
+  if (keys.empty()) co_return std::uint64_t{0};
+  resp::Request req;
+  req.push_range("UNLINK", keys);
+  TallySink sink;
+  if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
+  if (sink.errors > 0) co_return make_error_code(error::server_error);
+  co_return sink.sum;
+}
+
+asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_view pattern) {
+  std::uint64_t deleted = 0;
+  std::string cursor = "0";
+  std::vector<std::string> page;
+  do {
+    resp::Request req;
+    if (!page.empty()) req.push_range("UNLINK", page);
+    req.push("SCAN", cursor, "MATCH", pattern, "COUNT", 1000);
+    resp::ReplyCollector out;
+    if (error_code ec = co_await client_->execute(req, out)) co_return ec;
+    auto& replies = out.replies();
+    if (!page.empty()) {
+      if (replies.front().is_error()) co_return make_error_code(error::server_error);
+      deleted += static_cast<std::uint64_t>(replies.front().as_int().value_or(0));
+    }
+    const resp::Reply& scan = replies.back();
+    if (scan.is_error() || scan.elements.size() != 2) {
+      co_return make_error_code(error::unexpected_reply);
+    }
+    cursor = scan.elements[0].value;
+    page.clear();
+    for (auto& k : scan.elements[1].elements) page.push_back(std::move(k.value));
+  } while (cursor != "0");
+  if (!page.empty()) {
+    auto r = co_await del(page);
+    if (!r) co_return r.error();
+    deleted += *r;
+  }
+  co_return deleted;
+}
+
+ServerStats parse_info(std::string_view info) {
+  ServerStats s;
+  while (!info.empty()) {
+    const auto eol = info.find('\n');
+    std::string_view line = info.substr(0, eol);
+    info = eol == std::string_view::npos ? std::string_view{} : info.substr(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const auto colon = line.find(':');
+    if (line.empty() || line.front() == '#' || colon == std::string_view::npos) continue;
+    const std::string_view field = line.substr(0, colon);
+    const std::string_view value = line.substr(colon + 1);
+    if (field == "keyspace_hits") s.keyspace_hits = to_u64(value);
+    if (field == "keyspace_misses") s.keyspace_misses = to_u64(value);
+    if (field == "connected_clients") s.connected_clients = to_u64(value);
+    if (field == "total_commands_processed") s.total_commands_processed = to_u64(value);
+    if (field == "used_memory") s.used_memory = to_u64(value);
+    if (field == "used_memory_human") s.used_memory_human = std::string(value);
+    if (field.substr(0, 2) == "db") {  // db0:keys=12,expires=3,avg_ttl=0
+      const auto keys = value.find("keys=");
+      if (keys != std::string_view::npos) s.keys += to_u64(value.substr(keys + 5));
+    }
+  }
+  return s;
+}
+
+asio::awaitable<Result<ServerStats>> RedisStore::server_stats() {
+  resp::Request req;
+  req.push("INFO").set_idempotent(true);
+  resp::ReplyCollector out;
+  if (error_code ec = co_await client_->execute(req, out)) co_return ec;
+  const resp::Reply& info = out.replies().front();
+  if (info.is_error()) co_return make_error_code(error::server_error);
+  co_return parse_info(info.value);
+}
+
+}  // namespace promptcache::store
