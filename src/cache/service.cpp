@@ -18,6 +18,8 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+template <class T>
+using Result = boost::system::result<T>;
 
 namespace {
 
@@ -157,8 +159,8 @@ asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view p
                                                               const Json& value,
                                                               std::optional<std::int64_t> ttl) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  const std::int64_t seconds = CacheTTLConfig::get_ttl("PROMPT_ANALYSIS", ttl).count();
-  co_await set(key, value, seconds);
+  // PROMPT_ANALYSIS unless given; set() rejects a negative TTL with CacheError.
+  co_await set(key, value, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
 }
 
 asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
@@ -345,7 +347,12 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   client["latency"] = std::move(latency);
 
   json::object stats;
-  auto server = co_await store_->server_stats();
+  const auto start = Clock::now();
+  Result<store::ServerStats> server = make_error_code(error::circuit_open);
+  if (breaker_.allow(start)) {  // during an outage, stats answer at once too
+    server = co_await store_->server_stats();
+    note_result(server.has_error() ? server.error() : error_code{});
+  }
   if (server.has_error()) {
     stats["error"] = server.error().message();
     spdlog::error("failed to get cache stats error=\"{}\"", server.error().message());

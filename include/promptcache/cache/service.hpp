@@ -96,6 +96,9 @@ class PromptCacheService {
   // On failure {"error": "..."} (plus this client's own counters).
   boost::asio::awaitable<boost::json::object> get_cache_stats();
 
+  // Closes the store's connections (an event loop running only the cache then ends).
+  void close() { store_->close(); }
+
   [[nodiscard]] store::Store& store() noexcept { return *store_; }
   [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
 

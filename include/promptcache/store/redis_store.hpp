@@ -30,6 +30,7 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<std::uint64_t>> delete_matching(std::string_view pattern) override;
   // INFO, parsed.
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
+  void close() override { client_->close(); }
 
  private:
   std::shared_ptr<net::Client> client_;

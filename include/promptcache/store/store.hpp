@@ -60,6 +60,8 @@ class Store {
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
       std::string_view pattern) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
+  // Releases connections; calls after it fail. The in-process store has nothing to close.
+  virtual void close() {}
 };
 
 // Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as SCAN MATCH does it.
