@@ -34,6 +34,21 @@ SystemClock::time_point from_ms(std::uint64_t ms) {
   return SystemClock::time_point(std::chrono::milliseconds(static_cast<std::int64_t>(ms)));
 }
 
+// zstd contexts are costly to make (tens of µs, more than compressing 1 KiB): one per thread.
+struct ZstdContexts {
+  ZSTD_CCtx* compress = ZSTD_createCCtx();
+  ZSTD_DCtx* decompress = ZSTD_createDCtx();
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(compress);
+    ZSTD_freeDCtx(decompress);
+  }
+};
+
+ZstdContexts& zstd_contexts() {
+  thread_local ZstdContexts contexts;
+  return contexts;
+}
+
 bool may_start_json(char c) {
   switch (c) {
     case '{':
@@ -71,8 +86,9 @@ std::string encode_value(std::string_view json, const EnvelopeMeta& meta,
     return out;
   }
   out.resize(header_size + ZSTD_compressBound(json.size()));
-  const std::size_t n = ZSTD_compress(out.data() + header_size, out.size() - header_size,
-                                      json.data(), json.size(), options.zstd_level);
+  const std::size_t n =
+      ZSTD_compressCCtx(zstd_contexts().compress, out.data() + header_size,
+                        out.size() - header_size, json.data(), json.size(), options.zstd_level);
   if (ZSTD_isError(n)) {  // cannot happen with a bound-sized buffer; store uncompressed
     out.resize(header_size);
     out[4] = 0;
@@ -119,8 +135,8 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
     return make_error_code(error::corrupt_value);
   }
   scratch.resize(static_cast<std::size_t>(size));
-  const std::size_t n =
-      ZSTD_decompress(scratch.data(), scratch.size(), payload.data(), payload.size());
+  const std::size_t n = ZSTD_decompressDCtx(zstd_contexts().decompress, scratch.data(),
+                                             scratch.size(), payload.data(), payload.size());
   if (ZSTD_isError(n) || n != size) return make_error_code(error::corrupt_value);
   value.json = scratch;
   return value;
