@@ -22,6 +22,7 @@
 
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
+#include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
 #include "support/redis_server.hpp"
 
@@ -41,15 +42,6 @@ using testing::RedisServerOptions;
 using testing::run_until_done;
 using testing::sleep_for;
 using namespace std::chrono_literals;
-
-// ASSERT_* cannot return from a coroutine: this fails the test and leaves the coroutine.
-#define CO_ASSERT(cond)                            \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "assertion failed: " #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (false)
 
 ClientConfig config_for(const RedisServer& server) {
   ClientConfig cfg = ClientConfig::from_url(server.url());

@@ -29,6 +29,7 @@
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 #include "promptcache/telemetry/tracer.hpp"
+#include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
 #include "support/redis_server.hpp"
 
@@ -49,15 +50,6 @@ using Json = json::value;
 using Fallback = PromptCacheService::Fallback;
 using BreakerState = cache::CircuitBreaker::State;
 using Clock = std::chrono::steady_clock;
-
-// ASSERT_* cannot return from a coroutine: this fails the test and leaves the coroutine.
-#define CO_ASSERT(cond)                            \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "assertion failed: " #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (false)
 
 // A stand-in for a sha256 hex digest (64 hex digits).
 std::string hash(int i) {

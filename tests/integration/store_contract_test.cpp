@@ -14,6 +14,7 @@
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
+#include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
 #include "support/redis_server.hpp"
 
@@ -32,15 +33,6 @@ using testing::RedisServer;
 using testing::run_until_done;
 using testing::sleep_for;
 using namespace std::chrono_literals;
-
-// ASSERT_* cannot return from a coroutine: this fails the test and leaves the coroutine.
-#define CO_ASSERT(cond)                            \
-  do {                                             \
-    if (!(cond)) {                                 \
-      ADD_FAILURE() << "assertion failed: " #cond; \
-      co_return;                                   \
-    }                                              \
-  } while (false)
 
 enum class Kind { local, redis };
 
