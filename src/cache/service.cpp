@@ -96,27 +96,29 @@ std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_
   return std::chrono::seconds(*ttl);
 }
 
-std::string PromptCacheService::encode(const Json& value) const {
-  const std::string text = json::serialize(value);
-  return encode_value(text, EnvelopeMeta{std::chrono::system_clock::now(), {}}, options_.codec);
+std::string PromptCacheService::encode(std::string_view json_text) const {
+  return encode_value(json_text, EnvelopeMeta{std::chrono::system_clock::now(), {}},
+                      options_.codec);
 }
 
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::decode_or_discard(
-    std::string_view key, std::string_view stored) {
-  std::string scratch;
+std::optional<PromptCacheService::Json> PromptCacheService::decode(std::string_view stored) const {
+  // Decompressed bytes live only until parsed, before any suspension: one buffer per thread.
+  thread_local std::string scratch;
   auto decoded = decode_value(stored, options_.codec, scratch);
-  if (decoded) {
-    error_code ec;
-    json::value value = json::parse(decoded->json, ec);
-    if (!ec) co_return std::optional<Json>(std::move(value));
-  }
+  if (!decoded) return std::nullopt;
+  error_code ec;
+  json::value value = json::parse(decoded->json, ec);
+  if (ec) return std::nullopt;
+  return value;
+}
+
+asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
   counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
-               loggable(key), stored.size());
+               loggable(key), bytes);
   std::vector<std::string> doomed{std::string(key)};
   auto removed = co_await store_->del(doomed);
   (void)removed;  // best effort: a value that stays is discarded again on the next read
-  co_return std::nullopt;
 }
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
@@ -139,7 +141,8 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
-    result = co_await decode_or_discard(key, **stored);
+    result = decode(**stored);
+    if (!result) co_await discard(key, (*stored)->size());
   }
   (result ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
   span.set("cache.hit", result.has_value());
@@ -165,6 +168,12 @@ asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view p
 
 asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
                                               std::optional<std::int64_t> ttl) {
+  const std::string text = json::serialize(value);
+  co_await set_json(key, text, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
+                                                   std::optional<std::int64_t> ttl) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
@@ -175,7 +184,7 @@ asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& 
     span.set("cache.skipped", true);
     throw CacheError(fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
   }
-  const std::string stored = encode(value);
+  const std::string stored = encode(json_text);
   const error_code ec = co_await store_->set(key, stored, seconds);
   record(op_set, start);
   if (note_result(ec)) {
@@ -228,7 +237,8 @@ PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
   std::size_t hits = 0;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (!(*stored)[i]) continue;
-    out[i] = co_await decode_or_discard(keys[i], *(*stored)[i]);
+    out[i] = decode(*(*stored)[i]);
+    if (!out[i]) co_await discard(keys[i], (*stored)[i]->size());
     hits += out[i] ? 1 : 0;
   }
   counters_.hits.fetch_add(hits, std::memory_order_relaxed);
@@ -239,6 +249,15 @@ PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
 
 asio::awaitable<void> PromptCacheService::set_multiple(
     const std::vector<std::pair<std::string, Json>>& entries, std::optional<std::int64_t> ttl) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  texts.reserve(entries.size());
+  for (const auto& [key, value] : entries) texts.emplace_back(key, json::serialize(value));
+  co_await set_multiple_json(texts, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple_json(
+    const std::vector<std::pair<std::string, std::string>>& entries,
+    std::optional<std::int64_t> ttl) {
   if (entries.empty()) co_return;
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set_multiple");
@@ -252,7 +271,7 @@ asio::awaitable<void> PromptCacheService::set_multiple(
   }
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
-  for (const auto& [key, value] : entries) encoded.push_back({key, encode(value), seconds});
+  for (const auto& [key, text] : entries) encoded.push_back({key, encode(text), seconds});
   auto failed = co_await store_->set_multiple(encoded);
   record(op_set_multiple, start);
   const bool error = note_result(failed.has_error() ? failed.error() : error_code{});

@@ -517,6 +517,36 @@ TEST_P(Service, delete_key_returns_whether_the_key_existed) {
   }());
 }
 
+TEST_P(Service, serialized_json_is_stored_as_given_and_reads_back_as_json) {
+  run([&]() -> asio::awaitable<void> {
+    const std::string text = R"({"score":0.87,"suggestions":["a","b"]})";
+    co_await svc().set_json("raw:one", text);
+    auto one = co_await svc().get("raw:one");
+    CO_ASSERT(one.has_value());
+    EXPECT_EQ(*one, json::parse(text));
+    std::vector<std::pair<std::string, std::string>> entries;
+    for (int i = 0; i < 100; ++i) {
+      entries.emplace_back("raw:many:" + std::to_string(i), "[" + std::to_string(i) + "]");
+    }
+    co_await svc().set_multiple_json(entries);
+    std::vector<std::string> keys{"raw:many:7", "raw:many:99", "raw:absent"};
+    auto got = co_await svc().get_multiple(keys);
+    CO_ASSERT(got.size() == 3u);
+    EXPECT_EQ(got[0], std::optional<Json>(json::array{7}));
+    EXPECT_EQ(got[1], std::optional<Json>(json::array{99}));
+    EXPECT_FALSE(got[2].has_value());
+  }());
+}
+
+TEST_P(Service, serialized_text_that_is_not_json_reads_back_as_a_discarded_miss) {
+  run([&]() -> asio::awaitable<void> {
+    co_await svc().set_json("raw:bad", "{not json");
+    EXPECT_FALSE(co_await svc().get("raw:bad"));
+    auto stored = co_await svc().store().get("raw:bad");
+    EXPECT_TRUE(stored && !stored->has_value());  // discarded
+  }());
+}
+
 // ---- get_with_fallback -----------------------------------------------------------------------
 
 TEST_P(Service, get_with_fallback_calls_the_fallback_once_on_a_miss_caches_it_then_hits) {

@@ -76,6 +76,11 @@ class PromptCacheService {
   // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
   boost::asio::awaitable<void> set(std::string_view key, const Json& value,
                                    std::optional<std::int64_t> ttl = {});
+  // For callers that already hold serialized JSON (the HTTP service): stored as given, no
+  // parse and no re-serialization. The text must be JSON; anything else reads back as a
+  // corrupt value (a miss) and is discarded.
+  boost::asio::awaitable<void> set_json(std::string_view key, std::string_view json_text,
+                                        std::optional<std::int64_t> ttl = {});
   // The seed's delete(key) (a C++ keyword): whether the key existed. Throws CacheError.
   boost::asio::awaitable<bool> delete_key(std::string_view key);
   // One MGET; fails open (every value nullopt).
@@ -84,6 +89,10 @@ class PromptCacheService {
   // One pipelined write. Throws CacheError saying how many entries failed.
   boost::asio::awaitable<void> set_multiple(
       const std::vector<std::pair<std::string, Json>>& entries,
+      std::optional<std::int64_t> ttl = {});
+  // set_multiple for serialized JSON (see set_json).
+  boost::asio::awaitable<void> set_multiple_json(
+      const std::vector<std::pair<std::string, std::string>>& entries,
       std::optional<std::int64_t> ttl = {});
   // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
@@ -124,10 +133,11 @@ class PromptCacheService {
     std::atomic<std::uint64_t> fallback_calls{0};
   };
 
-  // Turns a stored value into JSON; a corrupt or foreign one is deleted, logged and counted.
-  boost::asio::awaitable<std::optional<Json>> decode_or_discard(std::string_view key,
-                                                                std::string_view stored);
-  [[nodiscard]] std::string encode(const Json& value) const;
+  // A stored value as JSON; nullopt when it is corrupt or foreign.
+  [[nodiscard]] std::optional<Json> decode(std::string_view stored) const;
+  // Deletes, logs and counts a corrupt or foreign value.
+  boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
+  [[nodiscard]] std::string encode(std::string_view json_text) const;
   [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
   // Feeds the breaker; true when `ec` is an error.
   bool note_result(const boost::system::error_code& ec);
