@@ -141,8 +141,61 @@ asio::awaitable<bool> preload_raw(net::Client& client, const BenchOptions& o,
   co_return true;
 }
 
+// get_with_fallback with Redis down and the breaker open, beside the fallback alone: what the
+// cache adds to a call during an outage.
+asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
+                                std::shared_ptr<net::Client> client) {
+  const cache::CacheConfig env = cache::CacheConfig::from_env();
+  cache::ServiceOptions options{env.default_ttl, env.codec, env.breaker};
+  options.breaker.open_for = std::chrono::seconds(3600);  // stays open for the whole run
+  cache::PromptCacheService service(std::make_shared<store::RedisStore>(client), options);
+  const boost::json::value value = boost::json::parse(standard_value(o.value_bytes));
+  std::size_t fallback_calls = 0;
+  const cache::PromptCacheService::Fallback fallback =
+      [&]() -> asio::awaitable<boost::json::value> {
+    ++fallback_calls;
+    co_return value;
+  };
+  for (int i = 0; i < 1000 && service.breaker().state() != cache::CircuitBreaker::State::open;
+       ++i) {
+    co_await service.get_with_fallback("bench:outage:warmup", fallback);
+  }
+  if (service.breaker().state() != cache::CircuitBreaker::State::open) {
+    std::cerr << "promptcache bench: the breaker did not open: is Redis really down?\n";
+    co_return 1;
+  }
+  const Step alone = [&](std::minstd_rand&) -> asio::awaitable<std::size_t> {
+    boost::json::value v = co_await fallback();
+    co_return v.is_object() ? 1 : 0;
+  };
+  const Step through_cache = [&](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+    const std::string key = cache::analysis_key(prompt_hash(rng() % o.keys), "user0", "default");
+    boost::json::value v = co_await service.get_with_fallback(key, fallback);
+    co_return v.is_object() ? 1 : 0;
+  };
+  BenchOptions named = o;
+  for (std::size_t c : o.concurrency) {
+    named.workload = "fallback_alone";
+    co_await measure(io, named, c, o.ops, alone);
+    named.workload = "fallback_outage";
+    co_await measure(io, named, c, o.ops, through_cache);
+  }
+  std::cout << fmt::format(R"({{"workload":"fallback_outage","fallback_calls":{},"breaker":"{}"}})",
+                           fallback_calls, cache::to_string(service.breaker().state()))
+            << std::endl;
+  client->close();
+  co_return 0;
+}
+
 asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::ClientConfig cfg) {
+  const bool outage = o.workload == "fallback_outage";
+  if (outage) {
+    // Redis is expected to be down: trip the breaker quickly.
+    cfg.command_timeout = std::min(cfg.command_timeout, std::chrono::milliseconds(100));
+    cfg.connect_timeout = std::min(cfg.connect_timeout, std::chrono::milliseconds(100));
+  }
   auto client = std::make_shared<net::Client>(io.get_executor(), cfg);
+  if (outage) co_return co_await run_outage(io, o, client);
   if (auto ec = co_await client->connect()) {
     std::cerr << "promptcache bench: cannot reach Redis: " << client->last_error_message() << "\n";
     co_return 1;
@@ -248,8 +301,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache (DESIGN.md §7)");
   cmd->add_option("--workload", opts->workload,
-                  "raw_get, get_hit, set_multiple or set_multiple_json")
-      ->check(CLI::IsMember({"raw_get", "get_hit", "set_multiple", "set_multiple_json"}))
+                  "raw_get, get_hit, set_multiple, set_multiple_json or fallback_outage")
+      ->check(CLI::IsMember(
+          {"raw_get", "get_hit", "set_multiple", "set_multiple_json", "fallback_outage"}))
       ->capture_default_str();
   cmd->add_option("--redis", opts->redis_url, "Redis URL (default: REDIS_URL and REDIS_*)");
   cmd->add_option("--concurrency", opts->concurrency,

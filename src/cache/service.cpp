@@ -304,8 +304,12 @@ asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
   try {
     co_await set(key, result, ttl);
   } catch (const CacheError& e) {
-    spdlog::warn("cache set after fallback failed op=fallback key={} error=\"{}\"", loggable(key),
-                 e.what());
+    // While the breaker is open every write is dropped (and counted): one line per call would
+    // flood the log during an outage.
+    if (breaker_.state() == CircuitBreaker::State::closed) {
+      spdlog::warn("cache set after fallback failed op=fallback key={} error=\"{}\"", loggable(key),
+                   e.what());
+    }
   }
   record(op_fallback, start);
   co_return result;

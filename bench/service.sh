@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The service's workloads (DESIGN.md §7) beside redis-benchmark in the same run:
+#   get_hit           get_analysis_result of the standard 1 KiB value, 50 callers, one thread
+#                     (target >= 0.4 x redis-benchmark -t get -d 1024 -c 1 -P 50)
+#   set_multiple      batches of 1000 JSON values (target >= 500 000 entries/s)
+#   set_multiple_json the same with already serialized JSON
+#   fallback_outage   get_with_fallback with Redis down and the breaker open, beside the
+#                     fallback alone (target: under 50 us added at p99)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+ops=${OPS:-300000}
+
+build_release
+start_redis
+url="redis://127.0.0.1:$redis_port"
+before=$(redis_benchmark_get 2000000)
+get_hit=$("$promptcache_bin" bench --workload get_hit --redis "$url" --concurrency 50 --ops "$ops" 2>/dev/null | tail -1)
+after=$(redis_benchmark_get 2000000)
+echo "$get_hit"
+echo "{\"workload\":\"redis-benchmark -t get -d 1024 -c 1 -P 50\",\"ops_per_s_before\":$before,\"ops_per_s_after\":$after}"
+echo "$get_hit" | python3 -c "
+import json, sys
+r = json.loads(sys.stdin.read())
+print('get_hit c=50 %9.0f ops/s  %.2f x redis-benchmark (target >= 0.40)' % (r['ops_per_s'], r['ops_per_s'] / (($before + $after) / 2)))"
+for w in set_multiple set_multiple_json; do
+  "$promptcache_bin" bench --workload "$w" --redis "$url" --concurrency 1,4 --ops "$ops" 2>/dev/null |
+    awk 'NR % 2 == 0'
+done
+# A port nothing listens on: Redis is down for the whole run.
+"$promptcache_bin" bench --workload fallback_outage --redis "redis://127.0.0.1:$(free_port)" \
+  --concurrency 1,50 --ops "$ops" 2>/dev/null
