@@ -27,16 +27,17 @@ int hex_value(char c) {
 
 void append_escaped(std::string& out, std::string_view part) {
   constexpr char hex[] = "0123456789ABCDEF";
-  for (char c : part) {
-    if (needs_escape(c)) {
-      const auto u = static_cast<unsigned char>(c);
-      out += '%';
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += c;
-    }
+  // Ordinary ids need no escape: copy runs, not characters.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    if (!needs_escape(part[i])) continue;
+    out.append(part.data() + run, i - run);
+    const auto u = static_cast<unsigned char>(part[i]);
+    const char escaped[3] = {'%', hex[u >> 4], hex[u & 15]};
+    out.append(escaped, 3);
+    run = i + 1;
   }
+  out.append(part.data() + run, part.size() - run);
 }
 
 }  // namespace
