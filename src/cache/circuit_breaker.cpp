@@ -36,6 +36,20 @@ bool CircuitBreaker::allow(Clock::time_point now) {
   return false;
 }
 
+bool CircuitBreaker::rejecting(Clock::time_point now) {
+  if (state_.load(std::memory_order_acquire) == State::closed) return false;
+  std::lock_guard lock(mutex_);
+  switch (state_.load(std::memory_order_relaxed)) {
+    case State::closed:
+      return false;
+    case State::open:
+      return now < open_until_;
+    case State::half_open:
+      return probe_out_;
+  }
+  return false;
+}
+
 void CircuitBreaker::on_success() {
   if (state_.load(std::memory_order_acquire) == State::closed &&
       failures_.load(std::memory_order_relaxed) == 0) {

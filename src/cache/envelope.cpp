@@ -136,7 +136,7 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
   }
   scratch.resize(static_cast<std::size_t>(size));
   const std::size_t n = ZSTD_decompressDCtx(zstd_contexts().decompress, scratch.data(),
-                                             scratch.size(), payload.data(), payload.size());
+                                            scratch.size(), payload.data(), payload.size());
   if (ZSTD_isError(n) || n != size) return make_error_code(error::corrupt_value);
   value.json = scratch;
   return value;

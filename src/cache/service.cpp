@@ -168,12 +168,17 @@ asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view p
 
 asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
                                               std::optional<std::int64_t> ttl) {
-  const std::string text = json::serialize(value);
-  co_await set_json(key, text, ttl);
+  co_await write(key, {}, &value, ttl);
 }
 
 asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
                                                    std::optional<std::int64_t> ttl) {
+  co_await write(key, json_text, nullptr, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::write(std::string_view key, std::string_view json_text,
+                                                const Json* value,
+                                                std::optional<std::int64_t> ttl) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
@@ -184,7 +189,9 @@ asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::st
     span.set("cache.skipped", true);
     throw CacheError(fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
   }
-  const std::string stored = encode(json_text);
+  // Serialized only once the write is going ahead: nothing to do while the breaker is open.
+  const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
+  const std::string stored = encode(value != nullptr ? std::string_view(serialized) : json_text);
   const error_code ec = co_await store_->set(key, stored, seconds);
   record(op_set, start);
   if (note_result(ec)) {
@@ -301,6 +308,12 @@ asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
   span.set("cache.hit", false);
   counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
   Json result = co_await fallback();  // its error is the caller's
+  if (breaker_.rejecting(Clock::now())) {
+    // During an outage the write is dropped (and counted) without a throw or a log line.
+    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    record(op_fallback, start);
+    co_return result;
+  }
   try {
     co_await set(key, result, ttl);
   } catch (const CacheError& e) {

@@ -89,6 +89,17 @@ TEST(CircuitBreaker, failures_reported_while_open_do_not_extend_the_back_off) {
   EXPECT_TRUE(b.allow(t0 + 100ms));
 }
 
+TEST(CircuitBreaker, rejecting_tells_without_taking_the_probe) {
+  auto b = make();
+  EXPECT_FALSE(b.rejecting(t0));
+  for (int i = 0; i < 3; ++i) b.on_failure(t0);
+  EXPECT_TRUE(b.rejecting(t0 + 99ms));
+  EXPECT_FALSE(b.rejecting(t0 + 100ms));  // a probe may go
+  EXPECT_FALSE(b.rejecting(t0 + 100ms));  // and still may: asking took nothing
+  EXPECT_TRUE(b.allow(t0 + 100ms));
+  EXPECT_TRUE(b.rejecting(t0 + 101ms));  // the probe is out
+}
+
 TEST(CircuitBreaker, state_names) {
   EXPECT_EQ(to_string(State::closed), "closed");
   EXPECT_EQ(to_string(State::open), "open");

@@ -24,12 +24,13 @@ class CircuitBreaker {
   using Clock = std::chrono::steady_clock;
   enum class State : std::uint8_t { closed, open, half_open };
 
-
   explicit CircuitBreaker(Options options = {}) noexcept : options_(options) {}
 
   // May a call go to the tier now? In half-open state only one probe is out at a time; a
   // caller that got true must report on_success or on_failure.
   [[nodiscard]] bool allow(Clock::time_point now);
+  // Would allow(now) refuse? Changes nothing (no probe is taken).
+  [[nodiscard]] bool rejecting(Clock::time_point now);
   void on_success();
   void on_failure(Clock::time_point now);
 

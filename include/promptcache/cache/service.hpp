@@ -133,6 +133,9 @@ class PromptCacheService {
     std::atomic<std::uint64_t> fallback_calls{0};
   };
 
+  // set and set_json: `value` when given, else `json_text`.
+  boost::asio::awaitable<void> write(std::string_view key, std::string_view json_text,
+                                     const Json* value, std::optional<std::int64_t> ttl);
   // A stored value as JSON; nullopt when it is corrupt or foreign.
   [[nodiscard]] std::optional<Json> decode(std::string_view stored) const;
   // Deletes, logs and counts a corrupt or foreign value.
