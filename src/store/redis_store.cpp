@@ -77,9 +77,7 @@ constexpr std::size_t max_batch_bytes = 4 * 1024 * 1024;
 }  // namespace
 
 asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_view key) {
-  auto r = co_await client_->get(key);
-  if (!r) co_return r.error();
-  co_return std::move(*r);
+  return client_->get(key);  // the same result type: no coroutine frame of its own
 }
 
 asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get_multiple(
