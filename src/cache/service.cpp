@@ -136,7 +136,7 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get
   }
   auto stored = co_await store_->get(key);
   std::optional<Json> result;
-  if (note_result(stored.has_error() ? stored.error() : error_code{})) {
+  if (note_result(stored)) {
     const std::string message = stored.error().message();
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
@@ -213,7 +213,7 @@ asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
   std::vector<std::string> keys{std::string(key)};
   auto removed = co_await store_->del(keys);
   record(op_delete, start);
-  if (note_result(removed.has_error() ? removed.error() : error_code{})) {
+  if (note_result(removed)) {
     span.record_exception(removed.error().message());
     throw CacheError(
         fmt::format("cache delete failed for {}: {}", loggable(key), removed.error().message()));
@@ -234,7 +234,7 @@ PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
     co_return out;
   }
   auto stored = co_await store_->get_multiple(keys);
-  if (note_result(stored.has_error() ? stored.error() : error_code{})) {
+  if (note_result(stored)) {
     span.record_exception(stored.error().message());
     spdlog::warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
                  stored.error().message());
@@ -281,7 +281,7 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   for (const auto& [key, text] : entries) encoded.push_back({key, encode(text), seconds});
   auto failed = co_await store_->set_multiple(encoded);
   record(op_set_multiple, start);
-  const bool error = note_result(failed.has_error() ? failed.error() : error_code{});
+  const bool error = note_result(failed);
   const std::size_t n = error ? entries.size() : *failed;
   if (n > 0) {
     const std::string why = error ? failed.error().message() : "the server refused some writes";
@@ -338,7 +338,7 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(std::strin
   }
   auto deleted = co_await store_->delete_matching(pattern);
   record(op_invalidate, start);
-  if (note_result(deleted.has_error() ? deleted.error() : error_code{})) {
+  if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
     spdlog::error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
                   loggable(pattern), deleted.error().message());
@@ -387,7 +387,7 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   Result<store::ServerStats> server = make_error_code(error::circuit_open);
   if (breaker_.allow(start)) {  // during an outage, stats answer at once too
     server = co_await store_->server_stats();
-    note_result(server.has_error() ? server.error() : error_code{});
+    note_result(server);
   }
   if (server.has_error()) {
     stats["error"] = server.error().message();

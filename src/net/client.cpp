@@ -45,19 +45,6 @@ class BulkSink final : public resp::ReplySink {
   error_code error;
 };
 
-// Keeps only whether the reply was an error.
-class StatusSink final : public resp::ReplySink {
- public:
-  void on_node(const resp::Node& node) override {
-    if (node.depth == 0 &&
-        (node.type == resp::Type::simple_error || node.type == resp::Type::blob_error)) {
-      error = error::server_error;
-    }
-  }
-  void reset() noexcept override { error = {}; }
-  error_code error;
-};
-
 }  // namespace
 
 Client::Client(const std::vector<asio::any_io_executor>& executors, ClientConfig cfg)
@@ -136,9 +123,9 @@ asio::awaitable<error_code> Client::set(std::string_view key, std::string_view v
     req.push("SET", key, value);
   }
   req.set_idempotent(true);
-  StatusSink sink;
+  resp::StatusTally sink;
   if (error_code ec = co_await execute(req, sink)) co_return ec;
-  co_return sink.error;
+  co_return sink.errors > 0 ? make_error_code(error::server_error) : error_code{};
 }
 
 std::string Client::last_error_message() const {

@@ -28,6 +28,15 @@ std::uint64_t element_count(const Node& n) noexcept {
 }
 }  // namespace
 
+void StatusTally::on_node(const Node& node) {
+  if (node.depth != 0) return;
+  if (is_error(node.type)) {
+    ++errors;
+  } else if (node.type == Type::number) {
+    sum += static_cast<std::uint64_t>(to_int64(node.value).value_or(0));
+  }
+}
+
 void ReplyCollector::element_done() noexcept {
   while (!stack_.empty()) {
     if (--stack_.back().remaining > 0) return;

@@ -16,7 +16,7 @@ class ValuesSink final : public resp::ReplySink {
  public:
   void on_node(const resp::Node& node) override {
     if (node.depth == 0) {
-      if (node.type == resp::Type::simple_error || node.type == resp::Type::blob_error) {
+      if (resp::is_error(node.type)) {
         error = error::server_error;
       } else if (node.type != resp::Type::array) {
         error = error::unexpected_reply;
@@ -36,25 +36,6 @@ class ValuesSink final : public resp::ReplySink {
   }
   std::vector<std::optional<std::string>> values;
   error_code error;
-};
-
-// Counts error replies and sums integer replies at the top level (SET, UNLINK).
-class TallySink final : public resp::ReplySink {
- public:
-  void on_node(const resp::Node& node) override {
-    if (node.depth != 0) return;
-    if (node.type == resp::Type::simple_error || node.type == resp::Type::blob_error) {
-      ++errors;
-    } else if (node.type == resp::Type::number) {
-      sum += static_cast<std::uint64_t>(resp::to_int64(node.value).value_or(0));
-    }
-  }
-  void reset() noexcept override {
-    errors = 0;
-    sum = 0;
-  }
-  std::size_t errors = 0;
-  std::uint64_t sum = 0;
 };
 
 void push_set(resp::Request& req, std::string_view key, std::string_view value,
@@ -107,7 +88,7 @@ asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<
   std::size_t bytes = 0;
   for (const auto& e : entries) bytes += e.key.size() + e.value.size() + 64;
   req.reserve(std::min(bytes, max_batch_bytes + 64 * 1024));
-  TallySink sink;
+  resp::StatusTally sink;
   std::size_t batch = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     push_set(req, entries[i].key, entries[i].value, entries[i].ttl);
@@ -130,7 +111,7 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::del(const std::vector<std::st
   if (keys.empty()) co_return std::uint64_t{0};
   resp::Request req;
   req.push_range("UNLINK", keys);
-  TallySink sink;
+  resp::StatusTally sink;
   if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
   if (sink.errors > 0) co_return make_error_code(error::server_error);
   co_return sink.sum;

@@ -144,6 +144,10 @@ class PromptCacheService {
   [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
   // Feeds the breaker; true when `ec` is an error.
   bool note_result(const boost::system::error_code& ec);
+  template <class T>
+  bool note_result(const boost::system::result<T>& r) {
+    return note_result(r.has_error() ? r.error() : boost::system::error_code{});
+  }
   void record(Op op, std::chrono::steady_clock::time_point start);
 
   std::shared_ptr<store::Store> store_;

@@ -30,6 +30,10 @@ enum class Type : std::uint8_t {
          t == Type::push;
 }
 
+[[nodiscard]] constexpr bool is_error(Type t) noexcept {
+  return t == Type::simple_error || t == Type::blob_error;
+}
+
 [[nodiscard]] std::string_view to_string(Type t) noexcept;
 
 struct Node {

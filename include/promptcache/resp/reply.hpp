@@ -28,13 +28,24 @@ struct Reply {
   std::string value;            // scalars
   std::vector<Reply> elements;  // aggregates; a map holds key, value, key, value…
 
-  [[nodiscard]] bool is_error() const noexcept {
-    return type == Type::simple_error || type == Type::blob_error;
-  }
+  [[nodiscard]] bool is_error() const noexcept { return resp::is_error(type); }
   [[nodiscard]] bool is_null() const noexcept { return type == Type::null; }
   [[nodiscard]] std::optional<std::int64_t> as_int() const noexcept;
   // The value for `key` in a map reply (or a RESP2 flat key/value array); nullptr if absent.
   [[nodiscard]] const Reply* find(std::string_view key) const noexcept;
+};
+
+// Counts error replies and sums integer replies at the top level: the sink for writes
+// (SET, UNLINK) whose replies carry nothing else.
+class StatusTally final : public ReplySink {
+ public:
+  void on_node(const Node& node) override;
+  void reset() noexcept override {
+    errors = 0;
+    sum = 0;
+  }
+  std::size_t errors = 0;
+  std::uint64_t sum = 0;
 };
 
 // Builds one Reply per command. Attributes are skipped; an aggregate's announced size is
