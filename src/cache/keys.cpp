@@ -1,21 +1,19 @@
 #include "promptcache/cache/keys.hpp"
 
+#include <array>
+
 namespace promptcache::cache {
 namespace {
 
+// A table, not a switch: keys are built on every call and nearly every character is plain.
+constexpr std::array<bool, 256> escape_table = [] {
+  std::array<bool, 256> t{};
+  for (unsigned char c : std::string_view("%:*?[]\\")) t[c] = true;
+  return t;
+}();
+
 bool needs_escape(char c) {
-  switch (c) {
-    case '%':
-    case ':':
-    case '*':
-    case '?':
-    case '[':
-    case ']':
-    case '\\':
-      return true;
-    default:
-      return false;
-  }
+  return escape_table[static_cast<unsigned char>(c)];
 }
 
 int hex_value(char c) {

@@ -1,6 +1,15 @@
 #include "promptcache/store/redis_store.hpp"
 
 #include <charconv>
+#include <deque>
+#include <memory>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "promptcache/error.hpp"
 
@@ -53,8 +62,6 @@ std::uint64_t to_u64(std::string_view s) {
   return v;
 }
 
-constexpr std::size_t max_batch_bytes = 4 * 1024 * 1024;
-
 }  // namespace
 
 asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_view key) {
@@ -81,29 +88,66 @@ asio::awaitable<error_code> RedisStore::set(std::string_view key, std::string_vi
                       : std::nullopt);
 }
 
+// A batch goes out as requests of about `chunk_bytes`, at most `window` of them in flight: the
+// first is on the wire while the next is encoded, so Redis and we work at the same time, and a
+// batch of any size holds a bounded amount of memory.
 asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<Entry>& entries) {
+  constexpr std::size_t chunk_bytes = 128 * 1024;
+  constexpr std::size_t window = 4;
+  struct Chunk {
+    resp::Request req;
+    resp::StatusTally sink;
+    std::size_t entries = 0;
+    error_code ec;
+    bool done = false;
+  };
+  // Shared with the chunks' completions, which may outlive this frame if it is destroyed.
+  struct Batch {
+    explicit Batch(const asio::any_io_executor& ex)
+        : wake(ex, asio::steady_timer::time_point::max()) {}
+    std::deque<Chunk> chunks;  // in flight, oldest first; a deque keeps their addresses
+    asio::steady_timer wake;
+  };
+  if (entries.empty()) co_return std::size_t{0};
+  const auto ex = co_await asio::this_coro::executor;
+  auto batch = std::make_shared<Batch>(ex);
   std::size_t failed = 0;
-  resp::Request req;
-  // Sized once: growing a megabyte buffer by doubling costs more than the copies themselves.
-  std::size_t bytes = 0;
-  for (const auto& e : entries) bytes += e.key.size() + e.value.size() + 64;
-  req.reserve(std::min(bytes, max_batch_bytes + 64 * 1024));
-  resp::StatusTally sink;
-  std::size_t batch = 0;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    push_set(req, entries[i].key, entries[i].value, entries[i].ttl);
-    ++batch;
-    if (req.payload().size() < max_batch_bytes && i + 1 < entries.size()) continue;
-    sink.reset();
-    if (error_code ec = co_await client_->execute(req, sink)) {
-      if (failed == 0 && i + 1 == batch) co_return ec;  // nothing was written
-      failed += batch;
-    } else {
-      failed += sink.errors;
+  std::size_t sent = 0;
+  error_code first_error;
+  // Waits for the oldest chunk and counts what failed in it.
+  auto retire = [&]() -> asio::awaitable<void> {
+    while (!batch->chunks.front().done) {
+      error_code ignored;
+      co_await batch->wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }
-    req.clear();
-    batch = 0;
+    Chunk& c = batch->chunks.front();
+    if (c.ec) {
+      failed += c.entries;
+      if (!first_error) first_error = c.ec;
+    } else {
+      failed += c.sink.errors;
+    }
+    batch->chunks.pop_front();
+  };
+  for (std::size_t i = 0; i < entries.size();) {
+    if (batch->chunks.size() == window) co_await retire();
+    Chunk& c = batch->chunks.emplace_back();
+    c.req.reserve(chunk_bytes + 64 * 1024);
+    for (; i < entries.size() && c.req.payload().size() < chunk_bytes; ++i, ++c.entries) {
+      push_set(c.req, entries[i].key, entries[i].value, entries[i].ttl);
+    }
+    sent += c.entries;
+    asio::co_spawn(ex, client_->execute(c.req, c.sink),
+                   [batch, &c](std::exception_ptr e, error_code ec) {
+                     c.ec = e ? make_error_code(error::closed) : ec;
+                     c.done = true;
+                     batch->wake.cancel();
+                   });
+    // Lets the chunk reach the writer before the next one is encoded.
+    co_await asio::post(ex, asio::use_awaitable);
   }
+  while (!batch->chunks.empty()) co_await retire();
+  if (failed == sent && first_error) co_return first_error;  // nothing was written
   co_return failed;
 }
 

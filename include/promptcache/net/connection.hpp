@@ -167,6 +167,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::deque<Slot> queue_;
   std::size_t written_ = 0;
+  // Replies still to complete in the current read before the writer is woken early (0: not
+  // this read). See reader().
+  std::size_t early_flush_in_ = 0;
   std::size_t queued_bytes_ = 0;
   std::vector<std::unique_ptr<Waiter>> waiters_;  // every waiter ever made
   std::vector<Waiter*> free_waiters_;
