@@ -49,6 +49,11 @@ struct ServiceOptions {
 
 class PromptCacheService {
  public:
+  // A value read from the cache owns one arena (a shared monotonic resource) that all its
+  // strings, arrays and objects live in: reading it, copying it and changing it from one
+  // thread are as with any value. Two copies share that arena, so copies changed on different
+  // threads at once need `Json(v, boost::json::storage_ptr())` (a deep copy on the default
+  // allocator) first.
   using Json = boost::json::value;
   using Fallback = std::function<boost::asio::awaitable<Json>()>;
 
