@@ -87,6 +87,14 @@ bool PromptCacheService::note_result(const error_code& ec) {
   return true;
 }
 
+PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcept {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  return {counters_.hits.load(relaxed),          counters_.misses.load(relaxed),
+          counters_.errors.load(relaxed),        counters_.corrupt.load(relaxed),
+          counters_.skipped_reads.load(relaxed), counters_.dropped_writes.load(relaxed),
+          counters_.fallback_calls.load(relaxed)};
+}
+
 void PromptCacheService::record(Op op, Clock::time_point start) {
   latency_[op].record(Clock::now() - start);
 }

@@ -113,7 +113,20 @@ class PromptCacheService {
   // Closes the store's connections (an event loop running only the cache then ends).
   void close() { store_->close(); }
 
+  // This client's counters as they stand, without asking the server (for /metrics).
+  struct CounterSnapshot {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    std::uint64_t errors = 0;
+    std::uint64_t corrupt = 0;
+    std::uint64_t skipped_reads = 0;
+    std::uint64_t dropped_writes = 0;
+    std::uint64_t fallback_calls = 0;
+  };
+  [[nodiscard]] CounterSnapshot counters() const noexcept;
+
   [[nodiscard]] store::Store& store() noexcept { return *store_; }
+  [[nodiscard]] std::string_view tier() const noexcept { return store_->tier(); }
   [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
 
  private:

@@ -1,0 +1,179 @@
+#include "serve.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "promptcache/cache/config.hpp"
+#include "promptcache/cache/service.hpp"
+#include "promptcache/db/database.hpp"
+#include "promptcache/net/config.hpp"
+#include "server/api.hpp"
+#include "server/http_server.hpp"
+
+namespace promptcache::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string db = "sqlite://data/promptcache.db";
+  std::string api_key;
+  std::size_t threads = 0;  // 0: one per core
+  std::size_t db_connections = 4;
+  std::size_t body_limit = 1024 * 1024;
+  unsigned shutdown_grace = 10;
+};
+
+// host:port, [v6]:port, or :port (all interfaces).
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("expected HOST:PORT");
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  const std::string port_text = listen.substr(colon + 1);
+  std::size_t used = 0;
+  unsigned long port = 0;
+  try {
+    port = std::stoul(port_text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != port_text.size() || port > 65535) {
+    throw std::invalid_argument(fmt::format("{:?} is not a port", port_text));
+  }
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
+int serve(const ServeOptions& o) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "promptcache serve: " << message << "\n";
+    return 1;
+  };
+  server::HttpOptions http;
+  try {
+    std::tie(http.host, http.port) = split_listen(o.listen);
+  } catch (const std::invalid_argument& e) {
+    return fail(fmt::format("--listen {:?}: {}", o.listen, e.what()));
+  }
+  if (o.api_key.empty() && !is_loopback(http.host)) {
+    return fail(fmt::format(
+        "refusing to listen on {} without an API key: anyone who can reach it could read and "
+        "change every analysis. Set --api-key (or PROMPTCACHE_API_KEY), or listen on 127.0.0.1.",
+        http.host));
+  }
+  http.threads = o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  http.body_limit = o.body_limit;
+  http.shutdown_grace = std::chrono::seconds(o.shutdown_grace);
+
+  cache::CacheConfig cache_config;
+  try {
+    cache_config = cache::CacheConfig::from_env();
+  } catch (const net::ConfigError& e) {
+    return fail(e.what());
+  }
+  std::unique_ptr<db::Database> database;
+  try {
+    database = db::open_database(o.db, o.db_connections);
+  } catch (const db::DbError& e) {
+    return fail(fmt::format("cannot open the database {}: {}", db::redact_url(o.db), e.what()));
+  }
+
+  server::Api* api_ptr = nullptr;  // set below, before the server serves
+  server::HttpServer server(
+      http, [&api_ptr](server::Request& req) { return api_ptr->handle(req); },
+      [](unsigned status, std::string_view message) {
+        return server::Api::error(status, message);
+      });
+  try {
+    server.listen();
+  } catch (const std::system_error& e) {
+    return fail(e.what());
+  }
+  std::unique_ptr<cache::PromptCacheService> service;
+  try {
+    service = cache::PromptCacheService::from_config(cache_config, server.executors());
+  } catch (const net::ConfigError& e) {
+    return fail(e.what());
+  }
+  server::ApiOptions api_options;
+  api_options.api_key = o.api_key;
+  api_options.db_threads = o.db_connections;
+  server::Api api(*service, *database, api_options);
+  api_ptr = &api;
+  api.start_invalidation_retry(server.executors().front());
+
+  asio::signal_set signals(server.executors().front(), SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("signal {} received: finishing the requests in flight, then stopping", signal);
+    server.stop();
+  });
+  const std::string cache_desc =
+      cache_config.redis ? fmt::format("redis {}", cache_config.redis->address()) : "in-process";
+  spdlog::info("promptcache serving on http://{}:{} threads={} cache=\"{}\" database={} ({})",
+               http.host, server.port(), http.threads, cache_desc, database->kind(),
+               db::redact_url(o.db));
+  std::cout << fmt::format("listening on http://{}:{}", http.host, server.port()) << std::endl;
+  server.run();
+  signals.cancel();
+  service->close();
+  spdlog::info("promptcache stopped");
+  return 0;
+}
+
+std::string env_or(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : std::move(fallback);
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<ServeOptions>();
+  o->listen = env_or("PROMPTCACHE_LISTEN", o->listen);
+  o->db = env_or("PROMPTCACHE_DATABASE_URL", o->db);
+  o->api_key = env_or("PROMPTCACHE_API_KEY", "");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve the prompt-analysis HTTP API: the database behind, the cache in front");
+  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (env PROMPTCACHE_LISTEN)")
+      ->capture_default_str();
+  cmd->add_option("--db", o->db,
+                  "sqlite:///path/file.db or postgresql://user:pass@host:port/db "
+                  "(env PROMPTCACHE_DATABASE_URL)")
+      ->capture_default_str();
+  cmd->add_option("--api-key", o->api_key,
+                  "Require 'Authorization: Bearer KEY' (env PROMPTCACHE_API_KEY); needed to "
+                  "listen beyond loopback");
+  cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");
+  cmd->add_option("--db-connections", o->db_connections, "Database connections and threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--body-limit", o->body_limit, "Largest request body, bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 64 * 1024 * 1024));
+  cmd->add_option("--shutdown-grace", o->shutdown_grace,
+                  "Seconds to finish requests in flight at SIGTERM/SIGINT")
+      ->capture_default_str();
+  cmd->callback([o, &exit_code] { exit_code = serve(*o); });
+}
+
+}  // namespace promptcache::app

@@ -1,0 +1,461 @@
+#include "server/api.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+
+#include "promptcache/cache/keys.hpp"
+#include "server/sha256.hpp"
+
+namespace promptcache::server {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+struct Api::Outcome {
+  Route route = Route::unknown;
+  std::string_view cache = "-";  // hit, miss, bypass, or - when the cache was not asked
+};
+
+namespace {
+
+// A request the API refuses, with the status and the message the client sees.
+struct Refusal {
+  unsigned status;
+  std::string message;
+};
+
+Response json_response(unsigned status, const json::value& body) {
+  Response res{static_cast<http::status>(status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = json::serialize(body);
+  return res;
+}
+
+std::size_t utf8_chars(std::string_view s) {
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+json::object parse_body(const Request& req) {
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body(), ec);
+  if (ec) throw Refusal{400, fmt::format("malformed JSON: {}", ec.message())};
+  if (!v.is_object()) throw Refusal{422, "the body must be a JSON object"};
+  return std::move(v.as_object());
+}
+
+// A string field: required unless `fallback` is given; `max` in characters.
+std::string string_field(const json::object& o, std::string_view name, std::size_t max,
+                         const char* fallback = nullptr, unsigned too_long = 422) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr || v->is_null()) {
+    if (fallback != nullptr) return fallback;
+    throw Refusal{422, fmt::format("{}: required", name)};
+  }
+  if (!v->is_string()) throw Refusal{422, fmt::format("{}: must be a string", name)};
+  const json::string& s = v->as_string();
+  if (s.empty()) throw Refusal{422, fmt::format("{}: must not be empty", name)};
+  if (utf8_chars(s) > max) {
+    throw Refusal{too_long, fmt::format("{}: longer than {} characters", name, max)};
+  }
+  return std::string(s);
+}
+
+std::string checked_user(std::string_view user, std::size_t max_bytes) {
+  if (user.empty()) throw Refusal{422, "user_id: required"};
+  if (user.size() > max_bytes) {
+    throw Refusal{422, fmt::format("user_id: longer than {} bytes", max_bytes)};
+  }
+  return std::string(user);
+}
+
+std::string checked_type(std::string_view type, std::size_t max) {
+  if (type.empty()) throw Refusal{422, "analysis_type: must not be empty"};
+  if (utf8_chars(type) > max) {
+    throw Refusal{422, fmt::format("analysis_type: longer than {} characters", max)};
+  }
+  return std::string(type);
+}
+
+std::string checked_hash(std::string_view hash) {
+  std::string h(hash);
+  const bool hex =
+      h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      });
+  if (!hex) throw Refusal{422, "prompt_hash: must be 64 hexadecimal characters (SHA-256)"};
+  std::transform(h.begin(), h.end(), h.begin(),
+                 [](char c) { return static_cast<char>(c >= 'A' && c <= 'F' ? c + 32 : c); });
+  return h;
+}
+
+// Compares without leaking, through timing, how much of a guess was right.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+Api::Api(cache::PromptCacheService& cache, db::Database& db, ApiOptions options)
+    : cache_(cache),
+      db_(db),
+      options_(std::move(options)),
+      db_threads_(std::max<std::size_t>(options_.db_threads, 1)),
+      access_log_(spdlog::get("access")) {
+  if (!access_log_) access_log_ = spdlog::default_logger();
+}
+
+Api::~Api() {
+  db_threads_.join();
+}
+
+Response Api::error(unsigned status, std::string_view message) {
+  json::object body;
+  body["error"] = message;
+  return json_response(status, body);
+}
+
+std::size_t Api::pending_invalidations() const {
+  std::lock_guard lock(pending_mutex_);
+  return pending_.size();
+}
+
+bool Api::is_pending(const std::string& key) const {
+  std::lock_guard lock(pending_mutex_);
+  return pending_.count(key) > 0;
+}
+
+// `f` by reference: a closure passed by value would be a temporary in the caller's co_await
+// expression, which g++ 12 destroys twice.
+template <class F>
+asio::awaitable<std::invoke_result_t<F&>> Api::on_db(DbOp op, F& f) {
+  using R = std::invoke_result_t<F&>;
+  auto task = [&f]() -> asio::awaitable<R> { co_return f(); };
+  try {
+    if constexpr (std::is_void_v<R>) {
+      co_await asio::co_spawn(db_threads_.get_executor(), std::move(task), asio::use_awaitable);
+      metrics_.db_call(op, true);
+    } else {
+      R result =
+          co_await asio::co_spawn(db_threads_.get_executor(), std::move(task), asio::use_awaitable);
+      metrics_.db_call(op, true);
+      co_return result;
+    }
+  } catch (const db::DbError& e) {
+    metrics_.db_call(op, false);
+    spdlog::error("database call failed op={} error=\"{}\"", static_cast<int>(op), e.what());
+    throw Refusal{503, "the database is unavailable"};
+  }
+}
+
+asio::awaitable<Response> Api::handle(Request& req) {
+  const auto start = Clock::now();
+  Outcome out;
+  Response res;
+  try {
+    res = co_await route(req, out);
+  } catch (const Refusal& r) {
+    res = error(r.status, r.message);
+  } catch (const std::exception& e) {
+    spdlog::error("request failed method={} path={:?} error=\"{}\"",
+                  std::string_view(req.method_string()), std::string_view(req.target()), e.what());
+    res = error(500, "internal error");
+  }
+  const auto elapsed = Clock::now() - start;
+  metrics_.request(out.route, res.result_int(), elapsed);
+  access_log_->info(
+      "method={} path={:?} status={} duration_us={} cache={}",
+      std::string_view(req.method_string()), std::string_view(req.target()), res.result_int(),
+      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), out.cache);
+  co_return res;
+}
+
+asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
+  auto target = boost::urls::parse_origin_form(req.target());
+  if (!target) throw Refusal{400, "malformed request target"};
+  std::vector<std::string> path;
+  for (auto seg : target->segments()) path.push_back(seg);
+  auto param = [&](std::string_view name) -> std::optional<std::string> {
+    auto it = target->params().find(name);
+    if (it == target->params().end()) return std::nullopt;
+    return (*it).value;
+  };
+  const auto method = req.method();
+  auto only = [&](http::verb allowed) {
+    if (method != allowed) throw Refusal{405, "method not allowed on this path"};
+  };
+  auto is = [&](std::initializer_list<std::string_view> expected) {
+    return path.size() == expected.size() && std::equal(path.begin(), path.end(), expected.begin());
+  };
+
+  // Health checks answer without a key: load balancers probe them.
+  if (is({"healthz"})) {
+    out.route = Route::healthz;
+    only(http::verb::get);
+    json::object ok;
+    ok["status"] = "ok";
+    co_return json_response(200, ok);
+  }
+  if (is({"readyz"})) {
+    out.route = Route::readyz;
+    only(http::verb::get);
+    co_return co_await ready();
+  }
+  if (!options_.api_key.empty()) {
+    const std::string_view auth = req[http::field::authorization];
+    constexpr std::string_view bearer = "Bearer ";
+    if (auth.substr(0, bearer.size()) != bearer ||
+        !same_secret(auth.substr(bearer.size()), options_.api_key)) {
+      Response res = error(401, "missing or wrong API key");
+      res.set(http::field::www_authenticate, "Bearer");
+      co_return res;
+    }
+  }
+
+  if (is({"v1", "analyses"})) {
+    out.route = Route::analyses_create;
+    only(http::verb::post);
+    co_return co_await create(req, out);
+  }
+  if (is({"v1", "analyses", "lookup"})) {
+    out.route = Route::analyses_lookup;
+    only(http::verb::post);
+    co_return co_await lookup(req, out);
+  }
+  if (path.size() == 3 && path[0] == "v1" && path[1] == "analyses") {
+    out.route = method == http::verb::delete_ ? Route::analyses_delete : Route::analyses_get;
+    if (method != http::verb::get && method != http::verb::delete_) {
+      throw Refusal{405, "method not allowed on this path"};
+    }
+    std::string hash = checked_hash(path[2]);
+    std::string user = checked_user(param("user_id").value_or(""), options_.max_user_id_bytes);
+    std::string type =
+        checked_type(param("analysis_type").value_or("default"), options_.max_analysis_type_chars);
+    if (method == http::verb::get) co_return co_await read(hash, user, type, out);
+    co_return co_await remove(hash, user, type, out);
+  }
+  if (path.size() == 5 && path[0] == "v1" && path[1] == "users" && path[3] == "analyses" &&
+      path[4] == "cache") {
+    out.route = Route::user_cache_delete;
+    only(http::verb::delete_);
+    co_return co_await invalidate_user(checked_user(path[2], options_.max_user_id_bytes), out);
+  }
+  if (is({"v1", "stats"})) {
+    out.route = Route::stats;
+    only(http::verb::get);
+    co_return co_await stats();
+  }
+  if (is({"metrics"})) {
+    out.route = Route::metrics;
+    only(http::verb::get);
+    Response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.body() = metrics_.render(cache_);
+    co_return res;
+  }
+  throw Refusal{404, "no such route"};
+}
+
+asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
+  const json::object body = parse_body(req);
+  db::AnalysisInput in;
+  in.prompt_text = string_field(body, "prompt", options_.max_prompt_chars, nullptr, 413);
+  in.user_id = checked_user(string_field(body, "user_id", options_.max_user_id_bytes),
+                            options_.max_user_id_bytes);
+  in.analysis_type =
+      string_field(body, "analysis_type", options_.max_analysis_type_chars, "default");
+  const json::value* scores = body.if_contains("quality_scores");
+  if (scores == nullptr || !scores->is_object()) {
+    throw Refusal{422, "quality_scores: required, a JSON object"};
+  }
+  in.quality_scores = scores->as_object();
+  const json::value* suggestions = body.if_contains("improvement_suggestions");
+  if (suggestions == nullptr || !suggestions->is_array()) {
+    throw Refusal{422, "improvement_suggestions: required, a JSON array"};
+  }
+  in.improvement_suggestions = suggestions->as_array();
+  if (const json::value* meta = body.if_contains("metadata"); meta != nullptr && !meta->is_null()) {
+    if (!meta->is_object()) throw Refusal{422, "metadata: must be a JSON object"};
+    in.metadata = meta->as_object();
+  }
+  if (const json::value* ms = body.if_contains("processing_time_ms");
+      ms != nullptr && !ms->is_null()) {
+    if (ms->is_int64() && ms->as_int64() >= 0) {
+      in.processing_time_ms = ms->as_int64();
+    } else if (ms->is_uint64() && ms->as_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+      in.processing_time_ms = static_cast<std::int64_t>(ms->as_uint64());
+    } else {
+      throw Refusal{422, "processing_time_ms: must be a non-negative integer"};
+    }
+  }
+  if (body.contains("model_version") && !body.at("model_version").is_null()) {
+    in.model_version = string_field(body, "model_version", options_.max_model_version_bytes);
+  }
+  in.prompt_hash = sha256_hex(in.prompt_text);
+
+  auto upsert = [this, in]() { return db_.upsert(in); };
+  const db::AnalysisRecord record = co_await on_db(DbOp::upsert, upsert);
+  const json::value stored = db::to_json(record);
+  // The row is the truth and is durable now: whatever the cache does, the answer is 201. A
+  // cache entry that could not be replaced must not be read: drop_cached sees to it.
+  out.cache = "write";
+  try {
+    co_await cache_.set_analysis_result(record.prompt_hash, record.user_id, record.analysis_type,
+                                        stored);
+  } catch (const cache::CacheError&) {
+    out.cache = "write-failed";
+  }
+  if (out.cache != "write") {
+    co_await drop_cached(
+        cache::analysis_key(record.prompt_hash, record.user_id, record.analysis_type));
+  }
+  co_return json_response(201, stored);
+}
+
+asio::awaitable<Response> Api::read(std::string hash, std::string user, std::string type,
+                                    Outcome& out) {
+  const std::string key = cache::analysis_key(hash, user, type);
+  const bool bypass = is_pending(key);
+  if (!bypass) {
+    if (auto hit = co_await cache_.get_analysis_result(hash, user, type)) {
+      out.cache = "hit";
+      Response res = json_response(200, *hit);
+      res.set("X-Cache", "hit");
+      co_return res;
+    }
+  }
+  out.cache = bypass ? "bypass" : "miss";
+  auto find = [this, hash, user, type]() { return db_.find(hash, user, type); };
+  const std::optional<db::AnalysisRecord> row = co_await on_db(DbOp::find, find);
+  if (!row) throw Refusal{404, "no analysis for this prompt_hash, user_id and analysis_type"};
+  const json::value value = db::to_json(*row);
+  if (!bypass) {
+    try {
+      co_await cache_.set_analysis_result(hash, user, type, value);
+    } catch (const cache::CacheError&) {
+      // Nothing to undo: the entry was absent and stays absent.
+    }
+  }
+  Response res = json_response(200, value);
+  res.set("X-Cache", "miss");
+  co_return res;
+}
+
+asio::awaitable<Response> Api::lookup(Request& req, Outcome& out) {
+  const json::object body = parse_body(req);
+  const std::string prompt = string_field(body, "prompt", options_.max_prompt_chars, nullptr, 413);
+  std::string user = checked_user(string_field(body, "user_id", options_.max_user_id_bytes),
+                                  options_.max_user_id_bytes);
+  std::string type =
+      string_field(body, "analysis_type", options_.max_analysis_type_chars, "default");
+  co_return co_await read(sha256_hex(prompt), std::move(user), std::move(type), out);
+}
+
+asio::awaitable<Response> Api::remove(std::string hash, std::string user, std::string type,
+                                      Outcome& out) {
+  auto erase = [this, hash, user, type]() { return db_.remove(hash, user, type); };
+  const bool removed = co_await on_db(DbOp::remove, erase);
+  out.cache = "delete";
+  co_await drop_cached(cache::analysis_key(hash, user, type));
+  if (!removed) throw Refusal{404, "no analysis for this prompt_hash, user_id and analysis_type"};
+  json::object body;
+  body["deleted"] = true;
+  body["prompt_hash"] = hash;
+  co_return json_response(200, body);
+}
+
+asio::awaitable<Response> Api::invalidate_user(std::string user, Outcome& out) {
+  out.cache = "invalidate";
+  std::uint64_t n = 0;
+  try {
+    n = co_await cache_.invalidate_user_analysis_cache(user);
+  } catch (const cache::CacheError&) {
+    throw Refusal{503, "the cache is unavailable"};
+  }
+  json::object body;
+  body["invalidated"] = n;
+  co_return json_response(200, body);
+}
+
+asio::awaitable<Response> Api::stats() {
+  json::object s = co_await cache_.get_cache_stats();
+  s["pending_invalidations"] = pending_invalidations();
+  co_return json_response(200, s);
+}
+
+asio::awaitable<Response> Api::ready() {
+  json::object body;
+  auto ping = [this]() { db_.ping(); };
+  try {
+    co_await on_db(DbOp::ping, ping);
+  } catch (const Refusal&) {
+    body["status"] = "unavailable";
+    body["database"] = "unreachable";
+    co_return json_response(503, body);
+  }
+  body["status"] = "ready";
+  body["database"] = "ok";
+  // Reads fall back to the database, so a cache that is down degrades the service, no more.
+  body["cache"] =
+      cache_.breaker().state() == cache::CircuitBreaker::State::closed ? "ok" : "degraded";
+  co_return json_response(200, body);
+}
+
+asio::awaitable<void> Api::drop_cached(std::string key) {
+  try {
+    (void)co_await cache_.delete_key(key);
+    co_return;
+  } catch (const cache::CacheError&) {
+  }
+  spdlog::warn("cache entry could not be removed; bypassed and retried key={:?}", key);
+  std::lock_guard lock(pending_mutex_);
+  pending_.insert(std::move(key));
+}
+
+void Api::start_invalidation_retry(const asio::any_io_executor& ex) {
+  asio::co_spawn(ex, retry_invalidations(), asio::detached);
+}
+
+asio::awaitable<void> Api::retry_invalidations() {
+  asio::steady_timer tick(co_await asio::this_coro::executor);
+  for (;;) {
+    tick.expires_after(options_.invalidation_retry);
+    boost::system::error_code ec;
+    co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    std::vector<std::string> keys;
+    {
+      std::lock_guard lock(pending_mutex_);
+      keys.assign(pending_.begin(), pending_.end());
+    }
+    for (const auto& key : keys) {
+      try {
+        (void)co_await cache_.delete_key(key);
+      } catch (const cache::CacheError&) {
+        break;  // still down: the next tick tries again
+      }
+      std::lock_guard lock(pending_mutex_);
+      pending_.erase(key);
+    }
+  }
+}
+
+}  // namespace promptcache::server
