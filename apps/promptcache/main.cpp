@@ -1,19 +1,38 @@
 // promptcache: the command. Subcommands live in their own files.
+#include <cstdlib>
+#include <iostream>
+#include <string_view>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "bench.hpp"
+#include "ops.hpp"
 #include "serve.hpp"
 
 int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries results (JSON lines, values) for scripts.
   spdlog::set_default_logger(spdlog::stderr_color_mt("promptcache"));
   spdlog::stderr_color_mt("access");
+  // serve logs what it does; an operator command prints its result and, on failure, one line,
+  // so its own log stays quiet unless asked (PROMPTCACHE_LOG_LEVEL=info|debug|...).
+  const std::string_view command = argc > 1 ? argv[1] : "";
+  spdlog::set_level(command == "serve" ? spdlog::level::info : spdlog::level::err);
+  if (const char* level = std::getenv("PROMPTCACHE_LOG_LEVEL"); level != nullptr && *level) {
+    const auto parsed = spdlog::level::from_str(level);
+    if (parsed == spdlog::level::off && std::string_view(level) != "off") {
+      std::cerr << "promptcache: PROMPTCACHE_LOG_LEVEL=" << level
+                << " is not one of trace, debug, info, warning, error, critical, off\n";
+      return 2;
+    }
+    spdlog::set_level(parsed);
+  }
   CLI::App app{"promptcache: a cache for prompt-analysis results"};
   app.require_subcommand(1);
   int exit_code = 0;
   promptcache::app::add_serve_command(app, exit_code);
+  promptcache::app::add_operator_commands(app, exit_code);
   promptcache::app::add_bench_command(app, exit_code);
   try {
     app.parse(argc, argv);

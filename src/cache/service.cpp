@@ -341,7 +341,8 @@ asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
   co_return result;
 }
 
-asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(std::string_view pattern) {
+asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
+    std::string_view pattern, const store::Progress& progress) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
   span.set("cache.pattern", pattern);
@@ -349,7 +350,7 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(std::strin
     throw CacheError(
         fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
   }
-  auto deleted = co_await store_->delete_matching(pattern);
+  auto deleted = co_await store_->delete_matching(pattern, progress);
   record(op_invalidate, start);
   if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
@@ -363,10 +364,10 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(std::strin
 }
 
 asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cache(
-    std::string_view user_id) {
+    std::string_view user_id, const store::Progress& progress) {
   const std::string pattern = user_analysis_pattern(user_id);
   try {
-    const std::uint64_t n = co_await invalidate_pattern(pattern);
+    const std::uint64_t n = co_await invalidate_pattern(pattern, progress);
     spdlog::info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
                  n);
     co_return n;

@@ -99,6 +99,8 @@ const std::vector<Prepared>& statements() {
       {"page_all", fmt::format("SELECT {} FROM prompt_analysis_results WHERE id > $1::bigint "
                                "ORDER BY id LIMIT $2::bigint",
                                columns)},
+      {"count_all", "SELECT COUNT(*) FROM prompt_analysis_results"},
+      {"count_user", "SELECT COUNT(*) FROM prompt_analysis_results WHERE user_id = $1"},
       {"page_user", fmt::format("SELECT {} FROM prompt_analysis_results WHERE user_id = $3 AND "
                                 "id > $1::bigint ORDER BY id LIMIT $2::bigint",
                                 columns)},
@@ -217,6 +219,15 @@ class PostgresDatabase final : public Database {
       rows.reserve(static_cast<std::size_t>(r.rows()));
       for (int i = 0; i < r.rows(); ++i) rows.push_back(read_row(r, i));
       return rows;
+    });
+  }
+
+  std::uint64_t count(const std::optional<std::string>& user) override {
+    std::vector<std::optional<std::string>> params;
+    if (user) params.emplace_back(*user);
+    return call([&](Connection& c) {
+      return static_cast<std::uint64_t>(
+          c.run(user ? "count_user" : "count_all", params).integer(0, 0));
     });
   }
 

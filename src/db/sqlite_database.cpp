@@ -170,6 +170,10 @@ class Connection {
                                    "AND id > ?1 ORDER BY id LIMIT ?2",
                                    columns));
   }
+  Statement& count_all() { return prepared(6, "SELECT COUNT(*) FROM prompt_analysis_results"); }
+  Statement& count_user() {
+    return prepared(7, "SELECT COUNT(*) FROM prompt_analysis_results WHERE user_id = ?1");
+  }
   Statement& version() {
     return prepared(5, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   }
@@ -268,6 +272,13 @@ class SqliteDatabase final : public Database {
     std::vector<AnalysisRecord> rows;
     while (use.s.step()) rows.push_back(read_row(use.s));
     return rows;
+  }
+
+  std::uint64_t count(const std::optional<std::string>& user) override {
+    auto c = pool_.acquire();
+    Use use(user ? c->count_user() : c->count_all());
+    if (user) use.s.bind(1, *user);
+    return use.s.step() ? static_cast<std::uint64_t>(use.s.integer(0)) : 0;
   }
 
   void ping() override {

@@ -108,7 +108,8 @@ asio::awaitable<Result<std::uint64_t>> LocalStore::del(const std::vector<std::st
   co_return n;
 }
 
-asio::awaitable<Result<std::uint64_t>> LocalStore::delete_matching(std::string_view pattern) {
+asio::awaitable<Result<std::uint64_t>> LocalStore::delete_matching(std::string_view pattern,
+                                                                   const Progress& progress) {
   std::lock_guard lock(mutex_);
   ++commands_;
   const auto now = now_();
@@ -123,6 +124,7 @@ asio::awaitable<Result<std::uint64_t>> LocalStore::delete_matching(std::string_v
     }
     it = next;
   }
+  if (progress) progress(n);
   co_return n;
 }
 

@@ -161,7 +161,8 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::del(const std::vector<std::st
   co_return sink.sum;
 }
 
-asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_view pattern) {
+asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_view pattern,
+                                                                   const Progress& progress) {
   std::uint64_t deleted = 0;
   std::string cursor = "0";
   std::vector<std::string> page;
@@ -175,6 +176,7 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_v
     if (!page.empty()) {
       if (replies.front().is_error()) co_return make_error_code(error::server_error);
       deleted += static_cast<std::uint64_t>(replies.front().as_int().value_or(0));
+      if (progress) progress(deleted);
     }
     const resp::Reply& scan = replies.back();
     if (scan.is_error() || scan.elements.size() != 2) {
@@ -188,6 +190,7 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_v
     auto r = co_await del(page);
     if (!r) co_return r.error();
     deleted += *r;
+    if (progress) progress(deleted);
   }
   co_return deleted;
 }

@@ -103,9 +103,12 @@ class PromptCacheService {
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
                                                  std::optional<std::int64_t> ttl = {});
   // Removes that user's analysis entries and nothing else; how many. Throws CacheError.
-  boost::asio::awaitable<std::uint64_t> invalidate_user_analysis_cache(std::string_view user_id);
+  // `progress` (optional) hears the running count during a long deletion.
+  boost::asio::awaitable<std::uint64_t> invalidate_user_analysis_cache(
+      std::string_view user_id, const store::Progress& progress = {});
   // Admin: removes every key matching a Redis glob pattern; how many. Throws CacheError.
-  boost::asio::awaitable<std::uint64_t> invalidate_pattern(std::string_view pattern);
+  boost::asio::awaitable<std::uint64_t> invalidate_pattern(std::string_view pattern,
+                                                           const store::Progress& progress = {});
   // The seed's fields from the server, this client's counters and latencies, the breaker.
   // On failure {"error": "..."} (plus this client's own counters).
   boost::asio::awaitable<boost::json::object> get_cache_stats();

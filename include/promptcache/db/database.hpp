@@ -66,6 +66,8 @@ class Database {
   // walking the whole table in pages.
   [[nodiscard]] virtual std::vector<AnalysisRecord> page(
       std::int64_t after_id, std::size_t limit, const std::optional<std::string>& user_id) = 0;
+  // How many rows (one user's, if given).
+  [[nodiscard]] virtual std::uint64_t count(const std::optional<std::string>& user_id) = 0;
   // Throws DbError unless the database answers.
   virtual void ping() = 0;
   // The highest migration applied.

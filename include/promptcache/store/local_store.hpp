@@ -37,7 +37,8 @@ class LocalStore final : public Store {
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
-  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(std::string_view pattern) override;
+  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
+      std::string_view pattern, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
 
   // Synchronous forms of the above, for callers without coroutines.

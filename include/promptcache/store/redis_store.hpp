@@ -27,7 +27,8 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
   // SCAN MATCH pattern COUNT 1000; each page's keys are unlinked in the same round trip as
   // the request for the next page.
-  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(std::string_view pattern) override;
+  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
+      std::string_view pattern, const Progress& progress = {}) override;
   // INFO, parsed.
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
   void close() override { client_->close(); }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,9 @@ namespace promptcache::store {
 
 template <class T>
 using Result = boost::system::result<T>;
+
+// Told how many keys a long deletion has removed so far (for a progress display).
+using Progress = std::function<void(std::uint64_t deleted)>;
 
 struct Entry {
   std::string key;
@@ -57,8 +61,9 @@ class Store {
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> del(
       const std::vector<std::string>& keys) = 0;
   // Deletes every key matching a Redis glob pattern, in batches; how many were deleted.
+  // `progress`, if set, hears the running count after each batch.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
-      std::string_view pattern) = 0;
+      std::string_view pattern, const Progress& progress = {}) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
   // Releases connections; calls after it fail. The in-process store has nothing to close.
   virtual void close() {}
