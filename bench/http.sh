@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# http_get: GET of cached analyses through `promptcache serve` (SQLite behind, a real Redis in
+# front) over 50 keep-alive connections, beside nginx serving the same ~1 KiB JSON as a static
+# file, both driven by wrk with the same settings and the same Lua script in the same run.
+# Target: >= 0.5 x nginx's requests/s.
+#   DURATION=10s CONNS=50 THREADS=1 KEYS=200 bash bench/http.sh
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+duration=${DURATION:-10s}
+conns=${CONNS:-50}
+threads=${THREADS:-1}
+keys=${KEYS:-200}
+
+build_release
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light \
+    >/dev/null
+fi
+start_redis
+work=$(mktemp -d)
+chmod 755 "$work"
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  stop_redis
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+serve_port=$(free_port)
+REDIS_URL="redis://127.0.0.1:$redis_port" "$promptcache_bin" serve \
+  --listen "127.0.0.1:$serve_port" --db "sqlite://$work/bench.db" \
+  >"$work/serve.out" 2>"$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
+base="http://127.0.0.1:$serve_port"
+
+# KEYS analyses of about 1 KiB each (the standard value's 12 suggestions), stored through the
+# API; their GET paths go to wrk.
+python3 - "$base" "$keys" "$work/paths.txt" "$work/analysis.json" <<'EOF'
+import hashlib, json, sys, urllib.request
+base, keys, paths_file, sample_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with open(paths_file, "w") as paths:
+    for i in range(keys):
+        prompt = f"Summarize the quarterly report, variant {i}"
+        body = {
+            "prompt": prompt, "user_id": f"user{i % 100}",
+            "quality_scores": {"score": 0.87, "clarity": 0.91, "tokens": 412},
+            "improvement_suggestions": [
+                f"suggestion {j:02}: state the expected output format" for j in range(12)],
+            "metadata": {"source": "bench"},
+        }
+        req = urllib.request.Request(base + "/v1/analyses", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        h = hashlib.sha256(prompt.encode()).hexdigest()
+        paths.write(f"/v1/analyses/{h}?user_id=user{i % 100}\n")
+        if i == 0:
+            with open(sample_file, "wb") as f:
+                f.write(urllib.request.urlopen(base + f"/v1/analyses/{h}?user_id=user0").read())
+EOF
+
+# nginx: the same JSON body as a static file, one path repeated as often as ours.
+nginx_port=$(free_port)
+mkdir -p "$work/www" "$work/nginx-tmp"
+cp "$work/analysis.json" "$work/www/analysis.json"
+chmod -R a+rX "$work/www"
+for _ in $(seq "$keys"); do echo /analysis.json; done >"$work/nginx-paths.txt"
+cat >"$work/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log $work/nginx-access.log;
+  client_body_temp_path $work/nginx-tmp;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/www;
+  }
+}
+EOF
+nginx -c "$work/nginx.conf"
+
+cat >"$work/paths.lua" <<'EOF'
+local paths = {}
+for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+EOF
+
+run_wrk() {  # url paths-file -> "requests/s p50 p99"
+  PATHS_FILE="$2" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/paths.lua" "$1" |
+    awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 } END { print rps, p50, p99 }'
+}
+PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d2s -s "$work/paths.lua" "$base" >/dev/null  # warm-up
+nginx_before=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
+ours=$(run_wrk "$base" "$work/paths.txt")
+nginx_after=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
+hits=$(curl -s "$base/metrics" | awk -F' ' '/outcome="hit"/ { print $2 }')
+misses=$(curl -s "$base/metrics" | awk -F' ' '/outcome="miss"/ { print $2 }')
+body_bytes=$(wc -c <"$work/analysis.json")
+
+python3 - "$ours" "$nginx_before" "$nginx_after" "$conns" "$threads" "$duration" "$hits" \
+  "$misses" "$body_bytes" <<'EOF'
+import json, sys
+ours, before, after = (s.split() for s in sys.argv[1:4])
+conns, threads, duration, hits, misses, body = sys.argv[4:10]
+ref = (float(before[0]) + float(after[0])) / 2
+print(json.dumps({"workload": "http_get", "requests_per_s": float(ours[0]), "p50": ours[1],
+                  "p99": ours[2], "connections": int(conns), "wrk_threads": int(threads),
+                  "duration": duration, "body_bytes": int(body), "cache_hits": int(hits),
+                  "cache_misses": int(misses)}))
+print(json.dumps({"workload": "nginx static file, same wrk settings",
+                  "requests_per_s_before": float(before[0]), "requests_per_s_after": float(after[0]),
+                  "p50_before": before[1], "p99_before": before[2]}))
+print("http_get %.0f req/s  %.2f x nginx (target >= 0.50)" % (float(ours[0]), float(ours[0]) / ref))
+EOF
