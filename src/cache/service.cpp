@@ -179,19 +179,29 @@ asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view p
   co_await set(key, value, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
 }
 
+asio::awaitable<void> PromptCacheService::add_analysis_result(std::string_view prompt_hash,
+                                                              std::string_view user_id,
+                                                              std::string_view analysis_type,
+                                                              const Json& value,
+                                                              std::optional<std::int64_t> ttl) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  co_await write(key, {}, &value, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS,
+                 store::SetMode::if_absent);
+}
+
 asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
                                               std::optional<std::int64_t> ttl) {
-  co_await write(key, {}, &value, ttl);
+  co_await write(key, {}, &value, ttl, store::SetMode::always);
 }
 
 asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
                                                    std::optional<std::int64_t> ttl) {
-  co_await write(key, json_text, nullptr, ttl);
+  co_await write(key, json_text, nullptr, ttl, store::SetMode::always);
 }
 
 asio::awaitable<void> PromptCacheService::write(std::string_view key, std::string_view json_text,
-                                                const Json* value,
-                                                std::optional<std::int64_t> ttl) {
+                                                const Json* value, std::optional<std::int64_t> ttl,
+                                                store::SetMode mode) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
@@ -205,7 +215,7 @@ asio::awaitable<void> PromptCacheService::write(std::string_view key, std::strin
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
   const std::string stored = encode(value != nullptr ? std::string_view(serialized) : json_text);
-  const error_code ec = co_await store_->set(key, stored, seconds);
+  const error_code ec = co_await store_->set(key, stored, seconds, mode);
   record(op_set, start);
   if (note_result(ec)) {
     span.record_exception(ec.message());

@@ -349,7 +349,8 @@ asio::awaitable<Response> Api::read(std::string hash, std::string user, std::str
   const json::value value = db::to_json(*row);
   if (!bypass) {
     try {
-      co_await cache_.set_analysis_result(hash, user, type, value);
+      // Only into an empty place: a POST that stored a newer value meanwhile wins.
+      co_await cache_.add_analysis_result(hash, user, type, value);
     } catch (const cache::CacheError&) {
       // Nothing to undo: the entry was absent and stays absent.
     }

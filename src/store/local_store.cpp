@@ -90,8 +90,10 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> LocalStore::get
 }
 
 asio::awaitable<error_code> LocalStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl) {
-  set_now(key, value, ttl);
+                                            std::chrono::seconds ttl, SetMode mode) {
+  std::lock_guard lock(mutex_);
+  const auto now = now_();
+  if (mode == SetMode::always || find_live(key, now) == lru_.end()) put(key, value, ttl, now);
   co_return error_code{};
 }
 

@@ -81,7 +81,18 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get
 }
 
 asio::awaitable<error_code> RedisStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl) {
+                                            std::chrono::seconds ttl, SetMode mode) {
+  if (mode == SetMode::if_absent) {
+    resp::Request req;
+    if (ttl.count() > 0) {
+      req.push("SET", key, value, "NX", "EX", ttl.count());
+    } else {
+      req.push("SET", key, value, "NX");
+    }
+    resp::StatusTally sink;  // OK when stored, null when the key was there: both fine
+    if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
+    co_return sink.errors > 0 ? make_error_code(error::server_error) : error_code{};
+  }
   co_return co_await client_->set(
       key, value,
       ttl.count() > 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ttl.count()))

@@ -77,6 +77,14 @@ class PromptCacheService {
                                                    const Json& value,
                                                    std::optional<std::int64_t> ttl = {});
 
+  // The same, only if no entry is there (SET NX): for filling the cache from the database after
+  // a miss, so the fill never overwrites what a writer stored meanwhile. Throws CacheError.
+  boost::asio::awaitable<void> add_analysis_result(std::string_view prompt_hash,
+                                                   std::string_view user_id,
+                                                   std::string_view analysis_type,
+                                                   const Json& value,
+                                                   std::optional<std::int64_t> ttl = {});
+
   boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
   // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
   boost::asio::awaitable<void> set(std::string_view key, const Json& value,
@@ -156,7 +164,8 @@ class PromptCacheService {
 
   // set and set_json: `value` when given, else `json_text`.
   boost::asio::awaitable<void> write(std::string_view key, std::string_view json_text,
-                                     const Json* value, std::optional<std::int64_t> ttl);
+                                     const Json* value, std::optional<std::int64_t> ttl,
+                                     store::SetMode mode);
   // A stored value as JSON; nullopt when it is corrupt or foreign.
   [[nodiscard]] std::optional<Json> decode(std::string_view stored) const;
   // Deletes, logs and counts a corrupt or foreign value.

@@ -33,7 +33,8 @@ class LocalStore final : public Store {
       const std::vector<std::string>& keys) override;
   boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
                                                         std::string_view value,
-                                                        std::chrono::seconds ttl) override;
+                                                        std::chrono::seconds ttl,
+                                                        SetMode mode = SetMode::always) override;
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;

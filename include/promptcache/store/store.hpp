@@ -23,6 +23,10 @@ using Result = boost::system::result<T>;
 // Told how many keys a long deletion has removed so far (for a progress display).
 using Progress = std::function<void(std::uint64_t deleted)>;
 
+// Whether a set replaces what is there or only fills an empty place (SET NX): a fill from the
+// database must never overwrite a newer value a writer stored meanwhile.
+enum class SetMode : std::uint8_t { always, if_absent };
+
 struct Entry {
   std::string key;
   std::string value;
@@ -52,8 +56,10 @@ class Store {
   // One value (or nullopt) per key, in order.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>>
   get_multiple(const std::vector<std::string>& keys) = 0;
+  // if_absent leaving a present value alone is success, not an error.
   [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code> set(
-      std::string_view key, std::string_view value, std::chrono::seconds ttl) = 0;
+      std::string_view key, std::string_view value, std::chrono::seconds ttl,
+      SetMode mode = SetMode::always) = 0;
   // Writes every entry in as few round trips as the store allows; the number that failed.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) = 0;
