@@ -101,20 +101,27 @@ PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d2s -s "$work/paths.lua" "$base
 nginx_before=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
 ours=$(run_wrk "$base" "$work/paths.txt")
 nginx_after=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
-hits=$(curl -s "$base/metrics" | awk -F' ' '/outcome="hit"/ { print $2 }')
-misses=$(curl -s "$base/metrics" | awk -F' ' '/outcome="miss"/ { print $2 }')
+metrics=$(curl -s "$base/metrics")
+hits=$(echo "$metrics" | awk '/cache_requests_total.*outcome="hit"/ { print $2 }')
+misses=$(echo "$metrics" | awk '/cache_requests_total.*outcome="miss"/ { print $2 }')
+# Where the time goes: the handler's own time (cache lookup, JSON, response built) per GET, from
+# the server's histogram; the rest of wrk's latency is HTTP parsing, queueing and the sockets.
+handler_us=$(echo "$metrics" | awk '
+  /request_duration_seconds_sum\{route="GET \/v1\/analyses/ { sum = $2 }
+  /request_duration_seconds_count\{route="GET \/v1\/analyses/ { n = $2 }
+  END { if (n > 0) printf "%.1f", sum / n * 1e6; else print 0 }')
 body_bytes=$(wc -c <"$work/analysis.json")
 
 python3 - "$ours" "$nginx_before" "$nginx_after" "$conns" "$threads" "$duration" "$hits" \
-  "$misses" "$body_bytes" <<'EOF'
+  "$misses" "$body_bytes" "$handler_us" <<'EOF'
 import json, sys
 ours, before, after = (s.split() for s in sys.argv[1:4])
-conns, threads, duration, hits, misses, body = sys.argv[4:10]
+conns, threads, duration, hits, misses, body, handler_us = sys.argv[4:11]
 ref = (float(before[0]) + float(after[0])) / 2
 print(json.dumps({"workload": "http_get", "requests_per_s": float(ours[0]), "p50": ours[1],
                   "p99": ours[2], "connections": int(conns), "wrk_threads": int(threads),
                   "duration": duration, "body_bytes": int(body), "cache_hits": int(hits),
-                  "cache_misses": int(misses)}))
+                  "cache_misses": int(misses), "handler_mean_us": float(handler_us)}))
 print(json.dumps({"workload": "nginx static file, same wrk settings",
                   "requests_per_s_before": float(before[0]), "requests_per_s_after": float(after[0]),
                   "p50_before": before[1], "p99_before": before[2]}))

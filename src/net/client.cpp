@@ -144,6 +144,7 @@ ConnectionStats Client::stats() const {
     sum.reconnects += s.reconnects;
     sum.timeouts += s.timeouts;
     sum.overloaded += s.overloaded;
+    sum.rejected_down += s.rejected_down;
     sum.pushes += s.pushes;
     sum.in_flight += s.in_flight;
   }

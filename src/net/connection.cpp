@@ -124,6 +124,7 @@ asio::awaitable<void> Connection::run() {
     if (!ec && !closed_) {
       failures = 0;
       connected_ = true;
+      down_ = false;
       last_error_ = {};
       last_error_msg_.clear();
       notify_connect_waiters();
@@ -162,6 +163,8 @@ asio::awaitable<void> Connection::run() {
         last_error_ = ec;
         spdlog::warn("redis connect failed address={} error=\"{}\"", cfg_.address(),
                      last_error_msg_);
+        down_ = true;
+        fail_all(ec);  // what waited for this attempt learns at once that it failed
       }
       notify_connect_waiters();
     }
@@ -533,6 +536,10 @@ error_code Connection::enqueue(const resp::Request& req, resp::ReplySink& sink,
                                Clock::time_point deadline, Waiter*& waiter) {
   if (closed_) return error::closed;
   start();
+  if (down_) {
+    ++stats_.rejected_down;
+    return last_error_ ? last_error_ : make_error_code(error::not_connected);
+  }
   if (queue_.size() >= cfg_.max_in_flight ||
       queued_bytes_ + req.payload().size() > cfg_.max_in_flight_bytes) {
     ++stats_.overloaded;

@@ -36,6 +36,7 @@ namespace {
 struct Refusal {
   unsigned status;
   std::string message;
+  std::string allow = {};  // 405: the methods the path takes
 };
 
 Response json_response(unsigned status, const json::value& body) {
@@ -58,6 +59,32 @@ json::object parse_body(const Request& req) {
   return std::move(v.as_object());
 }
 
+// PostgreSQL text cannot hold U+0000 (libpq would cut the string there, turning one user id
+// into another), so no backend gets one: refused with the field's name.
+bool has_nul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
+bool has_nul(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::string:
+      return has_nul(std::string_view(v.get_string()));
+    case json::kind::array:
+      return std::any_of(v.get_array().begin(), v.get_array().end(),
+                         [](const json::value& e) { return has_nul(e); });
+    case json::kind::object:
+      return std::any_of(v.get_object().begin(), v.get_object().end(), [](const auto& kv) {
+        return has_nul(std::string_view(kv.key())) || has_nul(kv.value());
+      });
+    default:
+      return false;
+  }
+}
+
+void refuse_nul(std::string_view name, bool found) {
+  if (found) throw Refusal{422, fmt::format("{}: must not contain NUL characters", name)};
+}
+
 // A string field: required unless `fallback` is given; `max` in characters.
 std::string string_field(const json::object& o, std::string_view name, std::size_t max,
                          const char* fallback = nullptr, unsigned too_long = 422) {
@@ -69,6 +96,7 @@ std::string string_field(const json::object& o, std::string_view name, std::size
   if (!v->is_string()) throw Refusal{422, fmt::format("{}: must be a string", name)};
   const json::string& s = v->as_string();
   if (s.empty()) throw Refusal{422, fmt::format("{}: must not be empty", name)};
+  refuse_nul(name, has_nul(std::string_view(s)));
   if (utf8_chars(s) > max) {
     throw Refusal{too_long, fmt::format("{}: longer than {} characters", name, max)};
   }
@@ -77,6 +105,7 @@ std::string string_field(const json::object& o, std::string_view name, std::size
 
 std::string checked_user(std::string_view user, std::size_t max_bytes) {
   if (user.empty()) throw Refusal{422, "user_id: required"};
+  refuse_nul("user_id", has_nul(user));
   if (user.size() > max_bytes) {
     throw Refusal{422, fmt::format("user_id: longer than {} bytes", max_bytes)};
   }
@@ -85,6 +114,7 @@ std::string checked_user(std::string_view user, std::size_t max_bytes) {
 
 std::string checked_type(std::string_view type, std::size_t max) {
   if (type.empty()) throw Refusal{422, "analysis_type: must not be empty"};
+  refuse_nul("analysis_type", has_nul(type));
   if (utf8_chars(type) > max) {
     throw Refusal{422, fmt::format("analysis_type: longer than {} characters", max)};
   }
@@ -174,6 +204,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
     res = co_await route(req, out);
   } catch (const Refusal& r) {
     res = error(r.status, r.message);
+    if (!r.allow.empty()) res.set(http::field::allow, r.allow);
+    if (r.status == 401) res.set(http::field::www_authenticate, "Bearer");
   } catch (const std::exception& e) {
     spdlog::error("request failed method={} path={:?} error=\"{}\"",
                   std::string_view(req.method_string()), std::string_view(req.target()), e.what());
@@ -188,6 +220,29 @@ asio::awaitable<Response> Api::handle(Request& req) {
   co_return res;
 }
 
+namespace {
+
+// The route a path names (for metrics), before anything else is checked.
+Route route_of(const std::vector<std::string>& path, http::verb method) {
+  auto is = [&](std::initializer_list<std::string_view> expected) {
+    return path.size() == expected.size() && std::equal(path.begin(), path.end(), expected.begin());
+  };
+  if (is({"v1", "analyses"})) return Route::analyses_create;
+  if (is({"v1", "analyses", "lookup"})) return Route::analyses_lookup;
+  if (path.size() == 3 && path[0] == "v1" && path[1] == "analyses") {
+    return method == http::verb::delete_ ? Route::analyses_delete : Route::analyses_get;
+  }
+  if (path.size() == 5 && path[0] == "v1" && path[1] == "users" && path[3] == "analyses" &&
+      path[4] == "cache") {
+    return Route::user_cache_delete;
+  }
+  if (is({"v1", "stats"})) return Route::stats;
+  if (is({"metrics"})) return Route::metrics;
+  return Route::unknown;
+}
+
+}  // namespace
+
 asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   auto target = boost::urls::parse_origin_form(req.target());
   if (!target) throw Refusal{400, "malformed request target"};
@@ -200,7 +255,9 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   };
   const auto method = req.method();
   auto only = [&](http::verb allowed) {
-    if (method != allowed) throw Refusal{405, "method not allowed on this path"};
+    if (method != allowed) {
+      throw Refusal{405, "method not allowed on this path", std::string(http::to_string(allowed))};
+    }
   };
   auto is = [&](std::initializer_list<std::string_view> expected) {
     return path.size() == expected.size() && std::equal(path.begin(), path.end(), expected.begin());
@@ -219,31 +276,28 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
     only(http::verb::get);
     co_return co_await ready();
   }
+  // Every other route needs the key, checked once the route is known (for the metrics).
+  out.route = route_of(path, method);
   if (!options_.api_key.empty()) {
     const std::string_view auth = req[http::field::authorization];
     constexpr std::string_view bearer = "Bearer ";
     if (auth.substr(0, bearer.size()) != bearer ||
         !same_secret(auth.substr(bearer.size()), options_.api_key)) {
-      Response res = error(401, "missing or wrong API key");
-      res.set(http::field::www_authenticate, "Bearer");
-      co_return res;
+      throw Refusal{401, "missing or wrong API key"};
     }
   }
 
   if (is({"v1", "analyses"})) {
-    out.route = Route::analyses_create;
     only(http::verb::post);
     co_return co_await create(req, out);
   }
   if (is({"v1", "analyses", "lookup"})) {
-    out.route = Route::analyses_lookup;
     only(http::verb::post);
     co_return co_await lookup(req, out);
   }
   if (path.size() == 3 && path[0] == "v1" && path[1] == "analyses") {
-    out.route = method == http::verb::delete_ ? Route::analyses_delete : Route::analyses_get;
     if (method != http::verb::get && method != http::verb::delete_) {
-      throw Refusal{405, "method not allowed on this path"};
+      throw Refusal{405, "method not allowed on this path", "GET, DELETE"};
     }
     std::string hash = checked_hash(path[2]);
     std::string user = checked_user(param("user_id").value_or(""), options_.max_user_id_bytes);
@@ -254,17 +308,14 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   }
   if (path.size() == 5 && path[0] == "v1" && path[1] == "users" && path[3] == "analyses" &&
       path[4] == "cache") {
-    out.route = Route::user_cache_delete;
     only(http::verb::delete_);
     co_return co_await invalidate_user(checked_user(path[2], options_.max_user_id_bytes), out);
   }
   if (is({"v1", "stats"})) {
-    out.route = Route::stats;
     only(http::verb::get);
     co_return co_await stats();
   }
   if (is({"metrics"})) {
-    out.route = Route::metrics;
     only(http::verb::get);
     Response res{http::status::ok, 11};
     res.set(http::field::content_type, "text/plain; version=0.0.4");
@@ -286,14 +337,17 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
   if (scores == nullptr || !scores->is_object()) {
     throw Refusal{422, "quality_scores: required, a JSON object"};
   }
+  refuse_nul("quality_scores", has_nul(*scores));
   in.quality_scores = scores->as_object();
   const json::value* suggestions = body.if_contains("improvement_suggestions");
   if (suggestions == nullptr || !suggestions->is_array()) {
     throw Refusal{422, "improvement_suggestions: required, a JSON array"};
   }
+  refuse_nul("improvement_suggestions", has_nul(*suggestions));
   in.improvement_suggestions = suggestions->as_array();
   if (const json::value* meta = body.if_contains("metadata"); meta != nullptr && !meta->is_null()) {
     if (!meta->is_object()) throw Refusal{422, "metadata: must be a JSON object"};
+    refuse_nul("metadata", has_nul(*meta));
     in.metadata = meta->as_object();
   }
   if (const json::value* ms = body.if_contains("processing_time_ms");

@@ -186,6 +186,32 @@ TEST_P(StoreContract, ttl_expires_for_real_and_overwrite_without_ttl_removes_the
   }
 }
 
+TEST_P(StoreContract, set_if_absent_fills_an_empty_key_and_leaves_a_present_value_alone) {
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await store().set("fill", "first", 3600s, store::SetMode::if_absent));
+    EXPECT_FALSE(co_await store().set("fill", "second", 3600s, store::SetMode::if_absent));
+    auto r = co_await store().get("fill");
+    CO_ASSERT(r);
+    EXPECT_EQ(*r, std::optional<std::string>("first"));
+    // An ordinary set still replaces it.
+    EXPECT_FALSE(co_await store().set("fill", "third", 3600s));
+    r = co_await store().get("fill");
+    CO_ASSERT(r);
+    EXPECT_EQ(*r, std::optional<std::string>("third"));
+    // An expired value is absent: the fill goes in.
+    EXPECT_FALSE(co_await store().set("brief", "old", 1s));
+    co_await sleep_for(2100ms);
+    EXPECT_FALSE(co_await store().set("brief", "new", 3600s, store::SetMode::if_absent));
+    r = co_await store().get("brief");
+    CO_ASSERT(r);
+    EXPECT_EQ(*r, std::optional<std::string>("new"));
+  }());
+  if (is_redis()) {
+    const int ttl = std::stoi(server().cli({"TTL", "brief"}));
+    EXPECT_GT(ttl, 3590);
+  }
+}
+
 TEST_P(StoreContract, ttl_zero_means_no_expiry) {
   // Built outside the coroutine: g++ 12 destroys an aggregate temporary in a co_await
   // expression twice.

@@ -56,6 +56,7 @@ struct ConnectionStats {
   std::uint64_t reconnects = 0;
   std::uint64_t timeouts = 0;
   std::uint64_t overloaded = 0;
+  std::uint64_t rejected_down = 0;  // failed at once: the last connect attempt had failed
   std::uint64_t pushes = 0;
   std::size_t in_flight = 0;
 };
@@ -194,6 +195,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool started_ = false;
   bool closed_ = false;
   bool connected_ = false;
+  // The last connect attempt failed: commands fail at once with its error instead of waiting
+  // for a deadline, until an attempt succeeds (a server that is down costs callers nothing).
+  bool down_ = false;
   bool resp3_ = false;
   std::uint64_t generation_ = 0;
   std::uint64_t attempts_ = 0;  // connect attempts finished
