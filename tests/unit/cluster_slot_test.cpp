@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "promptcache/cluster/redirect.hpp"
 #include "promptcache/cluster/slot.hpp"
 #include "promptcache/cluster/slot_map.hpp"
 
@@ -179,6 +180,42 @@ TEST(SlotMap, moved_patches_one_slot_to_a_known_or_new_master) {
   EXPECT_EQ(map->shard_for(43)->master, (NodeAddress{"127.0.0.1", 7010}));
   EXPECT_EQ(map->shards().size(), 4u);
   EXPECT_EQ(map->covered(), 16384u);
+}
+
+TEST(Redirect, moved_and_ask_carry_the_slot_and_the_target) {
+  auto moved = parse_redirect("MOVED 3999 127.0.0.1:6381");
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->kind, Redirect::Kind::moved);
+  EXPECT_EQ(moved->slot, 3999);
+  EXPECT_EQ(moved->target, (NodeAddress{"127.0.0.1", 6381}));
+  auto ask = parse_redirect("ASK 16383 redis-b.internal:7001");
+  ASSERT_TRUE(ask);
+  EXPECT_EQ(ask->kind, Redirect::Kind::ask);
+  EXPECT_EQ(ask->slot, 16383);
+  EXPECT_EQ(ask->target, (NodeAddress{"redis-b.internal", 7001}));
+  EXPECT_EQ(parse_redirect("MOVED 1 [::1]:7000")->target, (NodeAddress{"::1", 7000}));
+}
+
+TEST(Redirect, busy_states_ask_for_a_retry_and_readonly_for_a_refresh) {
+  EXPECT_EQ(parse_redirect("TRYAGAIN Multiple keys request during rehashing of slot")->kind,
+            Redirect::Kind::try_again);
+  EXPECT_EQ(parse_redirect("CLUSTERDOWN The cluster is down")->kind, Redirect::Kind::try_again);
+  EXPECT_EQ(parse_redirect("LOADING Redis is loading the dataset in memory")->kind,
+            Redirect::Kind::try_again);
+  EXPECT_EQ(parse_redirect("READONLY You can't write against a read only replica.")->kind,
+            Redirect::Kind::readonly);
+}
+
+TEST(Redirect, ordinary_and_malformed_errors_are_not_redirects) {
+  EXPECT_FALSE(parse_redirect("ERR unknown command"));
+  EXPECT_FALSE(parse_redirect("WRONGTYPE Operation against a key holding the wrong kind"));
+  EXPECT_FALSE(parse_redirect("CROSSSLOT Keys in request don't hash to the same slot"));
+  EXPECT_FALSE(parse_redirect("MOVED"));
+  EXPECT_FALSE(parse_redirect("MOVED 16384 127.0.0.1:7000"));
+  EXPECT_FALSE(parse_redirect("MOVED 12 127.0.0.1"));
+  EXPECT_FALSE(parse_redirect("MOVED x 127.0.0.1:7000"));
+  EXPECT_FALSE(parse_redirect("ASK 12 :7000"));
+  EXPECT_FALSE(parse_redirect("moved 12 127.0.0.1:7000"));
 }
 
 }  // namespace
