@@ -19,6 +19,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "support/process.hpp"  // detail::percent_encode
+
 namespace promptcache::testing {
 
 namespace asio = boost::asio;
@@ -50,18 +52,7 @@ bool HttpResponse::has_header(std::string_view name) const {
 }
 
 std::string url_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
+  return detail::percent_encode(s);
 }
 
 struct HttpClient::Impl {

@@ -35,6 +35,11 @@
 
 namespace promptcache::testing {
 
+namespace detail {  // support/process.hpp
+struct ChildSpec;
+struct RunResult;
+}  // namespace detail
+
 // All members have default initializers, so designated initializers such as
 // PgServerOptions{.database = "x"} compile cleanly with -Wextra -Werror (g++ 12).
 // Neither `user` nor `database` may be "postgres" (the superuser and the maintenance database
@@ -86,20 +91,14 @@ class PgServer {
 
  private:
   enum class LaunchResult { kReady, kAddressInUse };
-  struct RunResult {
-    int exit_code = -1;  // -1 if killed by a signal / timed out
-    bool timed_out = false;
-    std::string out;
-    std::string err;
-  };
 
-  // Forks and execs args (argv[0] absolute) as the server's OS user, in dir(), with a clean
-  // environment; the child gets the given descriptors as stdin/stdout/stderr. Returns the pid.
-  pid_t spawn(const std::vector<std::string>& args, int stdin_fd, int stdout_fd,
-              int stderr_fd) const;
-  // spawn()s args with stdin=/dev/null and captures stdout/stderr; kills the process and sets
-  // timed_out if it does not finish within `timeout`.
-  RunResult run(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const;
+  // How to run args (argv[0] absolute): as the server's OS user, in dir(), with a clean
+  // environment.
+  detail::ChildSpec child_spec(std::vector<std::string> args) const;
+  // Runs child_spec(args) with stdin=/dev/null and captures stdout/stderr; kills the process and
+  // sets timed_out if it does not finish within `timeout`.
+  detail::RunResult run(const std::vector<std::string>& args,
+                        std::chrono::milliseconds timeout) const;
   std::string run_psql(const std::string& database, const std::string& sql) const;
   void init_cluster();
   LaunchResult launch_once();

@@ -13,13 +13,14 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "support/pg_server.hpp"
+#include "support/process.hpp"
+#include "support/selftest_helpers.hpp"
 
 namespace promptcache::testing {
 namespace {
@@ -30,51 +31,6 @@ using namespace std::chrono_literals;
   if (!pg_available())                                                             \
   GTEST_SKIP() << "PostgreSQL server binaries (initdb, postgres) not found under " \
                   "/usr/lib/postgresql/*/bin"
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// State letter and parent pid from /proc/PID/stat; state '\0' if the process is gone.
-std::pair<char, pid_t> proc_state_and_ppid(pid_t pid) {
-  std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-  auto p = stat.rfind(')');
-  if (p == std::string::npos || p + 2 >= stat.size()) return {'\0', -1};
-  std::istringstream rest(stat.substr(p + 2));
-  char state = '\0';
-  pid_t ppid = -1;
-  rest >> state >> ppid;
-  return {state, ppid};
-}
-
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> pids;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const auto pid = static_cast<pid_t>(std::stol(name));
-    if (proc_state_and_ppid(pid).second == parent) pids.push_back(pid);
-  }
-  return pids;
-}
-
-// True if no live process `pid` exists (gone, or a zombie not yet reaped by init).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-  return proc_state_and_ppid(pid).first == 'Z';
-}
-
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!process_gone(pid)) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
 
 bool tcp_connects(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -179,14 +135,14 @@ TEST(PgServer, StopRefusesConnectionsAndStartKeepsData) {
   EXPECT_EQ(server.psql("create table t (x int)"), "CREATE TABLE");
   EXPECT_EQ(server.psql("insert into t values (42)"), "INSERT 0 1");
   const pid_t pid = server.pid();
-  const std::vector<pid_t> children = children_of(pid);
+  const std::vector<pid_t> children = detail::child_pids(pid);
   EXPECT_FALSE(children.empty());
 
   server.stop();
   EXPECT_FALSE(server.running());
   EXPECT_EQ(server.pid(), -1);
   EXPECT_EQ(::kill(pid, 0), -1);
-  for (pid_t child : children) EXPECT_TRUE(process_gone(child)) << "child " << child;
+  for (pid_t child : children) EXPECT_TRUE(detail::process_gone(child)) << "child " << child;
   EXPECT_FALSE(tcp_connects(port));
   EXPECT_THROW(server.psql("select 1"), std::runtime_error);
   server.stop();  // idempotent
@@ -211,7 +167,7 @@ TEST(PgServer, DestructorLeavesNoProcessAndNoTempDir) {
     PgServer server;
     pid = server.pid();
     dir = server.dir();
-    children = children_of(pid);
+    children = detail::child_pids(pid);
     ASSERT_GT(pid, 0);
     ASSERT_EQ(::kill(pid, 0), 0);
     ASSERT_FALSE(children.empty());
@@ -219,7 +175,7 @@ TEST(PgServer, DestructorLeavesNoProcessAndNoTempDir) {
   }
   EXPECT_EQ(::kill(pid, 0), -1);
   EXPECT_EQ(errno, ESRCH);
-  for (pid_t child : children) EXPECT_TRUE(process_gone(child)) << "child " << child;
+  for (pid_t child : children) EXPECT_TRUE(detail::process_gone(child)) << "child " << child;
   struct stat st {};
   EXPECT_EQ(::stat(dir.c_str(), &st), -1);
   EXPECT_EQ(errno, ENOENT);
@@ -241,39 +197,14 @@ TEST(PgServer, DestructorAfterStop) {
 
 TEST(PgServer, ServerDiesWithCrashedParent) {
   SKIP_WITHOUT_PG();
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(fds[0]);
-    pid_t server_pid = -1;
-    char dir[256] = {};
-    try {
-      auto* server = new PgServer();  // deliberately leaked: simulate a crash
-      server_pid = server->pid();
-      std::snprintf(dir, sizeof(dir), "%s", server->dir().c_str());
-    } catch (...) {
-    }
-    (void)!::write(fds[1], &server_pid, sizeof(server_pid));
-    (void)!::write(fds[1], dir, sizeof(dir));
-    ::_exit(0);  // no destructors run
-  }
-  ::close(fds[1]);
-  pid_t server_pid = -1;
-  ASSERT_EQ(::read(fds[0], &server_pid, sizeof(server_pid)),
-            static_cast<ssize_t>(sizeof(server_pid)));
-  char dir[256] = {};
-  ASSERT_EQ(::read(fds[0], dir, sizeof(dir)), static_cast<ssize_t>(sizeof(dir)));
-  ::close(fds[0]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_GT(server_pid, 0);
-  EXPECT_TRUE(wait_gone(server_pid, 5s)) << "postgres " << server_pid << " survived";
+  const detail::Leftovers left = detail::start_server_and_crash<PgServer>();
+  ASSERT_GT(left.server_pid, 0);
+  EXPECT_TRUE(detail::wait_gone({left.server_pid}, 5s))
+      << "postgres " << left.server_pid << " survived";
   // The "crashed" process leaked its temp dir and the server's SysV shared memory segment
   // (postmaster.pid line 7 is "KEY ID"); clean both up once the server's children are gone.
-  if (dir[0] == '\0') return;
-  std::istringstream pidfile(read_text(std::string(dir) + "/data/postmaster.pid"));
+  if (left.dir.empty()) return;
+  std::istringstream pidfile(detail::read_file(left.dir + "/data/postmaster.pid"));
   std::string line;
   for (int i = 0; i < 7 && std::getline(pidfile, line); ++i) {
   }
@@ -287,11 +218,10 @@ TEST(PgServer, ServerDiesWithCrashedParent) {
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(10ms);
     }
-    EXPECT_EQ(ds.shm_nattch, 0u) << "children of postgres " << server_pid << " survived";
+    EXPECT_EQ(ds.shm_nattch, 0u) << "children of postgres " << left.server_pid << " survived";
     ::shmctl(shmid, IPC_RMID, nullptr);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+  detail::remove_dir(left.dir);
 }
 
 }  // namespace

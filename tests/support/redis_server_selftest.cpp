@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,43 +13,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "support/process.hpp"
 #include "support/redis_server.hpp"
+#include "support/selftest_helpers.hpp"
 
 namespace promptcache::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-char proc_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string stat = ss.str();
-  auto p = stat.rfind(')');
-  if (p == std::string::npos || p + 2 >= stat.size()) return '\0';
-  return stat[p + 2];
-}
-
-// True if no live process `pid` exists (gone, or a zombie not yet reaped by init).
-bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-  return proc_state(pid) == 'Z';
-}
-
-bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!process_gone(pid)) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
 
 // Sends raw bytes over a connected socket and returns the first reply chunk (empty on error).
 std::string send_raw(int fd, const std::string& request) {
@@ -205,7 +179,7 @@ TEST(RedisServerSelfTest, StopAndStartOnSamePort) {
   server.stop();
   EXPECT_FALSE(server.running());
   EXPECT_EQ(server.pid(), -1);
-  EXPECT_TRUE(wait_gone(old_pid, 2s));
+  EXPECT_TRUE(detail::wait_gone({old_pid}, 2s));
   EXPECT_THROW(server.cli({"PING"}), std::runtime_error);
   server.stop();  // idempotent
 
@@ -254,12 +228,12 @@ TEST(RedisServerSelfTest, FreezeAndThaw) {
   RedisServer server;
   const pid_t pid = server.pid();
   server.freeze();
-  EXPECT_EQ(proc_state(pid), 'T');
+  EXPECT_EQ(detail::proc_stat(pid).state, 'T');
   EXPECT_TRUE(server.running());
   // A frozen server accepts TCP connections (kernel backlog) but never replies.
   EXPECT_THROW(server.cli({"PING"}, 300ms), std::runtime_error);
   server.thaw();
-  EXPECT_NE(proc_state(pid), 'T');
+  EXPECT_NE(detail::proc_stat(pid).state, 'T');
   EXPECT_EQ(server.cli({"PING"}), "PONG");
 }
 
@@ -301,37 +275,11 @@ TEST(RedisServerSelfTest, DestructorAfterStop) {
 }
 
 TEST(RedisServerSelfTest, ServerDiesWithCrashedParent) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(fds[0]);
-    pid_t server_pid = -1;
-    char dir[256] = {};
-    try {
-      auto* server = new RedisServer();  // deliberately leaked: simulate a crash
-      server_pid = server->pid();
-      std::snprintf(dir, sizeof(dir), "%s", server->dir().c_str());
-    } catch (...) {
-    }
-    (void)!::write(fds[1], &server_pid, sizeof(server_pid));
-    (void)!::write(fds[1], dir, sizeof(dir));
-    ::_exit(0);  // no destructors run
-  }
-  ::close(fds[1]);
-  pid_t server_pid = -1;
-  ASSERT_EQ(::read(fds[0], &server_pid, sizeof(server_pid)),
-            static_cast<ssize_t>(sizeof(server_pid)));
-  char dir[256] = {};
-  ASSERT_EQ(::read(fds[0], dir, sizeof(dir)), static_cast<ssize_t>(sizeof(dir)));
-  ::close(fds[0]);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_GT(server_pid, 0);
-  EXPECT_TRUE(wait_gone(server_pid, 5s)) << "redis-server " << server_pid << " survived";
-  std::error_code ec;
-  if (dir[0] != '\0') std::filesystem::remove_all(dir, ec);  // the "crashed" process leaked it
+  const detail::Leftovers left = detail::start_server_and_crash<RedisServer>();
+  ASSERT_GT(left.server_pid, 0);
+  EXPECT_TRUE(detail::wait_gone({left.server_pid}, 5s))
+      << "redis-server " << left.server_pid << " survived";
+  detail::remove_dir(left.dir);  // the "crashed" process leaked it
 }
 
 }  // namespace

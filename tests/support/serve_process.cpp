@@ -1,22 +1,13 @@
 #include "support/serve_process.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "support/process.hpp"
 
 #ifndef PROMPTCACHE_BIN
 #error "PROMPTCACHE_BIN must name the promptcache binary (see tests/CMakeLists.txt)"
@@ -27,27 +18,8 @@ extern char** environ;
 namespace promptcache::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-std::string errno_text(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
-
-std::string make_temp_dir() {
-  std::string templ = "/tmp/promptcache-serve-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error(errno_text("mkdtemp"));
-  return templ;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Ours without REDIS_* and PROMPTCACHE_* (they would change what the binary does), plus `extra`.
 std::vector<std::string> child_environment(const EnvVars& extra) {
@@ -67,121 +39,18 @@ int exit_code_of(int status) {
   return -1;
 }
 
-// Everything the child needs, prepared before fork() so that the child only calls
-// async-signal-safe functions (the test process may be multi-threaded).
-struct ChildSetup {
-  std::vector<std::string> argv_storage;
-  std::vector<char*> argv;
-  std::vector<std::string> env_storage;
-  std::vector<char*> envp;
-  int stdin_fd = -1;
-  int stdout_fd = -1;
-  int stderr_fd = -1;
-  pid_t parent_pid = 0;
-  int max_fd = 1024;
-
-  ChildSetup(const std::vector<std::string>& args, const EnvVars& env)
-      : env_storage(child_environment(env)) {
-    argv_storage.push_back(promptcache_binary());
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    for (auto& a : argv_storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_storage) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    parent_pid = ::getpid();
-    struct rlimit rl {};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-      max_fd = static_cast<int>(std::min<rlim_t>(rl.rlim_cur, 65536));
-    } else {
-      max_fd = 65536;
-    }
-  }
-};
-
-// Runs in the forked child. Never returns.
-[[noreturn]] void exec_child(const ChildSetup& s) {
-  // Die with the parent (thread) so that a crashed test never leaves a server behind.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != s.parent_pid) ::_exit(127);  // the parent is gone already
-
-  // Reset the signal state inherited from the test process.
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    ::sigaction(sig, &dfl, nullptr);
-  }
-
-  if (::dup2(s.stdin_fd, 0) < 0 || ::dup2(s.stdout_fd, 1) < 0 || ::dup2(s.stderr_fd, 2) < 0) {
-    ::_exit(127);
-  }
-  if (::close_range(3, ~0U, 0) != 0) {
-    for (int fd = 3; fd < s.max_fd; ++fd) ::close(fd);
-  }
-  ::execve(s.argv[0], s.argv.data(), s.envp.data());
-  ::_exit(127);
-}
-
 // Forks and execs the binary with stdin /dev/null and stdout/stderr appended to the two files.
 pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, const std::string& out_path,
             const std::string& err_path) {
-  ChildSetup setup(args, env);
-  const int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  auto close_all = [&] {
-    for (int fd : {in, out, err}) {
-      if (fd >= 0) ::close(fd);
-    }
-  };
-  if (in < 0 || out < 0 || err < 0) {
-    const std::string why = errno_text("open the child's stdio");
-    close_all();
-    throw std::runtime_error(why);
-  }
-  setup.stdin_fd = in;
-  setup.stdout_fd = out;
-  setup.stderr_fd = err;
-  const pid_t pid = ::fork();
-  if (pid == 0) exec_child(setup);
-  const int saved = errno;
-  close_all();
-  if (pid < 0) {
-    errno = saved;
-    throw std::runtime_error(errno_text("fork"));
-  }
-  return pid;
-}
-
-// waitpid with a deadline; true (and the status) once reaped.
-bool wait_for(pid_t pid, milliseconds timeout, int& status) {
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return true;
-    if (r < 0 && errno != EINTR) {
-      status = 0;
-      return true;  // not our child any more: treat as gone
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-}
-
-void kill_and_reap(pid_t pid, int& status) {
-  ::kill(pid, SIGKILL);
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-}
-
-void remove_dir(const std::string& dir) noexcept {
-  if (dir.empty()) return;
-  std::error_code ec;
-  fs::remove_all(dir, ec);
+  std::vector<std::string> argv{promptcache_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const detail::Fd in = detail::open_dev_null();
+  const detail::Fd out = detail::open_append(out_path, 0600);
+  const detail::Fd err = detail::open_append(err_path, 0600);
+  return detail::spawn({.argv = std::move(argv),
+                        .env = child_environment(env),
+                        .label = "promptcache::testing::ServeProcess"},
+                       {.in = in.get(), .out = out.get(), .err = err.get()});
 }
 
 }  // namespace
@@ -193,13 +62,13 @@ std::string promptcache_binary() {
 ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
                            std::chrono::milliseconds ready_timeout)
     : args_(std::move(args)) {
-  dir_ = make_temp_dir();
+  dir_ = detail::make_temp_dir("promptcache-serve-");
   stdout_path_ = dir_ + "/stdout.log";
   stderr_path_ = dir_ + "/stderr.log";
   try {
     pid_ = spawn(args_, env, stdout_path_, stderr_path_);
   } catch (...) {
-    remove_dir(dir_);
+    detail::remove_dir(dir_);
     throw;
   }
 
@@ -217,7 +86,7 @@ ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
       if (port <= 0 || port > 65535) {
         kill_now();
         const std::string err = stderr_text();
-        remove_dir(dir_);
+        detail::remove_dir(dir_);
         throw std::runtime_error("ServeProcess: cannot parse the port in " + out + "\nstderr:\n" +
                                  err);
       }
@@ -226,10 +95,10 @@ ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
       return;
     }
     int status = 0;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || Clock::now() >= deadline) {
+    const bool exited = detail::reap_if_exited(pid_, &status);
+    if (exited || Clock::now() >= deadline) {
       std::string why;
-      if (r == pid_) {
+      if (exited) {
         pid_ = -1;
         why = "exited with code " + std::to_string(exit_code_of(status)) + " before listening";
       } else {
@@ -239,7 +108,7 @@ ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
       }
       const std::string err = stderr_text();
       const std::string out_now = stdout_text();
-      remove_dir(dir_);
+      detail::remove_dir(dir_);
       std::string command;
       for (const auto& a : args_) command += " " + a;
       throw std::runtime_error("ServeProcess: `promptcache" + command + "` " + why + "\nstdout:\n" +
@@ -251,14 +120,12 @@ ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
 
 ServeProcess::~ServeProcess() {
   kill_now();
-  remove_dir(dir_);
+  detail::remove_dir(dir_);
 }
 
 void ServeProcess::kill_now() noexcept {
   if (pid_ <= 0) return;
-  int status = 0;
-  kill_and_reap(pid_, status);
-  reap(status);
+  reap(detail::kill_and_reap(pid_));
 }
 
 void ServeProcess::reap(int status) {
@@ -273,7 +140,7 @@ void ServeProcess::signal(int sig) {
 int ServeProcess::wait_exit(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return exit_code_;
   int status = 0;
-  if (!wait_for(pid_, timeout, status)) return -1;
+  if (!detail::wait_for_exit(pid_, timeout, &status)) return -1;
   reap(status);
   return exit_code_;
 }
@@ -281,39 +148,38 @@ int ServeProcess::wait_exit(std::chrono::milliseconds timeout) {
 bool ServeProcess::running() {
   if (pid_ <= 0) return false;
   int status = 0;
-  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_ || (r < 0 && errno == ECHILD)) reap(status);
+  if (detail::reap_if_exited(pid_, &status)) reap(status);
   return pid_ > 0;
 }
 
 std::string ServeProcess::stdout_text() const {
-  return read_file(stdout_path_);
+  return detail::read_file(stdout_path_);
 }
 
 std::string ServeProcess::stderr_text() const {
-  return read_file(stderr_path_);
+  return detail::read_file(stderr_path_);
 }
 
 ProcessResult run_promptcache(const std::vector<std::string>& args, const EnvVars& env,
                               std::chrono::milliseconds timeout) {
-  const std::string dir = make_temp_dir();
+  const std::string dir = detail::make_temp_dir("promptcache-serve-");
   ProcessResult result;
   try {
     const pid_t pid = spawn(args, env, dir + "/stdout.log", dir + "/stderr.log");
     int status = 0;
-    if (wait_for(pid, timeout, status)) {
+    if (detail::wait_for_exit(pid, timeout, &status)) {
       result.exit_code = exit_code_of(status);
     } else {
       result.timed_out = true;
-      kill_and_reap(pid, status);
+      detail::kill_and_reap(pid);
     }
-    result.out = read_file(dir + "/stdout.log");
-    result.err = read_file(dir + "/stderr.log");
+    result.out = detail::read_file(dir + "/stdout.log");
+    result.err = detail::read_file(dir + "/stderr.log");
   } catch (...) {
-    remove_dir(dir);
+    detail::remove_dir(dir);
     throw;
   }
-  remove_dir(dir);
+  detail::remove_dir(dir);
   return result;
 }
 
