@@ -107,8 +107,8 @@ misses=$(echo "$metrics" | awk '/cache_requests_total.*outcome="miss"/ { print $
 # Where the time goes: the handler's own time (cache lookup, JSON, response built) per GET, from
 # the server's histogram; the rest of wrk's latency is HTTP parsing, queueing and the sockets.
 handler_us=$(echo "$metrics" | awk '
-  /request_duration_seconds_sum\{route="GET \/v1\/analyses/ { sum = $2 }
-  /request_duration_seconds_count\{route="GET \/v1\/analyses/ { n = $2 }
+  /request_duration_seconds_sum\{route="GET \/v1\/analyses/ { sum = $NF }
+  /request_duration_seconds_count\{route="GET \/v1\/analyses/ { n = $NF }
   END { if (n > 0) printf "%.1f", sum / n * 1e6; else print 0 }')
 body_bytes=$(wc -c <"$work/analysis.json")
 
