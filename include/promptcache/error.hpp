@@ -22,6 +22,7 @@ enum class error {
   invalid_config,    // a configuration value is invalid
   corrupt_value,     // a cached value that is neither our envelope nor JSON
   circuit_open,      // the Redis tier is skipped after repeated failures
+  cluster_down,      // no master serves the key's slot (a cluster mid-failover, or broken)
 };
 
 [[nodiscard]] const boost::system::error_category& error_category() noexcept;

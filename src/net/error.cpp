@@ -39,6 +39,8 @@ class Category final : public boost::system::error_category {
         return "cached value is corrupt or of a foreign format";
       case error::circuit_open:
         return "cache tier skipped: circuit breaker open";
+      case error::cluster_down:
+        return "no cluster master serves the key's slot";
     }
     return "unknown promptcache error";
   }

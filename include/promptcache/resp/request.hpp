@@ -52,6 +52,13 @@ class Request {
     return *this;
   }
 
+  // Appends the commands of `other` (a pipeline made of single commands).
+  Request& append(const Request& other) {
+    payload_.append(other.payload_);
+    commands_ += other.commands_;
+    return *this;
+  }
+
   void reserve(std::size_t bytes) { payload_.reserve(bytes); }
   void clear() noexcept {
     payload_.clear();

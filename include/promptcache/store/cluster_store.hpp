@@ -1,0 +1,105 @@
+// The Store on a Redis Cluster: every key goes to the master of its slot, over one pipelined
+// client per node; MOVED patches the slot map (and refreshes it), ASK sends ASKING and the
+// command to the target once, TRYAGAIN / CLUSTERDOWN / LOADING back off and retry, a
+// connection failure or READONLY refreshes the map. Multi-key operations are split per node,
+// one pipeline each, and reassembled in order; a redirect retries that one command, never the
+// batch. Pattern deletion and statistics fan out to every master.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "promptcache/cluster/slot_map.hpp"
+#include "promptcache/net/client.hpp"
+#include "promptcache/store/store.hpp"
+
+namespace promptcache::store {
+
+struct ClusterStats {
+  std::uint64_t moved = 0;
+  std::uint64_t ask = 0;
+  std::uint64_t try_again = 0;
+  std::uint64_t refreshes = 0;
+};
+
+class ClusterStore final : public Store {
+ public:
+  // `node_config` carries what every node shares (credentials, TLS, timeouts); `seeds` are the
+  // nodes asked for the slot map first.
+  ClusterStore(std::vector<boost::asio::any_io_executor> executors, net::ClientConfig node_config,
+               std::vector<cluster::NodeAddress> seeds);
+  ~ClusterStore() override;
+
+  [[nodiscard]] std::string_view tier() const noexcept override { return "redis"; }
+
+  // Loads the slot map (CLUSTER SHARDS, or CLUSTER SLOTS before Redis 7). Optional: the first
+  // command loads it too.
+  boost::asio::awaitable<boost::system::error_code> refresh();
+
+  boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key) override;
+  boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>> get_multiple(
+      const std::vector<std::string>& keys) override;
+  boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
+                                                        std::string_view value,
+                                                        std::chrono::seconds ttl,
+                                                        SetMode mode = SetMode::always) override;
+  boost::asio::awaitable<Result<std::size_t>> set_multiple(
+      const std::vector<Entry>& entries) override;
+  boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
+  // SCAN on every master (a cursor each), each page's keys unlinked in one pipeline.
+  boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
+      std::string_view pattern, const Progress& progress = {}) override;
+  // INFO of every master, summed.
+  boost::asio::awaitable<Result<ServerStats>> server_stats() override;
+  void close() override;
+
+  [[nodiscard]] ClusterStats cluster_stats() const noexcept;
+  // The masters the map knows now.
+  [[nodiscard]] std::vector<cluster::NodeAddress> masters() const;
+
+  // One command of a routed batch: its key decides the node.
+  struct Command {
+    std::string_view key;
+    resp::Request request;  // exactly one command
+  };
+  // A top-level reply: its type and, for scalars, its value.
+  struct Reply {
+    resp::Type type = resp::Type::null;
+    std::string value;
+    boost::system::error_code error;  // the command could not be answered (transport, refused)
+  };
+  // Runs every command on the master of its key's slot, following redirects per command;
+  // replies in the order of `commands`.
+  boost::asio::awaitable<std::vector<Reply>> run(std::vector<Command> commands);
+
+ private:
+  std::shared_ptr<net::Client> client_for(const cluster::NodeAddress& node);
+  // The master of `key`'s slot; nullopt while no shard covers it.
+  std::optional<cluster::NodeAddress> master_of(std::string_view key) const;
+  // Refreshes in the background unless one ran in the last few milliseconds.
+  void refresh_soon();
+
+  std::vector<boost::asio::any_io_executor> executors_;
+  net::ClientConfig node_config_;
+  std::vector<cluster::NodeAddress> seeds_;
+
+  mutable std::mutex mutex_;  // guards map_ and clients_
+  cluster::SlotMap map_;
+  std::map<std::string, std::shared_ptr<net::Client>> clients_;  // by "host:port"
+  std::atomic<bool> refreshing_{false};
+  std::atomic<std::int64_t> last_refresh_ms_{0};
+  std::atomic<bool> closed_{false};
+
+  std::atomic<std::uint64_t> moved_{0};
+  std::atomic<std::uint64_t> ask_{0};
+  std::atomic<std::uint64_t> try_again_{0};
+  std::atomic<std::uint64_t> refreshes_{0};
+};
+
+}  // namespace promptcache::store

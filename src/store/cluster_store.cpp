@@ -1,0 +1,446 @@
+#include "promptcache/store/cluster_store.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "promptcache/cluster/redirect.hpp"
+#include "promptcache/error.hpp"
+#include "promptcache/store/redis_store.hpp"
+
+namespace promptcache::store {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using cluster::NodeAddress;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A command meets at most this many redirects and busy replies before it fails: enough to ride
+// out a resharding step or a failover's last moments, not to hang a caller.
+constexpr int max_attempts = 8;
+constexpr auto refresh_interval = std::chrono::milliseconds(100);  // at most one per interval
+
+// Keeps every top-level reply: its type and, for scalars, its value.
+class Recorder final : public resp::ReplySink {
+ public:
+  void on_node(const resp::Node& node) override {
+    if (node.depth != 0 || node.type == resp::Type::attribute) return;
+    ClusterStore::Reply r;
+    r.type = node.type;
+    if (!resp::is_aggregate(node.type)) r.value = node.value;
+    replies.push_back(std::move(r));
+  }
+  void reset() noexcept override { replies.clear(); }
+  std::vector<ClusterStore::Reply> replies;
+};
+
+// Waits for `n` spawned operations; each calls done() once.
+class Countdown {
+ public:
+  Countdown(const asio::any_io_executor& ex, std::size_t n)
+      : left_(n), wake_(ex, asio::steady_timer::time_point::max()) {}
+  void done() {
+    if (--left_ == 0) wake_.cancel();
+  }
+  asio::awaitable<void> wait() {
+    while (left_ > 0) {
+      error_code ignored;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+  }
+
+ private:
+  std::size_t left_;
+  asio::steady_timer wake_;
+};
+
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  error_code ignored;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ClusterStore::ClusterStore(std::vector<asio::any_io_executor> executors,
+                           net::ClientConfig node_config, std::vector<NodeAddress> seeds)
+    : executors_(std::move(executors)),
+      node_config_(std::move(node_config)),
+      seeds_(std::move(seeds)) {
+  if (executors_.empty()) throw net::ConfigError("ClusterStore: no executor given");
+  if (seeds_.empty()) throw net::ConfigError("ClusterStore: no seed node given");
+}
+
+ClusterStore::~ClusterStore() {
+  close();
+}
+
+void ClusterStore::close() {
+  closed_ = true;
+  std::lock_guard lock(mutex_);
+  for (auto& [name, client] : clients_) client->close();
+}
+
+ClusterStats ClusterStore::cluster_stats() const noexcept {
+  return {moved_.load(), ask_.load(), try_again_.load(), refreshes_.load()};
+}
+
+std::vector<NodeAddress> ClusterStore::masters() const {
+  std::lock_guard lock(mutex_);
+  std::vector<NodeAddress> out;
+  for (const auto& shard : map_.shards()) out.push_back(shard.master);
+  return out;
+}
+
+std::shared_ptr<net::Client> ClusterStore::client_for(const NodeAddress& node) {
+  std::lock_guard lock(mutex_);
+  auto& client = clients_[node.to_string()];
+  if (!client) {
+    net::ClientConfig cfg = node_config_;
+    cfg.host = node.host;
+    cfg.port = node.port;
+    client = std::make_shared<net::Client>(executors_, cfg);
+  }
+  return client;
+}
+
+std::optional<NodeAddress> ClusterStore::master_of(std::string_view key) const {
+  std::lock_guard lock(mutex_);
+  const cluster::Shard* shard = map_.shard_for(cluster::key_slot(key));
+  if (shard == nullptr) return std::nullopt;
+  return shard->master;
+}
+
+asio::awaitable<error_code> ClusterStore::refresh() {
+  // The masters we know first (they are the most likely to be up), then the seeds.
+  std::vector<NodeAddress> candidates = masters();
+  for (const auto& s : seeds_) {
+    if (std::find(candidates.begin(), candidates.end(), s) == candidates.end()) {
+      candidates.push_back(s);
+    }
+  }
+  error_code last = make_error_code(error::cluster_down);
+  for (const auto& node : candidates) {
+    auto client = client_for(node);
+    resp::Request shards;
+    shards.push("CLUSTER", "SHARDS");
+    auto reply = co_await client->command(std::move(shards));
+    if (!reply) {
+      last = reply.error();
+      continue;
+    }
+    auto map = cluster::SlotMap::from_shards(*reply);
+    if (!map && reply->is_error()) {  // before Redis 7.0: CLUSTER SLOTS
+      resp::Request slots;
+      slots.push("CLUSTER", "SLOTS");
+      auto old = co_await client->command(std::move(slots));
+      if (old) map = cluster::SlotMap::from_slots(*old);
+    }
+    if (!map) {
+      last = map.error();
+      continue;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      map_ = std::move(*map);
+    }
+    ++refreshes_;
+    last_refresh_ms_ = now_ms();
+    co_return error_code{};
+  }
+  spdlog::warn("cluster slot map refresh failed error=\"{}\"", last.message());
+  co_return last;
+}
+
+void ClusterStore::refresh_soon() {
+  if (closed_ || now_ms() - last_refresh_ms_.load() < refresh_interval.count()) return;
+  if (refreshing_.exchange(true)) return;
+  asio::co_spawn(
+      executors_.front(),
+      [this]() -> asio::awaitable<void> {
+        (void)co_await refresh();
+        refreshing_ = false;
+      },
+      asio::detached);
+}
+
+asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<Command> commands) {
+  std::vector<Reply> out(commands.size());
+  std::vector<std::size_t> pending(commands.size());
+  std::iota(pending.begin(), pending.end(), std::size_t{0});
+  std::vector<std::optional<NodeAddress>> ask_to(commands.size());
+  const auto ex = co_await asio::this_coro::executor;
+  bool loaded = false;
+  {
+    std::lock_guard lock(mutex_);
+    loaded = map_.covered() > 0;
+  }
+  if (!loaded) (void)co_await refresh();
+
+  struct Group {
+    NodeAddress node;
+    std::vector<std::size_t> commands;
+    resp::Request request;
+    Recorder recorder;
+    error_code ec;
+  };
+  for (int attempt = 0; !pending.empty(); ++attempt) {
+    const bool last_try = attempt + 1 == max_attempts;
+    std::map<std::string, Group> groups;
+    std::vector<std::size_t> retry;
+    bool uncovered = false;
+    for (std::size_t i : pending) {
+      auto target = ask_to[i] ? ask_to[i] : master_of(commands[i].key);
+      if (!target) {
+        uncovered = true;
+        if (last_try) {
+          out[i].error = make_error_code(error::cluster_down);
+        } else {
+          retry.push_back(i);
+        }
+        continue;
+      }
+      Group& g = groups[target->to_string()];
+      g.node = *target;
+      g.commands.push_back(i);
+      if (ask_to[i]) g.request.push("ASKING");
+      g.request.append(commands[i].request);
+    }
+    if (!groups.empty()) {
+      Countdown countdown(ex, groups.size());
+      for (auto& [name, g] : groups) {
+        auto client = client_for(g.node);
+        Group* group = &g;
+        asio::co_spawn(ex, client->execute(g.request, g.recorder),
+                       [&countdown, group, client](std::exception_ptr e, error_code ec) {
+                         group->ec = e ? make_error_code(error::closed) : ec;
+                         countdown.done();
+                       });
+      }
+      co_await countdown.wait();
+    }
+    bool busy = false;
+    for (auto& [name, g] : groups) {
+      if (g.ec) {
+        refresh_soon();  // the node may be gone: a failover, a resharding
+        for (std::size_t i : g.commands) {
+          ask_to[i].reset();
+          if (last_try) {
+            out[i].error = g.ec;
+          } else {
+            retry.push_back(i);
+          }
+        }
+        busy = true;
+        continue;
+      }
+      std::size_t r = 0;
+      for (std::size_t i : g.commands) {
+        if (ask_to[i]) ++r;  // ASKING's own OK
+        if (r >= g.recorder.replies.size()) {
+          out[i].error = make_error_code(error::unexpected_reply);
+          continue;
+        }
+        Reply& reply = g.recorder.replies[r++];
+        auto redirect =
+            resp::is_error(reply.type) ? cluster::parse_redirect(reply.value) : std::nullopt;
+        ask_to[i].reset();
+        if (!redirect || last_try) {
+          out[i] = std::move(reply);
+          continue;
+        }
+        switch (redirect->kind) {
+          case cluster::Redirect::Kind::moved: {
+            ++moved_;
+            std::lock_guard lock(mutex_);
+            map_.move_slot(redirect->slot, redirect->target);
+            break;
+          }
+          case cluster::Redirect::Kind::ask:
+            ++ask_;
+            ask_to[i] = redirect->target;
+            break;
+          case cluster::Redirect::Kind::try_again:
+            ++try_again_;
+            busy = true;
+            break;
+          case cluster::Redirect::Kind::readonly:
+            busy = true;
+            break;
+        }
+        if (redirect->kind != cluster::Redirect::Kind::ask) refresh_soon();
+        retry.push_back(i);
+      }
+    }
+    if (uncovered) {
+      (void)co_await refresh();
+      busy = true;
+    }
+    pending = std::move(retry);
+    std::sort(pending.begin(), pending.end());  // keeps each node's commands in their order
+    if (!pending.empty() && busy) co_await pause(std::chrono::milliseconds(10 << attempt));
+  }
+  co_return out;
+}
+
+asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key) {
+  std::vector<Command> commands(1);
+  commands[0].key = key;
+  commands[0].request.push("GET", key);
+  auto replies = co_await run(std::move(commands));
+  Reply& r = replies.front();
+  if (r.error) co_return r.error;
+  if (r.type == resp::Type::null) co_return std::optional<std::string>();
+  if (resp::is_error(r.type)) co_return make_error_code(error::server_error);
+  co_return std::optional<std::string>(std::move(r.value));
+}
+
+asio::awaitable<Result<std::vector<std::optional<std::string>>>> ClusterStore::get_multiple(
+    const std::vector<std::string>& keys) {
+  std::vector<Command> commands(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    commands[i].key = keys[i];
+    commands[i].request.push("GET", keys[i]);
+  }
+  auto replies = co_await run(std::move(commands));
+  std::vector<std::optional<std::string>> values(keys.size());
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    if (replies[i].error) co_return replies[i].error;
+    if (resp::is_error(replies[i].type)) co_return make_error_code(error::server_error);
+    if (replies[i].type != resp::Type::null) values[i] = std::move(replies[i].value);
+  }
+  co_return values;
+}
+
+namespace {
+
+void push_set(resp::Request& req, std::string_view key, std::string_view value,
+              std::chrono::seconds ttl, SetMode mode) {
+  const bool nx = mode == SetMode::if_absent;
+  if (ttl.count() > 0 && nx) {
+    req.push("SET", key, value, "NX", "EX", ttl.count());
+  } else if (ttl.count() > 0) {
+    req.push("SET", key, value, "EX", ttl.count());
+  } else if (nx) {
+    req.push("SET", key, value, "NX");
+  } else {
+    req.push("SET", key, value);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<error_code> ClusterStore::set(std::string_view key, std::string_view value,
+                                              std::chrono::seconds ttl, SetMode mode) {
+  std::vector<Command> commands(1);
+  commands[0].key = key;
+  push_set(commands[0].request, key, value, ttl, mode);
+  auto replies = co_await run(std::move(commands));
+  if (replies[0].error) co_return replies[0].error;
+  if (resp::is_error(replies[0].type)) co_return make_error_code(error::server_error);
+  co_return error_code{};
+}
+
+asio::awaitable<Result<std::size_t>> ClusterStore::set_multiple(const std::vector<Entry>& entries) {
+  if (entries.empty()) co_return std::size_t{0};
+  std::vector<Command> commands(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    commands[i].key = entries[i].key;
+    push_set(commands[i].request, entries[i].key, entries[i].value, entries[i].ttl,
+             SetMode::always);
+  }
+  auto replies = co_await run(std::move(commands));
+  std::size_t failed = 0;
+  error_code first;
+  for (const auto& r : replies) {
+    if (r.error && !first) first = r.error;
+    failed += r.error || resp::is_error(r.type) ? 1 : 0;
+  }
+  if (failed == entries.size() && first) co_return first;  // nothing was written
+  co_return failed;
+}
+
+asio::awaitable<Result<std::uint64_t>> ClusterStore::del(const std::vector<std::string>& keys) {
+  if (keys.empty()) co_return std::uint64_t{0};
+  // One UNLINK per key: keys of different slots cannot share one in a cluster.
+  std::vector<Command> commands(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    commands[i].key = keys[i];
+    commands[i].request.push("UNLINK", keys[i]);
+  }
+  auto replies = co_await run(std::move(commands));
+  std::uint64_t n = 0;
+  for (const auto& r : replies) {
+    if (r.error) co_return r.error;
+    if (resp::is_error(r.type)) co_return make_error_code(error::server_error);
+    n += r.value == "1" ? 1 : 0;
+  }
+  co_return n;
+}
+
+asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_matching(std::string_view pattern,
+                                                                     const Progress& progress) {
+  if (auto ec = co_await refresh()) co_return ec;
+  std::uint64_t deleted = 0;
+  for (const auto& master : masters()) {
+    auto client = client_for(master);
+    std::string cursor = "0";
+    do {
+      resp::Request scan;
+      scan.push("SCAN", cursor, "MATCH", pattern, "COUNT", 1000);
+      resp::ReplyCollector out;
+      if (error_code ec = co_await client->execute(scan, out)) co_return ec;
+      const resp::Reply& page = out.replies().back();
+      if (page.is_error() || page.elements.size() != 2) {
+        co_return make_error_code(error::unexpected_reply);
+      }
+      cursor = page.elements[0].value;
+      std::vector<std::string> keys;
+      for (const auto& k : page.elements[1].elements) keys.push_back(k.value);
+      // Routed, not sent to this master blindly: a key may move while we scan.
+      auto n = co_await del(keys);
+      if (!n) co_return n.error();
+      deleted += *n;
+      if (progress) progress(deleted);
+    } while (cursor != "0");
+  }
+  co_return deleted;
+}
+
+asio::awaitable<Result<ServerStats>> ClusterStore::server_stats() {
+  if (auto ec = co_await refresh()) co_return ec;
+  ServerStats sum;
+  for (const auto& master : masters()) {
+    resp::Request info;
+    info.push("INFO");
+    auto reply = co_await client_for(master)->command(std::move(info));
+    if (!reply) co_return reply.error();
+    if (reply->is_error()) co_return make_error_code(error::server_error);
+    const ServerStats s = parse_info(reply->value);
+    sum.keyspace_hits += s.keyspace_hits;
+    sum.keyspace_misses += s.keyspace_misses;
+    sum.connected_clients += s.connected_clients;
+    sum.total_commands_processed += s.total_commands_processed;
+    sum.used_memory += s.used_memory;
+    sum.keys += s.keys;
+  }
+  sum.used_memory_human = fmt::format("{:.2f}M", static_cast<double>(sum.used_memory) / 1048576);
+  co_return sum;
+}
+
+}  // namespace promptcache::store

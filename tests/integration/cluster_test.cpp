@@ -1,0 +1,190 @@
+// The cluster store on a real 6-node Redis Cluster (3 masters, 3 replicas).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+
+#include "promptcache/cache/keys.hpp"
+#include "promptcache/cluster/slot.hpp"
+#include "promptcache/store/cluster_store.hpp"
+#include "support/co_assert.hpp"
+#include "support/io_runner.hpp"
+#include "support/redis_cluster.hpp"
+
+namespace promptcache {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using store::ClusterStore;
+using store::Entry;
+using testing::RedisCluster;
+using testing::run_until_done;
+
+std::vector<cluster::NodeAddress> seeds_of(RedisCluster& c) {
+  std::vector<cluster::NodeAddress> out;
+  for (auto* n : c.nodes()) out.push_back({"127.0.0.1", n->port()});
+  return out;
+}
+
+class Cluster : public ::testing::Test {
+ protected:
+  Cluster() {
+    net::ClientConfig cfg;
+    cfg.command_timeout = 5s;
+    cfg.connect_timeout = 2s;
+    store_ = std::make_unique<ClusterStore>(std::vector<asio::any_io_executor>{io_.get_executor()},
+                                            cfg, seeds_of(cluster_));
+  }
+  ~Cluster() override { store_->close(); }
+  template <class T>
+  T run(asio::awaitable<T> task) {
+    return run_until_done(io_, std::move(task), std::chrono::seconds(120));
+  }
+
+  RedisCluster cluster_;
+  asio::io_context io_;
+  std::unique_ptr<ClusterStore> store_;
+};
+
+TEST_F(Cluster, the_slot_map_names_three_masters_covering_every_slot) {
+  EXPECT_FALSE(run(store_->refresh()));
+  const auto masters = store_->masters();
+  EXPECT_EQ(masters.size(), 3u);
+  std::set<std::uint16_t> ports;
+  for (const auto& m : masters) ports.insert(m.port);
+  std::set<std::uint16_t> expected;
+  for (auto* m : cluster_.masters()) expected.insert(m->port());
+  EXPECT_EQ(ports, expected);
+}
+
+TEST_F(Cluster, every_store_operation_works_with_keys_spread_over_every_master) {
+  std::vector<Entry> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3000; ++i) {
+    keys.push_back(
+        cache::analysis_key(fmt::format("{:064x}", i), fmt::format("user{}", i % 30), "default"));
+    entries.push_back(Entry{keys.back(), fmt::format("value-{}", i), 3600s});
+  }
+  std::set<std::uint16_t> slots;
+  for (const auto& k : keys) slots.insert(cluster::key_slot(k));
+  ASSERT_GT(slots.size(), 1000u);  // the keys really are spread out
+
+  // Outside the coroutine: g++ 12 rejects a braced list in one.
+  const std::vector<std::string> doomed{keys[0], keys[1], "never-set"};
+  run([&]() -> asio::awaitable<void> {
+    auto failed = co_await store_->set_multiple(entries);
+    CO_ASSERT(failed);
+    EXPECT_EQ(*failed, 0u);
+    auto values = co_await store_->get_multiple(keys);
+    CO_ASSERT(values && values->size() == keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      EXPECT_EQ((*values)[i], std::optional<std::string>(fmt::format("value-{}", i))) << i;
+    }
+    EXPECT_FALSE(co_await store_->set("single", "1", 0s));
+    EXPECT_FALSE(co_await store_->set("single", "2", 0s, store::SetMode::if_absent));
+    auto single = co_await store_->get("single");
+    CO_ASSERT(single);
+    EXPECT_EQ(*single, std::optional<std::string>("1"));
+    auto missing = co_await store_->get("never-set");
+    CO_ASSERT(missing);
+    EXPECT_FALSE(missing->has_value());
+
+    auto stats = co_await store_->server_stats();
+    CO_ASSERT(stats);
+    EXPECT_EQ(stats->keys, keys.size() + 1);
+
+    // One user's analysis keys, wherever their slots live.
+    auto deleted = co_await store_->delete_matching(cache::user_analysis_pattern("user7"));
+    CO_ASSERT(deleted);
+    EXPECT_EQ(*deleted, 100u);
+    auto removed = co_await store_->del(doomed);
+    CO_ASSERT(removed);
+    EXPECT_EQ(*removed, 2u);
+    auto after = co_await store_->server_stats();
+    CO_ASSERT(after);
+    EXPECT_EQ(after->keys, keys.size() + 1 - 100 - 2);
+  }());
+  // Each master holds a share of the keys: the router spread them.
+  for (auto* m : cluster_.masters()) EXPECT_GT(std::stoi(m->cli({"DBSIZE"})), 500) << m->port();
+}
+
+TEST_F(Cluster, live_resharding_under_load_loses_no_operation_and_follows_moved_and_ask) {
+  auto masters = cluster_.masters();
+  ASSERT_EQ(masters.size(), 3u);
+  const std::string from = masters[0]->cli({"CLUSTER", "MYID"});
+  const std::string to = masters[1]->cli({"CLUSTER", "MYID"});
+  // redis-cli moves the source's lowest slots first: the keys live, 500 to a slot (hash tags),
+  // in four of the first 1 000 slots of the source, so each of those slots takes a while to
+  // migrate and the load meets keys already moved out of a slot still migrating (ASK).
+  const std::string nodes = masters[0]->cli({"CLUSTER", "NODES"});
+  const auto mine = nodes.rfind('\n', nodes.find("myself")) + 1;
+  std::istringstream line(nodes.substr(mine, nodes.find('\n', mine) - mine));
+  std::string field;
+  for (int f = 0; f < 9; ++f) line >> field;  // the 9th field: the first slot range
+  const int first_slot = std::stoi(field.substr(0, field.find('-')));
+  std::vector<std::string> tags;
+  for (int t = 0; tags.size() < 4; ++t) {
+    const std::string tag = fmt::format("t{}", t);
+    const int slot = cluster::key_slot(tag);
+    if (slot >= first_slot && slot < first_slot + 1000) tags.push_back(tag);
+  }
+  constexpr int key_count = 2000;
+  std::vector<std::string> keys;
+  std::vector<Entry> entries;
+  for (int i = 0; i < key_count; ++i) {
+    keys.push_back(fmt::format("{{{}}}:reshard:{}", tags[static_cast<std::size_t>(i) % 4], i));
+    entries.push_back(Entry{keys.back(), "v0", 0s});
+  }
+  ASSERT_TRUE(run(store_->set_multiple(entries)));
+
+  // The reshard runs beside the load: redis-cli moves 1 000 slots, key by key (MIGRATE), while
+  // every key is written and read back in turn.
+  std::atomic<bool> resharded{false};
+  std::string reshard_output;
+  std::thread reshard([&] {
+    try {
+      reshard_output =
+          masters[2]->cli({"--cluster", "reshard", fmt::format("127.0.0.1:{}", masters[2]->port()),
+                           "--cluster-from", from, "--cluster-to", to, "--cluster-slots", "1000",
+                           "--cluster-yes", "--cluster-pipeline", "5"},
+                          std::chrono::seconds(90));
+    } catch (const std::exception& e) {
+      reshard_output = e.what();
+    }
+    resharded = true;
+  });
+  int failures = 0;
+  int operations = 0;
+  run([&]() -> asio::awaitable<void> {
+    std::vector<int> version(key_count, 0);
+    for (int round = 0; !resharded || round < 2; ++round) {
+      for (int i = 0; i < key_count; ++i) {
+        ++version[i];
+        const std::string value = fmt::format("v{}", version[i]);
+        if (co_await store_->set(keys[i], value, 0s)) ++failures;
+        auto r = co_await store_->get(keys[i]);
+        if (!r || *r != std::optional<std::string>(value)) ++failures;
+        operations += 2;
+      }
+    }
+  }());
+  reshard.join();
+  EXPECT_NE(reshard_output.find("Moving slot"), std::string::npos) << reshard_output;
+  EXPECT_EQ(failures, 0) << "of " << operations << " operations";
+  const auto stats = store_->cluster_stats();
+  EXPECT_GT(stats.moved, 0u);
+  EXPECT_GT(stats.ask, 0u);
+  std::cout << "resharding under load: " << operations << " operations, " << failures
+            << " failed, MOVED " << stats.moved << ", ASK " << stats.ask << ", TRYAGAIN "
+            << stats.try_again << ", map refreshes " << stats.refreshes << "\n";
+}
+
+}  // namespace
+}  // namespace promptcache
