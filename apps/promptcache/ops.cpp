@@ -18,6 +18,7 @@
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 
 namespace promptcache::app {
@@ -89,7 +90,7 @@ class ProgressBar {
 // The cache as serve sees it, on Redis: an operator command against an in-process cache would
 // act on an empty cache of its own.
 struct Cache {
-  std::shared_ptr<net::Client> client;
+  std::shared_ptr<net::Client> client;  // standalone only
   std::unique_ptr<cache::PromptCacheService> service;
 };
 
@@ -101,6 +102,7 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
   } catch (const net::ConfigError& e) {
     throw Failure{e.what(), 2};
   }
+  if (!common.redis_url.empty()) config.cluster_nodes.clear();  // --redis names one server
   if (!config.redis) {
     throw Failure{
         "no Redis configured: set REDIS_URL or --redis (the in-process cache lives inside "
@@ -108,12 +110,24 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
         2};
   }
   Cache c;
+  cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker};
+  if (!config.cluster_nodes.empty()) {
+    std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
+    executors.push_back(co_await asio::this_coro::executor);
+    auto cluster =
+        std::make_shared<store::ClusterStore>(executors, *config.redis, config.cluster_nodes);
+    if (auto ec = co_await cluster->refresh()) {
+      throw Failure{fmt::format("cannot reach the Redis cluster at {}: {}",
+                                config.cluster_nodes.front().to_string(), ec.message())};
+    }
+    c.service = std::make_unique<cache::PromptCacheService>(cluster, options);
+    co_return c;
+  }
   c.client = std::make_shared<net::Client>(co_await asio::this_coro::executor, *config.redis);
   if (co_await c.client->connect()) {
     throw Failure{fmt::format("cannot reach Redis at {}: {}", config.redis->address(),
                               c.client->last_error_message())};
   }
-  cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker};
   c.service = std::make_unique<cache::PromptCacheService>(
       std::make_shared<store::RedisStore>(c.client), options);
   co_return c;

@@ -1,5 +1,7 @@
 #include "promptcache/cache/config.hpp"
 
+#include <fmt/format.h>
+
 #include "net/env_values.hpp"
 
 namespace promptcache::cache {
@@ -10,7 +12,27 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
   CacheConfig cfg;
   // REDIS_* are validated whether or not they select Redis: a typo is never silent.
   net::ClientConfig redis = net::ClientConfig::from_env(getenv);
-  if (getenv("REDIS_URL") || getenv("REDIS_HOST")) cfg.redis = std::move(redis);
+  if (auto nodes = getenv("REDIS_CLUSTER_NODES")) {
+    std::string_view rest = *nodes;
+    for (;;) {
+      const auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      auto address = cluster::parse_address(item);
+      if (!address) {
+        throw net::ConfigError(fmt::format(
+            "REDIS_CLUSTER_NODES: {:?} is not host:port (expected host:port,host:port,...)",
+            std::string(item)));
+      }
+      cfg.cluster_nodes.push_back(std::move(*address));
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+  }
+  if (getenv("REDIS_URL") || getenv("REDIS_HOST") || !cfg.cluster_nodes.empty()) {
+    cfg.redis = std::move(redis);
+  }
 
   if (auto v = getenv("PROMPTCACHE_DEFAULT_TTL")) {
     cfg.default_ttl =

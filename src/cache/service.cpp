@@ -10,6 +10,7 @@
 #include "promptcache/cache/ttl.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 
@@ -63,7 +64,9 @@ std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
     std::shared_ptr<telemetry::Tracer> tracer) {
   std::shared_ptr<store::Store> store;
-  if (config.redis) {
+  if (config.redis && !config.cluster_nodes.empty()) {
+    store = std::make_shared<store::ClusterStore>(executors, *config.redis, config.cluster_nodes);
+  } else if (config.redis) {
     store = std::make_shared<store::RedisStore>(
         std::make_shared<net::Client>(executors, *config.redis));
   } else {

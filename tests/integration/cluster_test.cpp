@@ -9,8 +9,11 @@
 
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/json/serialize.hpp>
 
+#include "promptcache/cache/config.hpp"
 #include "promptcache/cache/keys.hpp"
+#include "promptcache/cache/service.hpp"
 #include "promptcache/cluster/slot.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "support/co_assert.hpp"
@@ -113,6 +116,46 @@ TEST_F(Cluster, every_store_operation_works_with_keys_spread_over_every_master) 
   }());
   // Each master holds a share of the keys: the router spread them.
   for (auto* m : cluster_.masters()) EXPECT_GT(std::stoi(m->cli({"DBSIZE"})), 500) << m->port();
+}
+
+TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster) {
+  cache::CacheConfig config;
+  config.redis = net::ClientConfig{};
+  config.cluster_nodes = seeds_of(cluster_);
+  auto service = cache::PromptCacheService::from_config(config, {io_.get_executor()});
+  const std::vector<std::string> users{"a:b", "a_b", "*", "[x]", "%", "ü"};
+  int fallback_calls = 0;
+  const cache::PromptCacheService::Fallback fallback =
+      [&]() -> asio::awaitable<boost::json::value> {
+    ++fallback_calls;
+    co_return boost::json::value("from the database");
+  };
+  run([&]() -> asio::awaitable<void> {
+    for (std::size_t u = 0; u < users.size(); ++u) {
+      for (int h = 0; h < 20; ++h) {
+        co_await service->set_analysis_result(fmt::format("{:064x}", h), users[u], "default",
+                                              boost::json::value(static_cast<std::int64_t>(h)));
+      }
+    }
+    auto hit = co_await service->get_analysis_result(fmt::format("{:064x}", 3), "a:b");
+    CO_ASSERT(hit);
+    EXPECT_EQ(*hit, boost::json::value(3));
+    EXPECT_EQ(co_await service->invalidate_user_analysis_cache("a_b"), 20u);
+    EXPECT_FALSE(co_await service->get_analysis_result(fmt::format("{:064x}", 3), "a_b"));
+    EXPECT_TRUE(co_await service->get_analysis_result(fmt::format("{:064x}", 3), "a:b"));
+    EXPECT_TRUE(co_await service->get_analysis_result(fmt::format("{:064x}", 3), "*"));
+
+    const std::string key = cache::analysis_key(fmt::format("{:064x}", 99), "u", "default");
+    auto first = co_await service->get_with_fallback(key, fallback);
+    auto second = co_await service->get_with_fallback(key, fallback);
+    EXPECT_EQ(first, second);
+    EXPECT_EQ(fallback_calls, 1);
+
+    const boost::json::object stats = co_await service->get_cache_stats();
+    EXPECT_FALSE(stats.contains("error")) << boost::json::serialize(stats);
+    EXPECT_TRUE(stats.contains("keyspace_hits"));
+    service->close();
+  }());
 }
 
 TEST_F(Cluster, live_resharding_under_load_loses_no_operation_and_follows_moved_and_ask) {

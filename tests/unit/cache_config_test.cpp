@@ -43,6 +43,26 @@ TEST(CacheConfig, redis_url_or_host_selects_redis) {
   EXPECT_EQ(cfg.redis->port, 6390);
 }
 
+TEST(CacheConfig, redis_cluster_nodes_selects_a_cluster_with_the_shared_settings) {
+  const CacheConfig cfg = load({{"REDIS_CLUSTER_NODES", "10.0.0.1:7000,redis-b:7001,[::1]:7002"},
+                                {"REDIS_PASSWORD", "s3cret"},
+                                {"REDIS_SOCKET_TIMEOUT", "0.25"}});
+  ASSERT_TRUE(cfg.redis.has_value());
+  EXPECT_EQ(cfg.redis->password, "s3cret");
+  EXPECT_EQ(cfg.redis->command_timeout.count(), 250);
+  const std::vector<cluster::NodeAddress> expected{
+      {"10.0.0.1", 7000}, {"redis-b", 7001}, {"::1", 7002}};
+  EXPECT_EQ(cfg.cluster_nodes, expected);
+  EXPECT_TRUE(load({{"REDIS_URL", "redis://h:7000"}}).cluster_nodes.empty());
+}
+
+TEST(CacheConfig, a_bad_cluster_node_list_names_the_variable_and_the_item) {
+  for (const std::string bad : {"", "h1:7000,", "h1:7000,nohost", "h1:0", "h1:7000,,h2:7001"}) {
+    const std::string why = error_of({{"REDIS_CLUSTER_NODES", bad}});
+    EXPECT_NE(why.find("REDIS_CLUSTER_NODES"), std::string::npos) << bad << ": " << why;
+  }
+}
+
 TEST(CacheConfig, reads_every_promptcache_variable) {
   const CacheConfig cfg = load({{"PROMPTCACHE_DEFAULT_TTL", "0"},
                                 {"PROMPTCACHE_COMPRESS_THRESHOLD", "4096"},

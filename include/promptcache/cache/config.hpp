@@ -9,6 +9,7 @@
 
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/envelope.hpp"
+#include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/config.hpp"
 #include "promptcache/store/local_store.hpp"
 
@@ -17,8 +18,12 @@ namespace promptcache::cache {
 using store::LocalStoreOptions;
 
 struct CacheConfig {
-  // Redis when REDIS_URL or REDIS_HOST is set; otherwise the in-process store.
+  // Redis when REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES is set; otherwise the in-process
+  // store.
   std::optional<net::ClientConfig> redis;
+  // REDIS_CLUSTER_NODES=host:port,host:port…: a Redis Cluster, these nodes asked for the slot
+  // map first; `redis` then carries what every node shares (credentials, TLS, timeouts).
+  std::vector<cluster::NodeAddress> cluster_nodes;
   std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
   CodecOptions codec;                      // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES

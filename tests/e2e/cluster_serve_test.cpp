@@ -1,0 +1,65 @@
+// `promptcache serve` with its cache on a real 6-node Redis Cluster (REDIS_CLUSTER_NODES).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <boost/json/parse.hpp>
+
+#include "support/http_client.hpp"
+#include "support/redis_cluster.hpp"
+#include "support/serve_process.hpp"
+
+namespace promptcache {
+namespace {
+
+namespace json = boost::json;
+using testing::EnvVars;
+using testing::HttpClient;
+using testing::RedisCluster;
+using testing::ServeProcess;
+
+TEST(ServeOnCluster, reads_hit_the_cluster_and_a_users_invalidation_reaches_every_master) {
+  RedisCluster cluster;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   fmt::format("promptcache-cluster-serve-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  {
+    ServeProcess serve(
+        {"serve", "--listen", "127.0.0.1:0", "--db", "sqlite://" + (dir / "c.db").string()},
+        EnvVars{{"REDIS_CLUSTER_NODES", cluster.seeds()}});
+    HttpClient http(serve.port());
+    std::vector<std::string> hashes;
+    for (int i = 0; i < 60; ++i) {
+      const auto created =
+          http.request("POST", "/v1/analyses",
+                       fmt::format(R"({{"prompt":"p{}","user_id":"{}","quality_scores":{{}},)"
+                                   R"("improvement_suggestions":[]}})",
+                                   i, i % 2 == 0 ? "a:b" : "a_b"));
+      ASSERT_EQ(created.status, 201) << created.body;
+      hashes.push_back(std::string(json::parse(created.body).at("prompt_hash").as_string()));
+    }
+    // Written through to the cluster by the POST: the first read is a hit.
+    auto hit = http.request("GET", fmt::format("/v1/analyses/{}?user_id=a%3Ab", hashes[0]));
+    EXPECT_EQ(hit.status, 200);
+    EXPECT_EQ(hit.header("X-Cache"), "hit");
+    // The 30 entries of a_b, spread over the masters' slots, all go; a:b's stay.
+    auto invalidated = http.request("DELETE", "/v1/users/a_b/analyses/cache");
+    EXPECT_EQ(invalidated.status, 200);
+    EXPECT_EQ(json::parse(invalidated.body).at("invalidated"), 30);
+    auto after = http.request("GET", fmt::format("/v1/analyses/{}?user_id=a_b", hashes[1]));
+    EXPECT_EQ(after.status, 200);
+    EXPECT_EQ(after.header("X-Cache"), "miss");
+    auto kept = http.request("GET", fmt::format("/v1/analyses/{}?user_id=a%3Ab", hashes[2]));
+    EXPECT_EQ(kept.header("X-Cache"), "hit");
+    auto stats = http.request("GET", "/v1/stats");
+    EXPECT_EQ(stats.status, 200);
+    EXPECT_FALSE(json::parse(stats.body).as_object().contains("error")) << stats.body;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace promptcache
