@@ -19,6 +19,7 @@
 #include "promptcache/db/database.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
+#include "promptcache/store/detect.hpp"
 #include "promptcache/store/redis_store.hpp"
 
 namespace promptcache::app {
@@ -102,7 +103,7 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
   } catch (const net::ConfigError& e) {
     throw Failure{e.what(), 2};
   }
-  if (!common.redis_url.empty()) config.cluster_nodes.clear();  // --redis names one server
+  if (!common.redis_url.empty()) config.cluster_nodes = config.redis->seeds;  // --redis wins
   if (!config.redis) {
     throw Failure{
         "no Redis configured: set REDIS_URL or --redis (the in-process cache lives inside "
@@ -111,11 +112,20 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
   }
   Cache c;
   cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker};
+  const net::ClientConfig& redis = *config.redis;
+  if (config.cluster_nodes.empty() && !redis.sentinel &&
+      redis.transport != net::Transport::unix_socket) {
+    std::string detail;
+    auto enabled = co_await store::probe_cluster_enabled(redis, detail);
+    if (!enabled)
+      throw Failure{fmt::format("cannot reach Redis at {}: {}", redis.address(), detail)};
+    if (*enabled) config.cluster_nodes.push_back({redis.host, redis.port});
+  }
   if (!config.cluster_nodes.empty()) {
     std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
     executors.push_back(co_await asio::this_coro::executor);
-    auto cluster =
-        std::make_shared<store::ClusterStore>(executors, *config.redis, config.cluster_nodes);
+    auto cluster = std::make_shared<store::ClusterStore>(executors, redis, config.cluster_nodes,
+                                                         config.cluster);
     if (auto ec = co_await cluster->refresh()) {
       throw Failure{fmt::format("cannot reach the Redis cluster at {}: {}",
                                 config.cluster_nodes.front().to_string(), ec.message())};
@@ -123,9 +133,9 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
     c.service = std::make_unique<cache::PromptCacheService>(cluster, options);
     co_return c;
   }
-  c.client = std::make_shared<net::Client>(co_await asio::this_coro::executor, *config.redis);
+  c.client = std::make_shared<net::Client>(co_await asio::this_coro::executor, redis);
   if (co_await c.client->connect()) {
-    throw Failure{fmt::format("cannot reach Redis at {}: {}", config.redis->address(),
+    throw Failure{fmt::format("cannot reach Redis at {}: {}", redis.address(),
                               c.client->last_error_message())};
   }
   c.service = std::make_unique<cache::PromptCacheService>(

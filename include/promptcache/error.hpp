@@ -23,6 +23,7 @@ enum class error {
   corrupt_value,     // a cached value that is neither our envelope nor JSON
   circuit_open,      // the Redis tier is skipped after repeated failures
   cluster_down,      // no master serves the key's slot (a cluster mid-failover, or broken)
+  not_master,        // Sentinel named no master, or the server it named is not one (failover)
 };
 
 [[nodiscard]] const boost::system::error_category& error_category() noexcept;

@@ -13,27 +13,26 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
   // REDIS_* are validated whether or not they select Redis: a typo is never silent.
   net::ClientConfig redis = net::ClientConfig::from_env(getenv);
   if (auto nodes = getenv("REDIS_CLUSTER_NODES")) {
-    std::string_view rest = *nodes;
-    for (;;) {
-      const auto comma = rest.find(',');
-      std::string_view item = rest.substr(0, comma);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-      auto address = cluster::parse_address(item);
-      if (!address) {
-        throw net::ConfigError(fmt::format(
-            "REDIS_CLUSTER_NODES: {:?} is not host:port (expected host:port,host:port,...)",
-            std::string(item)));
-      }
-      cfg.cluster_nodes.push_back(std::move(*address));
-      if (comma == std::string_view::npos) break;
-      rest = rest.substr(comma + 1);
+    cfg.cluster_nodes = net::parse_endpoint_list("REDIS_CLUSTER_NODES", *nodes);
+    if (!redis.seeds.empty() || redis.sentinel) {
+      throw net::ConfigError(
+          "REDIS_CLUSTER_NODES: REDIS_URL names several hosts or sentinels already; set one of "
+          "the two");
     }
+  } else {
+    cfg.cluster_nodes = redis.seeds;
   }
-  if (getenv("REDIS_URL") || getenv("REDIS_HOST") || !cfg.cluster_nodes.empty()) {
+  if (getenv("REDIS_URL") || getenv("REDIS_HOST") || getenv("REDIS_SENTINELS") ||
+      !cfg.cluster_nodes.empty()) {
     cfg.redis = std::move(redis);
   }
 
+  if (auto v = getenv("REDIS_READ_FROM_REPLICAS")) {
+    cfg.cluster.read_from_replicas = net::parse_bool("REDIS_READ_FROM_REPLICAS", *v);
+  }
+  if (auto v = getenv("REDIS_CLUSTER_REFRESH_SECONDS")) {
+    cfg.cluster.refresh_period = parse_seconds("REDIS_CLUSTER_REFRESH_SECONDS", *v, true);
+  }
   if (auto v = getenv("PROMPTCACHE_DEFAULT_TTL")) {
     cfg.default_ttl =
         std::chrono::seconds(parse_int<std::int64_t>("PROMPTCACHE_DEFAULT_TTL", *v, 0, 1ll << 40));

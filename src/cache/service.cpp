@@ -11,6 +11,7 @@
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
+#include "promptcache/store/detect.hpp"
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 
@@ -63,17 +64,34 @@ PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, Serv
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
     std::shared_ptr<telemetry::Tracer> tracer) {
-  std::shared_ptr<store::Store> store;
-  if (config.redis && !config.cluster_nodes.empty()) {
-    store = std::make_shared<store::ClusterStore>(executors, *config.redis, config.cluster_nodes);
-  } else if (config.redis) {
-    store = std::make_shared<store::RedisStore>(
-        std::make_shared<net::Client>(executors, *config.redis));
-  } else {
-    store = std::make_shared<store::LocalStore>(config.local);
-  }
   ServiceOptions options{config.default_ttl, config.codec, config.breaker};
-  return std::make_unique<PromptCacheService>(std::move(store), options, std::move(tracer));
+  return std::make_unique<PromptCacheService>(make_store(config, executors), options,
+                                              std::move(tracer));
+}
+
+std::shared_ptr<store::Store> make_store(const CacheConfig& config,
+                                         const std::vector<asio::any_io_executor>& executors) {
+  if (!config.redis) return std::make_shared<store::LocalStore>(config.local);
+  std::vector<cluster::NodeAddress> nodes = config.cluster_nodes;
+  const net::ClientConfig& redis = *config.redis;
+  if (nodes.empty() && config.detect_cluster && !redis.sentinel &&
+      redis.transport != net::Transport::unix_socket) {
+    std::string detail;
+    auto enabled = store::probe_cluster_enabled_blocking(redis, detail);
+    if (!enabled) {
+      spdlog::warn(
+          "cannot ask {} whether it is a cluster node ({}): one server assumed; "
+          "REDIS_CLUSTER_NODES names a cluster",
+          redis.address(), detail);
+    } else if (*enabled) {
+      spdlog::info("{} is a cluster node: cluster mode", redis.address());
+      nodes.push_back({redis.host, redis.port});
+    }
+  }
+  if (!nodes.empty()) {
+    return std::make_shared<store::ClusterStore>(executors, redis, nodes, config.cluster);
+  }
+  return std::make_shared<store::RedisStore>(std::make_shared<net::Client>(executors, redis));
 }
 
 bool PromptCacheService::note_result(const error_code& ec) {
@@ -431,6 +449,19 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
         server->used_memory_human.empty() ? std::string("unknown") : server->used_memory_human;
     stats["total_commands_processed"] = server->total_commands_processed;
     stats["keys"] = server->keys;
+    if (!server->nodes.empty()) {
+      json::array nodes;
+      for (const auto& n : server->nodes) {
+        nodes.push_back(json::object{{"node", n.node},
+                                     {"keyspace_hits", n.keyspace_hits},
+                                     {"keyspace_misses", n.keyspace_misses},
+                                     {"connected_clients", n.connected_clients},
+                                     {"used_memory", n.used_memory_human},
+                                     {"total_commands_processed", n.total_commands_processed},
+                                     {"keys", n.keys}});
+      }
+      stats["nodes"] = std::move(nodes);
+    }
   }
   stats["client"] = std::move(client);
   co_return stats;

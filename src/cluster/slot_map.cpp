@@ -1,7 +1,6 @@
 #include "promptcache/cluster/slot_map.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 #include <fmt/format.h>
 
@@ -53,28 +52,6 @@ bool field_is(const resp::Reply& node, std::string_view key, std::string_view va
 }
 
 }  // namespace
-
-std::string NodeAddress::to_string() const {
-  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
-                                             : fmt::format("{}:{}", host, port);
-}
-
-std::optional<NodeAddress> parse_address(std::string_view text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string_view port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
-      port > 65535 || host.empty()) {
-    return std::nullopt;
-  }
-  return NodeAddress{std::string(host), static_cast<std::uint16_t>(port)};
-}
 
 boost::system::result<SlotMap> SlotMap::from_shards(const resp::Reply& reply) {
   if (reply.is_error() || (reply.type != resp::Type::array && reply.type != resp::Type::set)) {

@@ -14,15 +14,63 @@
 namespace promptcache::net {
 namespace {
 
+// Boost.URL takes one host: "scheme://[userinfo@]h1:p1,h2:p2/rest" becomes the URL with only
+// the first host, and the list of them all.
+struct HostList {
+  std::string url;
+  std::string_view hosts;  // into the original text
+};
+
+HostList split_hosts(std::string_view text) {
+  const auto scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return {std::string(text), {}};
+  const auto start = scheme_end + 3;
+  auto end = text.find_first_of("/?#", start);
+  if (end == std::string_view::npos) end = text.size();
+  const std::string_view authority = text.substr(start, end - start);
+  const auto at = authority.rfind('@');
+  const auto host_start = at == std::string_view::npos ? 0 : at + 1;
+  const std::string_view hosts = authority.substr(host_start);
+  const auto comma = hosts.find(',');
+  if (comma == std::string_view::npos) return {std::string(text), hosts};
+  std::string url(text.substr(0, start + host_start));
+  url += hosts.substr(0, comma);
+  url += text.substr(end);
+  return {std::move(url), hosts};
+}
+
 void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
-  auto parsed = boost::urls::parse_uri(text);
+  const HostList split = split_hosts(text);
+  auto parsed = boost::urls::parse_uri(split.url);
   if (!parsed) {
     throw ConfigError(fmt::format("{}: not a valid URL ({})", name, parsed.error().message()));
   }
   const boost::urls::url_view u = *parsed;
   const std::string scheme = u.scheme();
-  if (scheme == "redis" || scheme == "rediss") {
+  if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
+    cfg.transport = scheme == "rediss+sentinel" ? Transport::tls : Transport::tcp;
+    SentinelConfig sentinel;
+    sentinel.sentinels = parse_endpoint_list(name, split.hosts, 26379);
+    std::string_view path = u.path();
+    if (!path.empty()) path.remove_prefix(1);
+    const auto slash = path.find('/');
+    sentinel.master_name = std::string(path.substr(0, slash));
+    if (sentinel.master_name.empty()) {
+      throw ConfigError(fmt::format(
+          "{}: a Sentinel URL names the master in its path (redis+sentinel://host:26379/mymaster)",
+          name));
+    }
+    if (slash != std::string_view::npos && slash + 1 < path.size()) {
+      cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name),
+                              path.substr(slash + 1), 0, 1 << 20);
+    }
+    cfg.host.clear();
+    cfg.sentinel = std::move(sentinel);
+  } else if (scheme == "redis" || scheme == "rediss") {
     cfg.transport = scheme == "rediss" ? Transport::tls : Transport::tcp;
+    if (split.hosts.find(',') != std::string_view::npos) {
+      cfg.seeds = parse_endpoint_list(name, split.hosts, 6379);
+    }
     cfg.host = u.host_address();
     if (cfg.host.empty()) throw ConfigError(fmt::format("{}: the URL has no host", name));
     std::string path = u.path();
@@ -42,8 +90,10 @@ void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) 
       throw ConfigError(fmt::format("{}: a unix:// URL needs a socket path", name));
     }
   } else {
-    throw ConfigError(fmt::format(
-        "{}: unsupported scheme \"{}\" (expected redis://, rediss:// or unix://)", name, scheme));
+    throw ConfigError(
+        fmt::format("{}: unsupported scheme \"{}\" (expected redis://, rediss://, unix:// or "
+                    "redis+sentinel://)",
+                    name, scheme));
   }
   if (u.has_userinfo()) {
     cfg.username = u.user();
@@ -58,6 +108,10 @@ void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) 
       cfg.password = param.value;
     } else if (param.key == "username") {
       cfg.username = param.value;
+    } else if (param.key == "sentinel_password" && cfg.sentinel) {
+      cfg.sentinel->password = param.value;
+    } else if (param.key == "sentinel_username" && cfg.sentinel) {
+      cfg.sentinel->username = param.value;
     } else {
       throw ConfigError(fmt::format("{}: unknown parameter \"{}\"", name, param.key));
     }
@@ -85,8 +139,28 @@ ClientConfig ClientConfig::from_url(std::string_view url) {
 
 ClientConfig ClientConfig::from_env(const Getenv& getenv) {
   ClientConfig cfg;
+  auto sentinels = getenv("REDIS_SENTINELS");
+  auto master = getenv("REDIS_SENTINEL_MASTER");
+  if (sentinels.has_value() != master.has_value()) {
+    throw ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER: set both or neither");
+  }
   if (auto url = getenv("REDIS_URL")) {
     apply_url(cfg, *url, "REDIS_URL");
+    if (sentinels) {
+      throw ConfigError(
+          "REDIS_SENTINELS: set either REDIS_URL or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, "
+          "not both");
+    }
+  } else if (sentinels) {
+    SentinelConfig sentinel;
+    sentinel.sentinels = parse_endpoint_list("REDIS_SENTINELS", *sentinels, 26379);
+    if (master->empty()) throw ConfigError("REDIS_SENTINEL_MASTER: must not be empty");
+    sentinel.master_name = *master;
+    cfg.host.clear();
+    cfg.sentinel = std::move(sentinel);
+    if (auto v = getenv("REDIS_SSL"); v && parse_bool("REDIS_SSL", *v)) {
+      cfg.transport = Transport::tls;
+    }
   } else {
     if (auto v = getenv("REDIS_HOST")) {
       if (v->empty()) throw ConfigError("REDIS_HOST: must not be empty");
@@ -101,6 +175,8 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
   if (auto v = getenv("REDIS_DB")) cfg.db = parse_int<int>("REDIS_DB", *v, 0, 1 << 20);
   if (auto v = getenv("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;
   if (auto v = getenv("REDIS_PASSWORD"); v && cfg.password.empty()) cfg.password = *v;
+  if (auto v = getenv("REDIS_SENTINEL_USERNAME"); v && cfg.sentinel) cfg.sentinel->username = *v;
+  if (auto v = getenv("REDIS_SENTINEL_PASSWORD"); v && cfg.sentinel) cfg.sentinel->password = *v;
   if (auto v = getenv("REDIS_SSL_CA_CERTS")) cfg.tls.ca_file = *v;
   if (auto v = getenv("REDIS_SSL_CERTFILE")) cfg.tls.cert_file = *v;
   if (auto v = getenv("REDIS_SSL_KEYFILE")) cfg.tls.key_file = *v;
@@ -126,6 +202,7 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
 }
 
 std::string ClientConfig::address() const {
+  if (sentinel && host.empty()) return fmt::format("sentinel master {}", sentinel->master_name);
   switch (transport) {
     case Transport::unix_socket:
       return "unix:" + unix_path;

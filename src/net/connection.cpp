@@ -201,8 +201,23 @@ asio::awaitable<error_code> Connection::connect_once() {
   });
 
   std::string detail;
-  error_code ec = co_await stream_->connect(cfg_, tls_.get(), detail);
+  error_code ec;
+  demoted_ = false;
+  if (cfg_.sentinel) ec = co_await discover_master(detail, state);
+  if (!ec && *state == 0) ec = co_await stream_->connect(cfg_, tls_.get(), detail);
   if (!ec && *state == 0) ec = co_await handshake_with(detail);
+  if (!ec && *state == 0 && cfg_.sentinel) ec = co_await check_role(detail);
+  if (!ec && *state == 0 && cfg_.readonly) {
+    resp::Request readonly;
+    readonly.push("READONLY");
+    resp::ReplyCollector out;
+    ec = co_await exchange(readonly, out);
+    if (!ec && out.replies().front().is_error()) {
+      detail =
+          fmt::format("READONLY on {} failed: {}", cfg_.address(), out.replies().front().value);
+      ec = error::server_error;
+    }
+  }
   if (*state == 2) {
     ec = error::connect_timeout;
     detail = fmt::format("connecting to {} timed out after {} ms", cfg_.address(),
@@ -314,6 +329,78 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
   co_return error_code{};
 }
 
+asio::awaitable<error_code> Connection::discover_master(std::string& detail,
+                                                        std::shared_ptr<int> state) {
+  const SentinelConfig& sentinel = *cfg_.sentinel;
+  std::string failures;
+  for (std::size_t n = 0; n < sentinel.sentinels.size() && *state == 0; ++n) {
+    const std::size_t i = (sentinel_first_ + n) % sentinel.sentinels.size();
+    ClientConfig at = cfg_;  // the transport, TLS files and limits; the sentinel's address
+    at.host = sentinel.sentinels[i].host;
+    at.port = sentinel.sentinels[i].port;
+    std::string why;
+    resp::ReplyCollector out;
+    error_code ec = co_await stream_->connect(at, tls_.get(), why);
+    if (!ec) {
+      resp::Request ask;
+      if (!sentinel.password.empty()) {
+        if (sentinel.username.empty()) {
+          ask.push("AUTH", sentinel.password);
+        } else {
+          ask.push("AUTH", sentinel.username, sentinel.password);
+        }
+      }
+      ask.push("SENTINEL", "get-master-addr-by-name", sentinel.master_name);
+      ec = co_await exchange(ask, out);
+    }
+    stream_->close();
+    parser_.reset();
+    rpos_ = rend_ = 0;
+    if (!failures.empty()) failures += "; ";
+    failures += sentinel.sentinels[i].to_string() + ": ";
+    if (ec) {
+      failures += why.empty() ? ec.message() : why;
+      continue;
+    }
+    if (const auto& first = out.replies().front(); first.is_error()) {
+      failures += first.value;  // AUTH refused, or SENTINEL unknown: not a sentinel
+      continue;
+    }
+    const resp::Reply& reply = out.replies().back();
+    std::optional<Endpoint> master;
+    if (reply.elements.size() == 2) {
+      master = parse_endpoint(reply.elements[0].value + ":" + reply.elements[1].value);
+    }
+    if (!master) {
+      failures += reply.type == resp::Type::null ? "does not know this master" : "unexpected reply";
+      continue;
+    }
+    cfg_.host = std::move(master->host);
+    cfg_.port = master->port;
+    sentinel_first_ = i;
+    co_return error_code{};
+  }
+  detail = fmt::format("no sentinel named a master for {:?} ({})", sentinel.master_name, failures);
+  co_return error::not_master;
+}
+
+asio::awaitable<error_code> Connection::check_role(std::string& detail) {
+  resp::Request role;
+  role.push("ROLE");
+  resp::ReplyCollector out;
+  if (error_code ec = co_await exchange(role, out)) {
+    detail = fmt::format("ROLE on {} failed: {}", cfg_.address(), ec.message());
+    co_return ec;
+  }
+  const resp::Reply& reply = out.replies().front();
+  if (reply.elements.empty() || reply.elements[0].value != "master") {
+    detail = fmt::format("{} is not the master of {:?} (a failover in progress?)", cfg_.address(),
+                         cfg_.sentinel->master_name);
+    co_return error::not_master;
+  }
+  co_return error_code{};
+}
+
 // ---- reading ---------------------------------------------------------------------------
 
 asio::awaitable<bool> Connection::fill(error_code& ec) {
@@ -358,6 +445,11 @@ asio::awaitable<error_code> Connection::reader() {
         co_return error::protocol_error;
       }
     }
+    if (demoted_) {
+      spdlog::warn("redis master {} was demoted (READONLY); asking the sentinels again",
+                   cfg_.address());
+      co_return error::not_master;
+    }
     if (ec) {
       spdlog::error("redis protocol error address={} error=\"{}\"", cfg_.address(), ec.message());
       co_return ec;
@@ -384,6 +476,10 @@ bool Connection::dispatch(const resp::Node& node) {
   }
   while (written_ > 0 && queue_.front().replies == 0) pop_front_slot();  // abandoned unsent
   if (written_ == 0) return false;
+  if (node.depth == 0 && resp::is_error(node.type) && cfg_.sentinel &&
+      starts_with(node.value, "READONLY")) {
+    demoted_ = true;
+  }
   Slot& slot = queue_.front();
   if (slot.waiter != nullptr) slot.waiter->sink->on_node(node);
   if (parser_.done() && --slot.replies == 0) complete_front({});

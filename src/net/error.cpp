@@ -41,6 +41,8 @@ class Category final : public boost::system::error_category {
         return "cache tier skipped: circuit breaker open";
       case error::cluster_down:
         return "no cluster master serves the key's slot";
+      case error::not_master:
+        return "no master found: Sentinel named none, or the server is a replica";
     }
     return "unknown promptcache error";
   }

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -78,12 +79,18 @@ std::int64_t now_ms() {
 }  // namespace
 
 ClusterStore::ClusterStore(std::vector<asio::any_io_executor> executors,
-                           net::ClientConfig node_config, std::vector<NodeAddress> seeds)
+                           net::ClientConfig node_config, std::vector<NodeAddress> seeds,
+                           ClusterOptions options)
     : executors_(std::move(executors)),
       node_config_(std::move(node_config)),
-      seeds_(std::move(seeds)) {
+      seeds_(std::move(seeds)),
+      options_(options) {
+  // Every connection may serve reads on a replica; READONLY is harmless on a master, and a
+  // replica promoted by a failover keeps its connections.
+  node_config_.readonly = options_.read_from_replicas;
   if (executors_.empty()) throw net::ConfigError("ClusterStore: no executor given");
   if (seeds_.empty()) throw net::ConfigError("ClusterStore: no seed node given");
+  ticker_ = std::make_shared<asio::steady_timer>(executors_.front());
 }
 
 ClusterStore::~ClusterStore() {
@@ -91,9 +98,31 @@ ClusterStore::~ClusterStore() {
 }
 
 void ClusterStore::close() {
-  closed_ = true;
+  if (closed_.exchange(true)) return;
+  // The timer belongs to its executor: cancelled there, so that a waiting ticker ends now
+  // instead of holding its event loop open until the next period.
+  asio::post(executors_.front(), [ticker = ticker_] { ticker->cancel(); });
   std::lock_guard lock(mutex_);
   for (auto& [name, client] : clients_) client->close();
+}
+
+void ClusterStore::start_ticker() {
+  if (options_.refresh_period.count() <= 0 || closed_ || ticking_.exchange(true)) return;
+  std::weak_ptr<ClusterStore> weak = weak_from_this();
+  if (weak.expired()) return;  // not owned by a shared_ptr: no periodic refresh
+  asio::co_spawn(
+      executors_.front(),
+      [weak, ticker = ticker_, period = options_.refresh_period]() -> asio::awaitable<void> {
+        for (;;) {
+          ticker->expires_after(period);
+          error_code ec;
+          co_await ticker->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          auto self = weak.lock();  // held only while refreshing
+          if (!self || self->closed_) co_return;
+          (void)co_await self->refresh();
+        }
+      },
+      asio::detached);
 }
 
 ClusterStats ClusterStore::cluster_stats() const noexcept {
@@ -105,6 +134,11 @@ std::vector<NodeAddress> ClusterStore::masters() const {
   std::vector<NodeAddress> out;
   for (const auto& shard : map_.shards()) out.push_back(shard.master);
   return out;
+}
+
+std::vector<cluster::Shard> ClusterStore::shards() const {
+  std::lock_guard lock(mutex_);
+  return map_.shards();
 }
 
 std::shared_ptr<net::Client> ClusterStore::client_for(const NodeAddress& node) {
@@ -119,10 +153,14 @@ std::shared_ptr<net::Client> ClusterStore::client_for(const NodeAddress& node) {
   return client;
 }
 
-std::optional<NodeAddress> ClusterStore::master_of(std::string_view key) const {
+std::optional<NodeAddress> ClusterStore::node_for(std::string_view key, bool read) const {
   std::lock_guard lock(mutex_);
   const cluster::Shard* shard = map_.shard_for(cluster::key_slot(key));
   if (shard == nullptr) return std::nullopt;
+  if (read && options_.read_from_replicas && !shard->replicas.empty()) {
+    return shard
+        ->replicas[next_replica_.fetch_add(1, std::memory_order_relaxed) % shard->replicas.size()];
+  }
   return shard->master;
 }
 
@@ -161,6 +199,7 @@ asio::awaitable<error_code> ClusterStore::refresh() {
     }
     ++refreshes_;
     last_refresh_ms_ = now_ms();
+    start_ticker();
     co_return error_code{};
   }
   spdlog::warn("cluster slot map refresh failed error=\"{}\"", last.message());
@@ -169,12 +208,13 @@ asio::awaitable<error_code> ClusterStore::refresh() {
 
 void ClusterStore::refresh_soon() {
   if (closed_ || now_ms() - last_refresh_ms_.load() < refresh_interval.count()) return;
-  if (refreshing_.exchange(true)) return;
+  auto self = weak_from_this().lock();  // the store outlives the refresh
+  if (!self || refreshing_.exchange(true)) return;
   asio::co_spawn(
       executors_.front(),
-      [this]() -> asio::awaitable<void> {
-        (void)co_await refresh();
-        refreshing_ = false;
+      [self]() -> asio::awaitable<void> {
+        (void)co_await self->refresh();
+        self->refreshing_ = false;
       },
       asio::detached);
 }
@@ -205,7 +245,9 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
     std::vector<std::size_t> retry;
     bool uncovered = false;
     for (std::size_t i : pending) {
-      auto target = ask_to[i] ? ask_to[i] : master_of(commands[i].key);
+      // A redirected command goes where it was sent; a retry after a failure to the master.
+      auto target =
+          ask_to[i] ? ask_to[i] : node_for(commands[i].key, commands[i].read && attempt == 0);
       if (!target) {
         uncovered = true;
         if (last_try) {
@@ -301,6 +343,7 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
 asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key) {
   std::vector<Command> commands(1);
   commands[0].key = key;
+  commands[0].read = true;
   commands[0].request.push("GET", key);
   auto replies = co_await run(std::move(commands));
   Reply& r = replies.front();
@@ -315,6 +358,7 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> ClusterStore::g
   std::vector<Command> commands(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) {
     commands[i].key = keys[i];
+    commands[i].read = true;
     commands[i].request.push("GET", keys[i]);
   }
   auto replies = co_await run(std::move(commands));
@@ -431,13 +475,15 @@ asio::awaitable<Result<ServerStats>> ClusterStore::server_stats() {
     auto reply = co_await client_for(master)->command(std::move(info));
     if (!reply) co_return reply.error();
     if (reply->is_error()) co_return make_error_code(error::server_error);
-    const ServerStats s = parse_info(reply->value);
+    ServerStats s = parse_info(reply->value);
+    s.node = master.to_string();
     sum.keyspace_hits += s.keyspace_hits;
     sum.keyspace_misses += s.keyspace_misses;
     sum.connected_clients += s.connected_clients;
     sum.total_commands_processed += s.total_commands_processed;
     sum.used_memory += s.used_memory;
     sum.keys += s.keys;
+    sum.nodes.push_back(std::move(s));
   }
   sum.used_memory_human = fmt::format("{:.2f}M", static_cast<double>(sum.used_memory) / 1048576);
   co_return sum;

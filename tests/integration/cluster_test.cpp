@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 using store::ClusterStore;
 using store::Entry;
 using testing::RedisCluster;
+using testing::RedisServer;
 using testing::run_until_done;
 
 std::vector<cluster::NodeAddress> seeds_of(RedisCluster& c) {
@@ -42,7 +43,7 @@ class Cluster : public ::testing::Test {
     net::ClientConfig cfg;
     cfg.command_timeout = 5s;
     cfg.connect_timeout = 2s;
-    store_ = std::make_unique<ClusterStore>(std::vector<asio::any_io_executor>{io_.get_executor()},
+    store_ = std::make_shared<ClusterStore>(std::vector<asio::any_io_executor>{io_.get_executor()},
                                             cfg, seeds_of(cluster_));
   }
   ~Cluster() override { store_->close(); }
@@ -53,7 +54,7 @@ class Cluster : public ::testing::Test {
 
   RedisCluster cluster_;
   asio::io_context io_;
-  std::unique_ptr<ClusterStore> store_;
+  std::shared_ptr<ClusterStore> store_;
 };
 
 TEST_F(Cluster, the_slot_map_names_three_masters_covering_every_slot) {
@@ -65,6 +66,78 @@ TEST_F(Cluster, the_slot_map_names_three_masters_covering_every_slot) {
   std::set<std::uint16_t> expected;
   for (auto* m : cluster_.masters()) expected.insert(m->port());
   EXPECT_EQ(ports, expected);
+}
+
+TEST_F(Cluster, the_slot_map_is_reloaded_periodically_without_traffic) {
+  net::ClientConfig cfg;
+  auto store = std::make_shared<ClusterStore>(
+      std::vector<asio::any_io_executor>{io_.get_executor()}, cfg, seeds_of(cluster_),
+      store::ClusterOptions{.refresh_period = 100ms});
+  EXPECT_FALSE(run(store->refresh()));
+  run(testing::sleep_for(1000ms));
+  // The first load, then one per period (some slack for a busy machine).
+  EXPECT_GE(store->cluster_stats().refreshes, 4u);
+  store->close();
+  const auto after_close = store->cluster_stats().refreshes;
+  run(testing::sleep_for(500ms));
+  EXPECT_EQ(store->cluster_stats().refreshes, after_close);  // closed: no more refreshes
+}
+
+TEST_F(Cluster, reads_go_to_replicas_when_asked_and_to_masters_by_default) {
+  std::vector<Entry> entries;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; ++i) {
+    keys.push_back(fmt::format("replica-read:{}", i));
+    entries.push_back(Entry{keys.back(), fmt::format("v{}", i), 0s});
+  }
+  ASSERT_TRUE(run(store_->set_multiple(entries)));
+  auto gets_on = [&](bool masters) {
+    std::uint64_t total = 0;
+    const auto now_masters = cluster_.masters();
+    for (auto* n : cluster_.nodes()) {
+      const bool is_master =
+          std::find(now_masters.begin(), now_masters.end(), n) != now_masters.end();
+      if (is_master != masters) continue;
+      const std::string stats = n->cli({"INFO", "commandstats"});
+      const auto at = stats.find("cmdstat_get:calls=");
+      if (at != std::string::npos) total += std::stoull(stats.substr(at + 18));
+    }
+    return total;
+  };
+  net::ClientConfig cfg;
+  auto replicas = std::make_shared<ClusterStore>(
+      std::vector<asio::any_io_executor>{io_.get_executor()}, cfg, seeds_of(cluster_),
+      store::ClusterOptions{.read_from_replicas = true});
+  run([&]() -> asio::awaitable<void> {
+    // A replica counts as online once its replication offset has reached the others by the
+    // cluster bus: until then the map lists none (and reads go to the master).
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      (void)co_await replicas->refresh();
+      const auto shards = replicas->shards();
+      if (std::all_of(shards.begin(), shards.end(),
+                      [](const cluster::Shard& s) { return !s.replicas.empty(); })) {
+        break;
+      }
+      co_await testing::sleep_for(100ms);
+    }
+    auto by_default = co_await store_->get_multiple(keys);
+    CO_ASSERT(by_default);
+    EXPECT_EQ(gets_on(false), 0u);  // replicas served nothing
+    // Replication is asynchronous: read until every replica has caught up (bounded).
+    std::size_t matching = 0;
+    for (int attempt = 0; attempt < 50 && matching < keys.size(); ++attempt) {
+      if (attempt > 0) co_await testing::sleep_for(100ms);
+      auto from_replicas = co_await replicas->get_multiple(keys);
+      CO_ASSERT(from_replicas && from_replicas->size() == keys.size());
+      matching = 0;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        matching += (*from_replicas)[i] == std::optional<std::string>(fmt::format("v{}", i));
+      }
+    }
+    EXPECT_EQ(matching, keys.size());
+  }());
+  EXPECT_GE(gets_on(false), keys.size());
+  replicas->close();
 }
 
 TEST_F(Cluster, every_store_operation_works_with_keys_spread_over_every_master) {
@@ -102,6 +175,10 @@ TEST_F(Cluster, every_store_operation_works_with_keys_spread_over_every_master) 
     auto stats = co_await store_->server_stats();
     CO_ASSERT(stats);
     EXPECT_EQ(stats->keys, keys.size() + 1);
+    CO_ASSERT(stats->nodes.size() == 3u);
+    std::uint64_t per_node = 0;
+    for (const auto& n : stats->nodes) per_node += n.keys;
+    EXPECT_EQ(per_node, stats->keys);  // the sum is of the masters' own figures
 
     // One user's analysis keys, wherever their slots live.
     auto deleted = co_await store_->delete_matching(cache::user_analysis_pattern("user7"));
@@ -154,6 +231,8 @@ TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster
     const boost::json::object stats = co_await service->get_cache_stats();
     EXPECT_FALSE(stats.contains("error")) << boost::json::serialize(stats);
     EXPECT_TRUE(stats.contains("keyspace_hits"));
+    CO_ASSERT(stats.contains("nodes"));
+    EXPECT_EQ(stats.at("nodes").as_array().size(), 3u);
     service->close();
   }());
 }
@@ -227,6 +306,63 @@ TEST_F(Cluster, live_resharding_under_load_loses_no_operation_and_follows_moved_
   std::cout << "resharding under load: " << operations << " operations, " << failures
             << " failed, MOVED " << stats.moved << ", ASK " << stats.ask << ", TRYAGAIN "
             << stats.try_again << ", map refreshes " << stats.refreshes << "\n";
+}
+
+TEST_F(Cluster, a_master_killed_under_load_fails_only_inside_the_failover_window) {
+  constexpr int key_count = 600;
+  std::vector<std::string> keys;
+  for (int i = 0; i < key_count; ++i) keys.push_back(fmt::format("failover:{}", i));
+  auto masters = cluster_.masters();
+  ASSERT_EQ(masters.size(), 3u);
+  RedisServer* victim = masters[0];
+  const std::uint16_t victim_port = victim->port();
+
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point killed_at{};
+  std::vector<Clock::time_point> failed_at;
+  int operations = 0;
+  int clean_after_kill = 0;  // consecutive successes since the last failure, after the kill
+  const auto give_up = Clock::now() + 90s;
+  run([&]() -> asio::awaitable<void> {
+    // Load until the kill, then until two clean rounds over every key (every master's slots).
+    for (int round = 0; Clock::now() < give_up; ++round) {
+      for (int i = 0; i < key_count; ++i) {
+        if (round == 2 && i == 0) {
+          victim->stop();  // SIGKILL: its replica takes over after cluster-node-timeout
+          killed_at = Clock::now();
+        }
+        const std::string value = fmt::format("r{}", round);
+        bool ok = !co_await store_->set(keys[i], value, 0s);
+        if (ok) {
+          auto r = co_await store_->get(keys[i]);
+          ok = r && *r == std::optional<std::string>(value);
+        }
+        ++operations;
+        if (ok) {
+          if (killed_at != Clock::time_point{}) ++clean_after_kill;
+        } else {
+          failed_at.push_back(Clock::now());
+          clean_after_kill = 0;
+        }
+      }
+      if (clean_after_kill >= 2 * key_count) break;
+    }
+  }());
+  ASSERT_NE(killed_at, Clock::time_point{});
+  EXPECT_GE(clean_after_kill, 2 * key_count) << "the client never recovered";
+  for (const auto& t : failed_at) EXPECT_GE(t, killed_at) << "a failure before the kill";
+  const auto window =
+      failed_at.empty()
+          ? 0ms
+          : std::chrono::duration_cast<std::chrono::milliseconds>(failed_at.back() - killed_at);
+  // The killed master's slots now have a new master, and the client found it.
+  bool victim_still_listed = false;
+  for (const auto& m : store_->masters()) victim_still_listed |= m.port == victim_port;
+  EXPECT_FALSE(victim_still_listed);
+  std::cout << "master killed under load: " << operations << " operations, " << failed_at.size()
+            << " failed, all within " << window.count() << " ms of the kill (cluster-node-timeout "
+            << "2000 ms); MOVED " << store_->cluster_stats().moved << ", map refreshes "
+            << store_->cluster_stats().refreshes << "\n";
 }
 
 }  // namespace

@@ -56,6 +56,37 @@ TEST(CacheConfig, redis_cluster_nodes_selects_a_cluster_with_the_shared_settings
   EXPECT_TRUE(load({{"REDIS_URL", "redis://h:7000"}}).cluster_nodes.empty());
 }
 
+TEST(CacheConfig, reads_the_cluster_options_and_names_a_bad_one) {
+  const CacheConfig cfg =
+      load({{"REDIS_READ_FROM_REPLICAS", "true"}, {"REDIS_CLUSTER_REFRESH_SECONDS", "2.5"}});
+  EXPECT_TRUE(cfg.cluster.read_from_replicas);
+  EXPECT_EQ(cfg.cluster.refresh_period.count(), 2500);
+  EXPECT_FALSE(load({}).cluster.read_from_replicas);
+  EXPECT_NE(error_of({{"REDIS_READ_FROM_REPLICAS", "maybe"}}).find("REDIS_READ_FROM_REPLICAS"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of({{"REDIS_CLUSTER_REFRESH_SECONDS", "-1"}}).find("REDIS_CLUSTER_REFRESH_SECONDS"),
+      std::string::npos);
+}
+
+TEST(CacheConfig, several_hosts_in_redis_url_are_the_cluster_seeds) {
+  const CacheConfig cfg = load({{"REDIS_URL", "redis://10.0.0.1:7000,10.0.0.2:7001"}});
+  ASSERT_TRUE(cfg.redis.has_value());
+  const std::vector<cluster::NodeAddress> expected{{"10.0.0.1", 7000}, {"10.0.0.2", 7001}};
+  EXPECT_EQ(cfg.cluster_nodes, expected);
+}
+
+TEST(CacheConfig, sentinels_select_redis_and_conflict_with_cluster_nodes) {
+  const CacheConfig cfg = load({{"REDIS_SENTINELS", "s1"}, {"REDIS_SENTINEL_MASTER", "m"}});
+  ASSERT_TRUE(cfg.redis.has_value());
+  EXPECT_TRUE(cfg.redis->sentinel.has_value());
+  EXPECT_TRUE(cfg.cluster_nodes.empty());
+  const std::string why = error_of({{"REDIS_SENTINELS", "s1"},
+                                    {"REDIS_SENTINEL_MASTER", "m"},
+                                    {"REDIS_CLUSTER_NODES", "h:7000"}});
+  EXPECT_NE(why.find("REDIS_CLUSTER_NODES"), std::string::npos) << why;
+}
+
 TEST(CacheConfig, a_bad_cluster_node_list_names_the_variable_and_the_item) {
   for (const std::string bad : {"", "h1:7000,", "h1:7000,nohost", "h1:0", "h1:7000,,h2:7001"}) {
     const std::string why = error_of({{"REDIS_CLUSTER_NODES", bad}});

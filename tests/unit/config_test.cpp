@@ -552,4 +552,79 @@ TEST(ConfigFromEnvErrors, config_error_is_an_invalid_argument) {
   }
 }
 
+// ---- several hosts and Sentinel --------------------------------------------------------
+
+using promptcache::net::Endpoint;
+
+TEST(ConfigFromUrl, several_hosts_are_cluster_seeds_and_the_first_is_the_host) {
+  const ClientConfig c = ClientConfig::from_url("redis://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002/0");
+  const std::vector<Endpoint> expected{{"10.0.0.1", 7000}, {"10.0.0.2", 6379}, {"::1", 7002}};
+  EXPECT_EQ(c.seeds, expected);
+  EXPECT_EQ(c.host, "10.0.0.1");
+  EXPECT_EQ(c.port, 7000);
+  EXPECT_EQ(c.password, "pw");
+  EXPECT_TRUE(ClientConfig::from_url("redis://h:7000").seeds.empty());
+}
+
+TEST(ConfigFromUrl, sentinel_url_names_sentinels_master_and_db) {
+  const ClientConfig c =
+      ClientConfig::from_url("redis+sentinel://:pw@s1,s2:26380/mymaster/3?sentinel_password=sp");
+  ASSERT_TRUE(c.sentinel.has_value());
+  const std::vector<Endpoint> expected{{"s1", 26379}, {"s2", 26380}};
+  EXPECT_EQ(c.sentinel->sentinels, expected);
+  EXPECT_EQ(c.sentinel->master_name, "mymaster");
+  EXPECT_EQ(c.sentinel->password, "sp");
+  EXPECT_EQ(c.password, "pw");  // the master's, not the sentinels'
+  EXPECT_EQ(c.db, 3);
+  EXPECT_EQ(c.transport, Transport::tcp);
+  EXPECT_TRUE(c.host.empty());  // found at connect time
+  EXPECT_EQ(c.address(), "sentinel master mymaster");
+  EXPECT_EQ(ClientConfig::from_url("rediss+sentinel://s1/m").transport, Transport::tls);
+}
+
+TEST(ConfigFromUrl, sentinel_url_without_master_name_is_rejected) {
+  EXPECT_NE(url_error("redis+sentinel://s1:26379").find("master"), std::string::npos);
+  EXPECT_NE(url_error("redis+sentinel://s1:26379/").find("master"), std::string::npos);
+}
+
+TEST(ConfigFromUrl, a_bad_host_in_a_list_is_rejected_naming_it) {
+  const std::string why = url_error("redis://h1:7000,h2:0");
+  EXPECT_NE(why.find("REDIS_URL"), std::string::npos) << why;
+  EXPECT_NE(why.find("h2:0"), std::string::npos) << why;
+  EXPECT_NE(url_error("redis+sentinel://s1,,s2/m").find("REDIS_URL"), std::string::npos);
+}
+
+TEST(ConfigFromEnv, sentinels_and_master_variables_select_sentinel) {
+  const ClientConfig c = from_env({{"REDIS_SENTINELS", "10.0.0.5:26379, 10.0.0.6"},
+                                   {"REDIS_SENTINEL_MASTER", "cache"},
+                                   {"REDIS_SENTINEL_PASSWORD", "sp"},
+                                   {"REDIS_PASSWORD", "pw"},
+                                   {"REDIS_DB", "2"}});
+  ASSERT_TRUE(c.sentinel.has_value());
+  const std::vector<Endpoint> expected{{"10.0.0.5", 26379}, {"10.0.0.6", 26379}};
+  EXPECT_EQ(c.sentinel->sentinels, expected);
+  EXPECT_EQ(c.sentinel->master_name, "cache");
+  EXPECT_EQ(c.sentinel->password, "sp");
+  EXPECT_EQ(c.password, "pw");
+  EXPECT_EQ(c.db, 2);
+}
+
+TEST(ConfigFromEnvErrors, sentinel_variables_must_come_together_and_alone) {
+  expect_env_error_names({{"REDIS_SENTINELS", "s1"}}, "REDIS_SENTINEL_MASTER");
+  expect_env_error_names({{"REDIS_SENTINEL_MASTER", "m"}}, "REDIS_SENTINELS");
+  expect_env_error_names(
+      {{"REDIS_SENTINELS", "s1"}, {"REDIS_SENTINEL_MASTER", "m"}, {"REDIS_URL", "redis://h"}},
+      "REDIS_SENTINELS");
+  expect_env_error_names({{"REDIS_SENTINELS", "s1:x"}, {"REDIS_SENTINEL_MASTER", "m"}},
+                         "REDIS_SENTINELS");
+  expect_env_error_names({{"REDIS_SENTINELS", "s1"}, {"REDIS_SENTINEL_MASTER", ""}},
+                         "REDIS_SENTINEL_MASTER");
+}
+
+TEST(ConfigPasswordSecrecy, sentinel_errors_never_hold_a_password) {
+  const std::string why = url_error("redis+sentinel://:hunter2@s1:0/m?sentinel_password=hunter3");
+  EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
+  EXPECT_EQ(why.find("hunter3"), std::string::npos) << why;
+}
+
 }  // namespace

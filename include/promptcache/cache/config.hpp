@@ -11,6 +11,7 @@
 #include "promptcache/cache/envelope.hpp"
 #include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/config.hpp"
+#include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/local_store.hpp"
 
 namespace promptcache::cache {
@@ -18,12 +19,17 @@ namespace promptcache::cache {
 using store::LocalStoreOptions;
 
 struct CacheConfig {
-  // Redis when REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES is set; otherwise the in-process
-  // store.
+  // Redis when REDIS_URL, REDIS_HOST, REDIS_SENTINELS or REDIS_CLUSTER_NODES is set;
+  // otherwise the in-process store.
   std::optional<net::ClientConfig> redis;
-  // REDIS_CLUSTER_NODES=host:port,host:port…: a Redis Cluster, these nodes asked for the slot
-  // map first; `redis` then carries what every node shares (credentials, TLS, timeouts).
+  // REDIS_CLUSTER_NODES=host:port,host:port… (or several hosts in REDIS_URL): a Redis Cluster,
+  // these nodes asked for the slot map first; `redis` then carries what every node shares
+  // (credentials, TLS, timeouts). Empty: one server, unless it says it is a cluster node.
   std::vector<cluster::NodeAddress> cluster_nodes;
+  // With one server configured, ask it (INFO cluster_enabled) whether it is a cluster node.
+  bool detect_cluster = true;
+  // REDIS_READ_FROM_REPLICAS (false), REDIS_CLUSTER_REFRESH_SECONDS (10; 0: no periodic reload).
+  store::ClusterOptions cluster;
   std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
   CodecOptions codec;                      // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES

@@ -60,8 +60,8 @@ class PromptCacheService {
   PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
                      std::shared_ptr<telemetry::Tracer> tracer = nullptr);
 
-  // The store the configuration names: Redis (a client on `executors`) or the in-process
-  // store. Throws net::ConfigError for an unusable TLS file.
+  // The service on make_store(config, executors). Throws net::ConfigError for an unusable TLS
+  // file.
   [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
       const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
       std::shared_ptr<telemetry::Tracer> tracer = nullptr);
@@ -187,5 +187,12 @@ class PromptCacheService {
   Counters counters_;
   std::array<telemetry::LatencyHistogram, op_count> latency_;
 };
+
+// The store a configuration names: the in-process store without Redis; a Redis Cluster when
+// cluster nodes are given or the one server configured says cluster_enabled:1 (asked once,
+// blocking, up to the connect timeout; a server that cannot be asked is taken as standalone);
+// otherwise one server, standalone or the master Sentinel names. Clients run on `executors`.
+[[nodiscard]] std::shared_ptr<store::Store> make_store(
+    const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors);
 
 }  // namespace promptcache::cache

@@ -12,19 +12,18 @@
 #include <boost/system/result.hpp>
 
 #include "promptcache/cluster/slot.hpp"
+#include "promptcache/net/endpoint.hpp"
 #include "promptcache/resp/reply.hpp"
 
 namespace promptcache::cluster {
 
-struct NodeAddress {
-  std::string host;
-  std::uint16_t port = 0;
-  friend bool operator==(const NodeAddress&, const NodeAddress&) = default;
-  [[nodiscard]] std::string to_string() const;
-};
+// A node's host and port (the same type as the client's endpoints).
+using NodeAddress = net::Endpoint;
 
 // Parses "host:port" (and "[v6]:port"), as MOVED and ASK carry it.
-[[nodiscard]] std::optional<NodeAddress> parse_address(std::string_view text);
+[[nodiscard]] inline std::optional<NodeAddress> parse_address(std::string_view text) {
+  return net::parse_endpoint(text);
+}
 
 struct Shard {
   NodeAddress master;

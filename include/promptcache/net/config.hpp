@@ -9,7 +9,9 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "promptcache/net/endpoint.hpp"
 #include "promptcache/resp/parser.hpp"
 
 namespace promptcache::net {
@@ -30,6 +32,15 @@ struct TlsOptions {
   bool verify_peer = true;
 };
 
+// A master found through Redis Sentinel: before every connect the sentinels are asked for
+// `master_name`'s address, and the server found there must answer ROLE as a master.
+struct SentinelConfig {
+  std::vector<Endpoint> sentinels;
+  std::string master_name;
+  std::string username;  // the sentinels' own credentials (REDIS_SENTINEL_USERNAME/_PASSWORD)
+  std::string password;
+};
+
 struct ClientConfig {
   Transport transport = Transport::tcp;
   std::string host = "127.0.0.1";
@@ -40,6 +51,13 @@ struct ClientConfig {
   std::string password;
   int db = 0;
   std::string client_name = "promptcache";
+  // A Redis Cluster replica that may serve reads: READONLY after the handshake.
+  bool readonly = false;
+  // Set: host and port are not configured but asked of these sentinels (and empty until then).
+  std::optional<SentinelConfig> sentinel;
+  // Several hosts in REDIS_URL ("redis://h1:7000,h2:7000"): a Redis Cluster's seed nodes; host
+  // and port are the first of them.
+  std::vector<Endpoint> seeds;
 
   std::chrono::milliseconds connect_timeout{5000};         // REDIS_CONNECT_TIMEOUT (seconds)
   std::chrono::milliseconds command_timeout{5000};         // REDIS_SOCKET_TIMEOUT (seconds)
@@ -55,18 +73,21 @@ struct ClientConfig {
   std::chrono::milliseconds reconnect_max_delay{2000};
   resp::ParserLimits limits;
 
-  // redis://[user[:password]@]host[:port][/db], rediss://… (TLS), unix:///path[?db=N].
-  // Throws ConfigError.
+  // redis://[user[:password]@]host[:port][,host[:port]…][/db], rediss://… (TLS),
+  // unix:///path[?db=N], redis+sentinel://[user[:password]@]host[:port][,…]/master[/db] (and
+  // rediss+sentinel://; sentinels default to port 26379). Throws ConfigError.
   [[nodiscard]] static ClientConfig from_url(std::string_view url);
 
   using Getenv = std::function<std::optional<std::string>(const char*)>;
-  // Reads REDIS_URL (or REDIS_HOST/PORT/DB/USERNAME/PASSWORD/SSL), the REDIS_SSL_* files and
-  // the timeouts. Unset variables keep their defaults; a set but invalid one throws
-  // ConfigError naming it.
+  // Reads REDIS_URL (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or
+  // REDIS_HOST/PORT/DB/USERNAME/PASSWORD/SSL), REDIS_SENTINEL_USERNAME/_PASSWORD, the
+  // REDIS_SSL_* files and the timeouts. Unset variables keep their defaults; a set but invalid one
+  // throws ConfigError naming it.
   [[nodiscard]] static ClientConfig from_env(const Getenv& getenv = system_getenv);
   static std::optional<std::string> system_getenv(const char* name);
 
-  // "127.0.0.1:6379", "tls://host:6380", "unix:/path": for logs and errors; no credentials.
+  // "127.0.0.1:6379", "tls://host:6380", "unix:/path", "sentinel master mymaster" (until it
+  // is found): for logs and errors; no credentials.
   [[nodiscard]] std::string address() const;
 };
 

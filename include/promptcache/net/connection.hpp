@@ -130,6 +130,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<boost::system::error_code> connect_once();
   boost::asio::awaitable<boost::system::error_code> handshake_with(std::string& detail);
+  // Sentinel: asks the sentinels for the master's address (into cfg_.host and cfg_.port).
+  boost::asio::awaitable<boost::system::error_code> discover_master(std::string& detail,
+                                                                    std::shared_ptr<int> state);
+  // Sentinel: the server found must say it is a master (it may be a demoted one).
+  boost::asio::awaitable<boost::system::error_code> check_role(std::string& detail);
   boost::asio::awaitable<boost::system::error_code> exchange(const resp::Request& req,
                                                              resp::ReplyCollector& out);
   boost::asio::awaitable<boost::system::error_code> reader();
@@ -199,6 +204,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // for a deadline, until an attempt succeeds (a server that is down costs callers nothing).
   bool down_ = false;
   bool resp3_ = false;
+  // Sentinel: a READONLY reply said the server was demoted; the reader ends the connection so
+  // that the reconnect asks the sentinels again.
+  bool demoted_ = false;
+  std::size_t sentinel_first_ = 0;  // the sentinel that answered last is asked first
   std::uint64_t generation_ = 0;
   std::uint64_t attempts_ = 0;  // connect attempts finished
   Clock::time_point last_read_{};

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/client.hpp"
@@ -28,12 +29,22 @@ struct ClusterStats {
   std::uint64_t refreshes = 0;
 };
 
-class ClusterStore final : public Store {
+struct ClusterOptions {
+  // Besides the refreshes that redirects and failures trigger, the slot map is reloaded this
+  // often (0: never).
+  std::chrono::milliseconds refresh_period{10000};
+  // Reads (GET) go to a replica of the key's shard (READONLY connections; round robin), or to
+  // its master when it has none online. Replicas lag: a read may miss a write just made.
+  bool read_from_replicas = false;
+};
+
+// Owned by a shared_ptr (background refreshes hold a weak reference to it).
+class ClusterStore final : public Store, public std::enable_shared_from_this<ClusterStore> {
  public:
   // `node_config` carries what every node shares (credentials, TLS, timeouts); `seeds` are the
   // nodes asked for the slot map first.
   ClusterStore(std::vector<boost::asio::any_io_executor> executors, net::ClientConfig node_config,
-               std::vector<cluster::NodeAddress> seeds);
+               std::vector<cluster::NodeAddress> seeds, ClusterOptions options = {});
   ~ClusterStore() override;
 
   [[nodiscard]] std::string_view tier() const noexcept override { return "redis"; }
@@ -62,11 +73,14 @@ class ClusterStore final : public Store {
   [[nodiscard]] ClusterStats cluster_stats() const noexcept;
   // The masters the map knows now.
   [[nodiscard]] std::vector<cluster::NodeAddress> masters() const;
+  // The shards the map knows now, with their online replicas.
+  [[nodiscard]] std::vector<cluster::Shard> shards() const;
 
   // One command of a routed batch: its key decides the node.
   struct Command {
     std::string_view key;
     resp::Request request;  // exactly one command
+    bool read = false;      // may go to a replica (ClusterOptions::read_from_replicas)
   };
   // A top-level reply: its type and, for scalars, its value.
   struct Reply {
@@ -80,10 +94,13 @@ class ClusterStore final : public Store {
 
  private:
   std::shared_ptr<net::Client> client_for(const cluster::NodeAddress& node);
-  // The master of `key`'s slot; nullopt while no shard covers it.
-  std::optional<cluster::NodeAddress> master_of(std::string_view key) const;
+  // The master of `key`'s slot (or for a read with read_from_replicas, one of its replicas);
+  // nullopt while no shard covers it.
+  std::optional<cluster::NodeAddress> node_for(std::string_view key, bool read) const;
   // Refreshes in the background unless one ran in the last few milliseconds.
   void refresh_soon();
+  // Starts the periodic refresh (once).
+  void start_ticker();
 
   std::vector<boost::asio::any_io_executor> executors_;
   net::ClientConfig node_config_;
@@ -95,6 +112,10 @@ class ClusterStore final : public Store {
   std::atomic<bool> refreshing_{false};
   std::atomic<std::int64_t> last_refresh_ms_{0};
   std::atomic<bool> closed_{false};
+  ClusterOptions options_;
+  mutable std::atomic<std::uint64_t> next_replica_{0};
+  std::atomic<bool> ticking_{false};
+  std::shared_ptr<boost::asio::steady_timer> ticker_;
 
   std::atomic<std::uint64_t> moved_{0};
   std::atomic<std::uint64_t> ask_{0};

@@ -42,6 +42,10 @@ struct ServerStats {
   std::uint64_t used_memory = 0;
   std::string used_memory_human;
   std::uint64_t keys = 0;
+  // A cluster's figures above are the sum over its masters; here each master's own, with its
+  // address in `node`.
+  std::string node;
+  std::vector<ServerStats> nodes;
 };
 
 class Store {
