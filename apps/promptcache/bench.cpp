@@ -21,6 +21,7 @@
 #include "promptcache/cache/service.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 
 namespace promptcache::app {
@@ -202,16 +203,35 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
   }
   auto client = std::make_shared<net::Client>(io.get_executor(), cfg);
   if (outage) co_return co_await run_outage(io, o, client);
-  if (auto ec = co_await client->connect()) {
-    std::cerr << "promptcache bench: cannot reach Redis: " << client->last_error_message() << "\n";
-    co_return 1;
+  // The cache's own settings (codec, breaker, TTL, cluster options) come from the environment,
+  // as for serve.
+  const cache::CacheConfig env = cache::CacheConfig::from_env();
+  std::shared_ptr<store::Store> store;
+  if (!cfg.seeds.empty()) {  // several hosts: a Redis Cluster
+    if (o.workload == "raw_get") {
+      std::cerr << "promptcache bench: raw_get measures one server's client: give one host\n";
+      co_return 2;
+    }
+    std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
+    executors.push_back(io.get_executor());
+    auto cluster = std::make_shared<store::ClusterStore>(executors, cfg, cfg.seeds, env.cluster);
+    if (auto ec = co_await cluster->refresh()) {
+      std::cerr << "promptcache bench: cannot reach the cluster: " << ec.message() << "\n";
+      co_return 1;
+    }
+    store = cluster;
+  } else {
+    if (auto ec = co_await client->connect()) {
+      std::cerr << "promptcache bench: cannot reach Redis: " << client->last_error_message()
+                << "\n";
+      co_return 1;
+    }
+    store = std::make_shared<store::RedisStore>(client);
   }
   const std::string value_text = standard_value(o.value_bytes);
   const boost::json::value value = boost::json::parse(value_text);
-  // The cache's own settings (codec, breaker, TTL) come from the environment, as for serve.
-  const cache::CacheConfig env = cache::CacheConfig::from_env();
   cache::ServiceOptions service_options{env.default_ttl, env.codec, env.breaker};
-  cache::PromptCacheService service(std::make_shared<store::RedisStore>(client), service_options);
+  cache::PromptCacheService service(store, service_options);
 
   Step step;
   std::size_t calls = o.ops;
@@ -282,6 +302,7 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     co_await measure(io, o, c, std::max<std::size_t>(calls / 20, c), step);  // warm-up
     co_await measure(io, o, c, calls, step);
   }
+  store->close();
   client->close();
   co_return 0;
 }
@@ -321,7 +342,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember(
           {"raw_get", "get_hit", "set_multiple", "set_multiple_json", "fallback_outage"}))
       ->capture_default_str();
-  cmd->add_option("--redis", opts->redis_url, "Redis URL (default: REDIS_URL and REDIS_*)");
+  cmd->add_option("--redis", opts->redis_url,
+                  "Redis URL (default: REDIS_URL and REDIS_*); several hosts "
+                  "(redis://h1:p1,h2:p2): a Redis Cluster");
   cmd->add_option("--concurrency", opts->concurrency,
                   "Concurrent coroutines; several values run one after the other")
       ->delimiter(',')

@@ -8,13 +8,16 @@
 #include <CLI/CLI.hpp>
 
 #include "bench.hpp"
+#include "buffered_sink.hpp"
 #include "ops.hpp"
 #include "serve.hpp"
 
 int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries results (JSON lines, values) for scripts.
   spdlog::set_default_logger(spdlog::stderr_color_mt("promptcache"));
-  spdlog::stderr_color_mt("access");
+  // The access log (a line per request of serve) is buffered: see buffered_sink.hpp.
+  spdlog::register_logger(std::make_shared<spdlog::logger>(
+      "access", std::make_shared<promptcache::app::BufferedFdSink>(STDERR_FILENO)));
   // serve logs what it does; an operator command prints its result and, on failure, one line,
   // so its own log stays quiet unless asked (PROMPTCACHE_LOG_LEVEL=info|debug|...).
   const std::string_view command = argc > 1 ? argv[1] : "";

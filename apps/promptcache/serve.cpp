@@ -133,9 +133,11 @@ int serve(const ServeOptions& o) {
                http.host, server.port(), http.threads, cache_desc, database->kind(),
                db::redact_url(o.db));
   std::cout << fmt::format("listening on http://{}:{}", http.host, server.port()) << std::endl;
+  spdlog::flush_every(std::chrono::seconds(1));  // the buffered access log
   server.run();
   signals.cancel();
   service->close();
+  if (auto access = spdlog::get("access")) access->flush();
   spdlog::info("promptcache stopped");
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -50,6 +51,40 @@ bool is_connection_failure(const error_code& ec) {
 // Keys may hold anything a user sent: quoted and escaped in logs.
 std::string loggable(std::string_view key) {
   return fmt::format("{:?}", key);
+}
+
+// Accepts every event: the parser's own checks are the validation.
+struct JsonValidator {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_object_begin(error_code&) { return true; }
+  bool on_object_end(std::size_t, error_code&) { return true; }
+  bool on_array_begin(error_code&) { return true; }
+  bool on_array_end(std::size_t, error_code&) { return true; }
+  bool on_key_part(json::string_view, std::size_t, error_code&) { return true; }
+  bool on_key(json::string_view, std::size_t, error_code&) { return true; }
+  bool on_string_part(json::string_view, std::size_t, error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, error_code&) { return true; }
+  bool on_number_part(json::string_view, error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, error_code&) { return true; }
+  bool on_double(double, json::string_view, error_code&) { return true; }
+  bool on_bool(bool, error_code&) { return true; }
+  bool on_null(error_code&) { return true; }
+  bool on_comment_part(json::string_view, error_code&) { return true; }
+  bool on_comment(json::string_view, error_code&) { return true; }
+};
+
+// Whether `text` is one JSON document: checked without building a value.
+bool is_json(std::string_view text) {
+  json::basic_parser<JsonValidator> parser{json::parse_options{}};
+  error_code ec;
+  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  return !ec && used == text.size() && parser.done();
 }
 
 }  // namespace
@@ -146,6 +181,13 @@ std::optional<PromptCacheService::Json> PromptCacheService::decode(std::string_v
   return value;
 }
 
+std::optional<std::string> PromptCacheService::decode_text(std::string_view stored) const {
+  thread_local std::string scratch;
+  auto decoded = decode_value(stored, options_.codec, scratch);
+  if (!decoded || !is_json(decoded->json)) return std::nullopt;
+  return std::string(decoded->json);
+}
+
 asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
   counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
@@ -155,8 +197,9 @@ asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::siz
   (void)removed;  // best effort: a value that stays is discarded again on the next read
 }
 
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
-    std::string_view key) {
+template <class T, class Decode>
+asio::awaitable<std::optional<T>> PromptCacheService::read_value(std::string_view key,
+                                                                 Decode decode_fn) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_get");
   span.set("cache.key", key);
@@ -169,19 +212,35 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get
     co_return std::nullopt;
   }
   auto stored = co_await store_->get(key);
-  std::optional<Json> result;
+  std::optional<T> result;
   if (note_result(stored)) {
     const std::string message = stored.error().message();
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
-    result = decode(**stored);
+    result = decode_fn(**stored);
     if (!result) co_await discard(key, (*stored)->size());
   }
   (result ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
   span.set("cache.hit", result.has_value());
   record(op_get, start);
   co_return result;
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
+    std::string_view key) {
+  return read_value<Json>(key, [this](std::string_view stored) { return decode(stored); });
+}
+
+asio::awaitable<std::optional<std::string>> PromptCacheService::get_json(std::string_view key) {
+  return read_value<std::string>(key,
+                                 [this](std::string_view stored) { return decode_text(stored); });
+}
+
+asio::awaitable<std::optional<std::string>> PromptCacheService::get_analysis_result_json(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  co_return co_await get_json(key);
 }
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_analysis_result(

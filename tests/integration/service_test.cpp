@@ -547,6 +547,30 @@ TEST_P(Service, serialized_text_that_is_not_json_reads_back_as_a_discarded_miss)
   }());
 }
 
+TEST_P(Service, get_json_hands_back_the_stored_text_and_discards_what_is_not_json) {
+  const std::string text = R"({"score":0.87,"suggestions":["a","b"],"nested":{"k":[1,2]}})";
+  run([&]() -> asio::awaitable<void> {
+    co_await svc().set_json("raw:good", text);
+    EXPECT_EQ(co_await svc().get_json("raw:good"), std::optional<std::string>(text));
+    // The analysis form reads the same key as get_analysis_result.
+    co_await svc().set_analysis_result(hash(7), "u:1", "default", json::parse(text));
+    EXPECT_EQ(co_await svc().get_analysis_result_json(hash(7), "u:1"),
+              std::optional<std::string>(json::serialize(json::parse(text))));
+    // A value compressed in its envelope comes back as the JSON text too.
+    const std::string big = json::serialize(json::value(std::string(4000, 'x')));
+    co_await svc().set_json("raw:big", big);
+    EXPECT_EQ(co_await svc().get_json("raw:big"), std::optional<std::string>(big));
+
+    const auto corrupt_before = svc().counters().corrupt;
+    co_await svc().set_json("raw:bad", "{\"a\":1} trailing");
+    EXPECT_FALSE(co_await svc().get_json("raw:bad"));
+    auto stored = co_await svc().store().get("raw:bad");
+    EXPECT_TRUE(stored && !stored->has_value());  // discarded
+    EXPECT_EQ(svc().counters().corrupt, corrupt_before + 1);
+    EXPECT_FALSE(co_await svc().get_json("raw:never-set"));
+  }());
+}
+
 // ---- get_with_fallback -----------------------------------------------------------------------
 
 TEST_P(Service, get_with_fallback_calls_the_fallback_once_on_a_miss_caches_it_then_hits) {

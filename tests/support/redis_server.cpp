@@ -179,6 +179,26 @@ void run_openssl(const std::string& openssl, std::vector<std::string> args) {
   }
 }
 
+// Binds 127.0.0.1:port without listening: connecting is refused as with no socket, but the
+// kernel hands the port to no bind(127.0.0.1:0) without SO_REUSEADDR (free_loopback_port()) and
+// to no outgoing connection. SO_REUSEADDR lets the bind succeed although the killed server's
+// connections linger in TIME_WAIT. Best effort: returns the socket, or -1 if the bind fails.
+int hold_port(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -294,6 +314,7 @@ RedisServer::RedisServer(RedisServerOptions opts) : opts_(std::move(opts)) {
   try {
     if (detail::launch_on_free_port(port_, kMaxPortAttempts,
                                     [&] { return launch_once() == LaunchResult::kReady; })) {
+      run_startup_commands();
       return;
     }
     throw std::runtime_error(
@@ -312,7 +333,13 @@ RedisServer::~RedisServer() {
 
 void RedisServer::cleanup() noexcept {
   terminate_gracefully();
+  release_port();
   detail::remove_dir(dir_);
+}
+
+void RedisServer::release_port() noexcept {
+  if (port_hold_fd_ >= 0) ::close(port_hold_fd_);
+  port_hold_fd_ = -1;
 }
 
 void RedisServer::terminate_gracefully() noexcept {
@@ -406,13 +433,17 @@ RedisServer::Probe RedisServer::probe_server() const {
 }
 
 RedisServer::LaunchResult RedisServer::launch_once() {
-  write_config();
+  // Before the first successful start the file must be (re)written: a retry on a new port needs
+  // the new port in it.
+  if (!started_ || !(opts_.keep_config || opts_.sentinel)) write_config();
   const std::uintmax_t log_offset = detail::file_size_or_zero(log_path_);
   const std::uintmax_t stdio_offset = detail::file_size_or_zero(stdio_path_);
   {
     const detail::Fd dev_null = detail::open_dev_null();
     const detail::Fd stdio = detail::open_append(stdio_path_, 0600);
-    pid_ = detail::spawn({.argv = {server_bin_, conf_path_}, .label = kLabel},
+    std::vector<std::string> argv{server_bin_, conf_path_};
+    if (opts_.sentinel) argv.push_back("--sentinel");
+    pid_ = detail::spawn({.argv = std::move(argv), .label = kLabel},
                          {.in = dev_null.get(), .out = stdio.get(), .err = stdio.get()});
   }
 
@@ -434,6 +465,7 @@ RedisServer::LaunchResult RedisServer::launch_once() {
       });
   switch (startup.state) {
     case detail::StartupState::kReady:
+      started_ = true;
       return LaunchResult::kReady;
     case detail::StartupState::kExited:
       pid_ = -1;
@@ -489,18 +521,32 @@ void RedisServer::stop() {
   if (pid_ <= 0) return;
   detail::kill_and_reap(pid_);
   pid_ = -1;
+  if (opts_.hold_port_while_stopped) port_hold_fd_ = hold_port(port_);
 }
 
 void RedisServer::start() {
   if (running()) return;
+  release_port();
   if (detail::relaunch_on_same_port(kRestartBusyTimeout,
                                     [&] { return launch_once() == LaunchResult::kReady; })) {
+    run_startup_commands();
     return;
   }
   throw std::runtime_error("promptcache::testing::RedisServer::start: port " +
                            std::to_string(port_) + " still busy after " +
                            std::to_string(kRestartBusyTimeout.count()) + " ms. Log tail:\n" +
                            log_tail());
+}
+
+void RedisServer::run_startup_commands() const {
+  for (const auto& command : opts_.startup_commands) {
+    const std::string reply = cli(command);
+    if (reply != "OK") {
+      throw std::runtime_error("promptcache::testing::RedisServer: startup command `" +
+                               join_args(command) + "` on port " + std::to_string(port_) +
+                               " replied: " + reply + "\nLog tail:\n" + log_tail());
+    }
+  }
 }
 
 void RedisServer::freeze() {

@@ -37,6 +37,22 @@ struct RedisServerOptions {
   std::string acl_user{};
   std::string acl_password{};
   std::vector<std::string> extra_config{};  // extra redis.conf lines (appended last, so they win)
+  // Run as a Redis Sentinel (`redis-server <conf> --sentinel`); the `sentinel monitor …` lines go
+  // in extra_config. Implies keep_config: a sentinel rewrites its config with its id, the known
+  // replicas and sentinels and the current master, and must find them again after a restart.
+  bool sentinel = false;
+  // start() after stop() reuses the config file as the server left it instead of writing it
+  // afresh, as a restarted production server would. Sentinel sends CONFIG REWRITE with every
+  // REPLICAOF, so a data node restarted this way comes back in the role it was last given.
+  bool keep_config = false;
+  // While stop()ped, keep the port bound (not listening): connections are refused as before, but
+  // free_port() in any test process skips it, so no other server gets it meanwhile. For servers
+  // that others keep addressing while they are down (Sentinel, replicas), which would otherwise
+  // reconfigure or replicate from whatever server took the port.
+  bool hold_port_while_stopped = false;
+  // Commands run with cli() after every start (the first and each start()), for settings a config
+  // file cannot hold, such as SENTINEL DEBUG. A reply other than OK throws.
+  std::vector<std::vector<std::string>> startup_commands{};
 };
 
 // TLS test material, made once per process with the openssl CLI in a temp dir (EC P-256 keys,
@@ -91,6 +107,7 @@ class RedisServer {
   void stop();    // SIGKILL now (simulates a crash) and reap; idempotent
   void start();   // start again on the SAME port (and unix path) after stop(); waits for PING.
                   // If the port is busy, retries for up to 5 s. No-op if already running.
+                  // The config is written afresh unless opts.keep_config or opts.sentinel.
   void freeze();  // SIGSTOP; returns once the process is in state 'T'
   void thaw();    // SIGCONT; returns once the process left state 'T'
   bool running() const;  // false once stop()ped or if the process died on its own
@@ -117,9 +134,11 @@ class RedisServer {
   };
   Probe probe_server() const;
   LaunchResult launch_once();
+  void run_startup_commands() const;
   void write_config() const;
   void reap_if_exited() const;
   void terminate_gracefully() noexcept;
+  void release_port() noexcept;
   void cleanup() noexcept;
 
   RedisServerOptions opts_;
@@ -132,6 +151,8 @@ class RedisServer {
   std::string unix_path_;
   std::uint16_t port_ = 0;
   mutable pid_t pid_ = -1;
+  int port_hold_fd_ = -1;  // while stopped, with opts.hold_port_while_stopped
+  bool started_ = false;   // a launch reached kReady once, so the config file is the server's now
 };
 
 // Binds 127.0.0.1:0, reads the kernel-assigned port, closes the socket. Throws on failure.

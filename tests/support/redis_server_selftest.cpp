@@ -195,6 +195,67 @@ TEST(RedisServerSelfTest, StopAndStartOnSamePort) {
   EXPECT_EQ(server.cli({"PING"}), "PONG");
 }
 
+TEST(RedisServerSelfTest, RestartWritesTheConfigAfreshByDefault) {
+  RedisServer server(RedisServerOptions{.extra_config = {"maxmemory 10mb"}});
+  ASSERT_EQ(server.cli({"CONFIG", "SET", "maxmemory", "20mb"}), "OK");
+  ASSERT_EQ(server.cli({"CONFIG", "REWRITE"}), "OK");
+  server.stop();
+  server.start();
+  EXPECT_EQ(server.cli({"CONFIG", "GET", "maxmemory"}), "maxmemory\n10485760");
+}
+
+TEST(RedisServerSelfTest, RestartWithKeepConfigUsesTheConfigTheServerRewrote) {
+  RedisServer server(RedisServerOptions{.extra_config = {"maxmemory 10mb"}, .keep_config = true});
+  ASSERT_EQ(server.cli({"CONFIG", "SET", "maxmemory", "20mb"}), "OK");
+  ASSERT_EQ(server.cli({"CONFIG", "REWRITE"}), "OK");
+  server.stop();
+  server.start();
+  EXPECT_EQ(server.cli({"CONFIG", "GET", "maxmemory"}), "maxmemory\n20971520");
+}
+
+TEST(RedisServerSelfTest, StartupCommandsRunAfterEveryStart) {
+  RedisServer server(
+      RedisServerOptions{.startup_commands = {{"CONFIG", "SET", "maxmemory", "20mb"}}});
+  EXPECT_EQ(server.cli({"CONFIG", "GET", "maxmemory"}), "maxmemory\n20971520");
+  server.stop();
+  server.start();
+  EXPECT_EQ(server.cli({"CONFIG", "GET", "maxmemory"}), "maxmemory\n20971520");
+}
+
+TEST(RedisServerSelfTest, FailingStartupCommandThrowsWithTheReply) {
+  try {
+    RedisServer server(RedisServerOptions{.startup_commands = {{"CONFIG", "SET", "nope", "1"}}});
+    FAIL() << "expected std::runtime_error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("CONFIG SET nope 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RedisServerSelfTest, HoldPortWhileStoppedRefusesConnectionsAndKeepsOthersOffThePort) {
+  RedisServer server(RedisServerOptions{.hold_port_while_stopped = true});
+  const auto port = server.port();
+  ASSERT_EQ(server.cli({"SET", "k", "v"}), "OK");  // a connection that lingers in TIME_WAIT
+  server.stop();
+
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_NE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(errno, ECONNREFUSED);
+  ::close(client);
+  // free_port() binds without SO_REUSEADDR: the kernel would never hand it this port.
+  const int other = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_NE(::bind(other, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(errno, EADDRINUSE);
+  ::close(other);
+
+  server.start();
+  EXPECT_EQ(server.port(), port);
+  EXPECT_EQ(server.cli({"PING"}), "PONG");
+}
+
 TEST(RedisServerSelfTest, StartWaitsForBusyPort) {
   RedisServer server;
   const auto port = server.port();

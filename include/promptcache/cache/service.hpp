@@ -85,7 +85,15 @@ class PromptCacheService {
                                                    const Json& value,
                                                    std::optional<std::int64_t> ttl = {});
 
+  // get_analysis_result as serialized JSON, for callers that pass it on as it is (the HTTP
+  // service): checked to be JSON, but neither parsed into a value nor serialized again.
+  boost::asio::awaitable<std::optional<std::string>> get_analysis_result_json(
+      std::string_view prompt_hash, std::string_view user_id,
+      std::string_view analysis_type = "default");
+
   boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
+  // get(key) as serialized JSON (see get_analysis_result_json).
+  boost::asio::awaitable<std::optional<std::string>> get_json(std::string_view key);
   // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
   boost::asio::awaitable<void> set(std::string_view key, const Json& value,
                                    std::optional<std::int64_t> ttl = {});
@@ -168,6 +176,11 @@ class PromptCacheService {
                                      store::SetMode mode);
   // A stored value as JSON; nullopt when it is corrupt or foreign.
   [[nodiscard]] std::optional<Json> decode(std::string_view stored) const;
+  // The JSON text of a stored value, if it is JSON.
+  [[nodiscard]] std::optional<std::string> decode_text(std::string_view stored) const;
+  // get() and get_json(): the value of `key` through `decode_fn` (nullopt: corrupt, discarded).
+  template <class T, class Decode>
+  boost::asio::awaitable<std::optional<T>> read_value(std::string_view key, Decode decode_fn);
   // Deletes, logs and counts a corrupt or foreign value.
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
   [[nodiscard]] std::string encode(std::string_view json_text) const;
