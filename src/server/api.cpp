@@ -39,6 +39,35 @@ struct Refusal {
   std::string allow = {};  // 405: the methods the path takes
 };
 
+// A request path for the access log, quoted; escaped as fmt's {:?} does only when it holds
+// something to escape (rare: the common path costs a copy, not fmt's escaping per character).
+struct LoggedPath {
+  std::string_view text;
+};
+
+}  // namespace
+}  // namespace promptcache::server
+
+template <>
+struct fmt::formatter<promptcache::server::LoggedPath> : fmt::formatter<std::string_view> {
+  template <class Context>
+  auto format(const promptcache::server::LoggedPath& p, Context& ctx) const {
+    const bool plain = std::all_of(p.text.begin(), p.text.end(), [](char c) {
+      const auto u = static_cast<unsigned char>(c);
+      return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+    });
+    if (!plain) return fmt::format_to(ctx.out(), "{:?}", p.text);
+    auto out = ctx.out();
+    *out++ = '"';
+    out = std::copy(p.text.begin(), p.text.end(), out);
+    *out++ = '"';
+    return out;
+  }
+};
+
+namespace promptcache::server {
+namespace {
+
 // `body` is serialized JSON.
 Response json_text_response(unsigned status, std::string body) {
   Response res{static_cast<http::status>(status), 11};
@@ -219,8 +248,8 @@ asio::awaitable<Response> Api::handle(Request& req) {
   const auto elapsed = Clock::now() - start;
   metrics_.request(out.route, res.result_int(), elapsed);
   access_log_->info(
-      "method={} path={:?} status={} duration_us={} cache={}",
-      std::string_view(req.method_string()), std::string_view(req.target()), res.result_int(),
+      "method={} path={} status={} duration_us={} cache={}", std::string_view(req.method_string()),
+      LoggedPath{req.target()}, res.result_int(),
       std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), out.cache);
   co_return res;
 }

@@ -45,6 +45,18 @@ class Recorder final : public resp::ReplySink {
   std::vector<ClusterStore::Reply> replies;
 };
 
+// The reply of one command: its type and, for a scalar, its value.
+struct OneReply final : resp::ReplySink {
+  void on_node(const resp::Node& node) override {
+    if (node.depth != 0 || node.type == resp::Type::attribute) return;
+    type = node.type;
+    if (!resp::is_aggregate(node.type)) value.assign(node.value);
+  }
+  void reset() noexcept override { type = resp::Type::null; }
+  resp::Type type = resp::Type::null;
+  std::string value;
+};
+
 // Waits for `n` spawned operations; each calls done() once.
 class Countdown {
  public:
@@ -143,6 +155,21 @@ std::vector<cluster::Shard> ClusterStore::shards() const {
 
 std::shared_ptr<net::Client> ClusterStore::client_for(const NodeAddress& node) {
   std::lock_guard lock(mutex_);
+  return client_for_locked(node);
+}
+
+std::shared_ptr<net::Client> ClusterStore::master_client(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  const cluster::Shard* shard = map_.shard_for(cluster::key_slot(key));
+  if (shard == nullptr) return nullptr;
+  const auto index = static_cast<std::size_t>(shard - map_.shards().data());
+  if (index >= shard_clients_.size()) shard_clients_.resize(map_.shards().size());
+  auto& client = shard_clients_[index];
+  if (!client) client = client_for_locked(shard->master);
+  return client;
+}
+
+std::shared_ptr<net::Client> ClusterStore::client_for_locked(const NodeAddress& node) {
   auto& client = clients_[node.to_string()];
   if (!client) {
     net::ClientConfig cfg = node_config_;
@@ -196,6 +223,7 @@ asio::awaitable<error_code> ClusterStore::refresh() {
     {
       std::lock_guard lock(mutex_);
       map_ = std::move(*map);
+      shard_clients_.clear();  // shard indices changed
     }
     ++refreshes_;
     last_refresh_ms_ = now_ms();
@@ -341,6 +369,17 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
 }
 
 asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key) {
+  // The common case in one round trip without the batch machinery: the key's master answers.
+  // A redirect, a busy cluster or a failed node goes the general way, which follows it.
+  if (auto client = options_.read_from_replicas ? nullptr : master_client(key)) {
+    resp::Request req;
+    req.push("GET", key).set_idempotent(true);
+    OneReply reply;
+    if (!co_await client->execute(req, reply) && !resp::is_error(reply.type)) {
+      if (reply.type == resp::Type::null) co_return std::optional<std::string>();
+      co_return std::optional<std::string>(std::move(reply.value));
+    }
+  }
   std::vector<Command> commands(1);
   commands[0].key = key;
   commands[0].read = true;

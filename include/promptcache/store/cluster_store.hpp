@@ -94,6 +94,9 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
 
  private:
   std::shared_ptr<net::Client> client_for(const cluster::NodeAddress& node);
+  std::shared_ptr<net::Client> client_for_locked(const cluster::NodeAddress& node);
+  // The client of `key`'s master, from a cache by shard; null while no shard covers it.
+  std::shared_ptr<net::Client> master_client(std::string_view key);
   // The master of `key`'s slot (or for a read with read_from_replicas, one of its replicas);
   // nullopt while no shard covers it.
   std::optional<cluster::NodeAddress> node_for(std::string_view key, bool read) const;
@@ -109,6 +112,7 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   mutable std::mutex mutex_;  // guards map_ and clients_
   cluster::SlotMap map_;
   std::map<std::string, std::shared_ptr<net::Client>> clients_;  // by "host:port"
+  std::vector<std::shared_ptr<net::Client>> shard_clients_;      // by shard index in map_
   std::atomic<bool> refreshing_{false};
   std::atomic<std::int64_t> last_refresh_ms_{0};
   std::atomic<bool> closed_{false};
