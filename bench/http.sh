@@ -3,10 +3,14 @@
 # front) over 50 keep-alive connections, beside nginx serving the same ~1 KiB JSON as a static
 # file, both driven by wrk with the same settings and the same Lua script in the same run.
 # Target: >= 0.5 x nginx's requests/s.
-#   DURATION=10s CONNS=50 THREADS=1 KEYS=200 bash bench/http.sh
+# The machine's speed drifts within a run, so the two alternate: ROUNDS rounds of nginx, ours,
+# nginx; each round's ratio is ours over the mean of the nginx runs around it, and the median
+# round is the figure.
+#   DURATION=5s ROUNDS=3 CONNS=50 THREADS=1 KEYS=200 bash bench/http.sh
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-duration=${DURATION:-10s}
+duration=${DURATION:-5s}
+rounds=${ROUNDS:-3}
 conns=${CONNS:-50}
 threads=${THREADS:-1}
 keys=${KEYS:-200}
@@ -98,9 +102,14 @@ run_wrk() {  # url paths-file -> "requests/s p50 p99"
     awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 } END { print rps, p50, p99 }'
 }
 PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d2s -s "$work/paths.lua" "$base" >/dev/null  # warm-up
-nginx_before=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
-ours=$(run_wrk "$base" "$work/paths.txt")
-nginx_after=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
+results=()
+nginx_last=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
+for _ in $(seq "$rounds"); do
+  ours=$(run_wrk "$base" "$work/paths.txt")
+  nginx_next=$(run_wrk "http://127.0.0.1:$nginx_port" "$work/nginx-paths.txt")
+  results+=("$ours|$nginx_last|$nginx_next")
+  nginx_last=$nginx_next
+done
 metrics=$(curl -s "$base/metrics")
 hits=$(echo "$metrics" | awk '/cache_requests_total.*outcome="hit"/ { print $2 }')
 misses=$(echo "$metrics" | awk '/cache_requests_total.*outcome="miss"/ { print $2 }')
@@ -112,18 +121,24 @@ handler_us=$(echo "$metrics" | awk '
   END { if (n > 0) printf "%.1f", sum / n * 1e6; else print 0 }')
 body_bytes=$(wc -c <"$work/analysis.json")
 
-python3 - "$ours" "$nginx_before" "$nginx_after" "$conns" "$threads" "$duration" "$hits" \
-  "$misses" "$body_bytes" "$handler_us" <<'EOF'
+python3 - "$conns" "$threads" "$duration" "$hits" "$misses" "$body_bytes" "$handler_us" \
+  "${results[@]}" <<'EOF'
 import json, sys
-ours, before, after = (s.split() for s in sys.argv[1:4])
-conns, threads, duration, hits, misses, body, handler_us = sys.argv[4:11]
-ref = (float(before[0]) + float(after[0])) / 2
-print(json.dumps({"workload": "http_get", "requests_per_s": float(ours[0]), "p50": ours[1],
-                  "p99": ours[2], "connections": int(conns), "wrk_threads": int(threads),
-                  "duration": duration, "body_bytes": int(body), "cache_hits": int(hits),
-                  "cache_misses": int(misses), "handler_mean_us": float(handler_us)}))
-print(json.dumps({"workload": "nginx static file, same wrk settings",
-                  "requests_per_s_before": float(before[0]), "requests_per_s_after": float(after[0]),
-                  "p50_before": before[1], "p99_before": before[2]}))
-print("http_get %.0f req/s  %.2f x nginx (target >= 0.50)" % (float(ours[0]), float(ours[0]) / ref))
+conns, threads, duration, hits, misses, body, handler_us = sys.argv[1:8]
+rounds = []
+for r in sys.argv[8:]:
+    ours, before, after = (s.split() for s in r.split("|"))
+    ref = (float(before[0]) + float(after[0])) / 2
+    rounds.append({"requests_per_s": float(ours[0]), "p50": ours[1], "p99": ours[2],
+                   "nginx_requests_per_s": ref, "ratio": round(float(ours[0]) / ref, 3)})
+for r in rounds:
+    print(json.dumps({"workload": "http_get", **r, "connections": int(conns),
+                      "wrk_threads": int(threads), "duration": duration}))
+median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+print(json.dumps({"workload": "http_get summary", "rounds": len(rounds), "body_bytes": int(body),
+                  "cache_hits": int(hits), "cache_misses": int(misses),
+                  "handler_mean_us": float(handler_us), "median_ratio": median["ratio"]}))
+print("http_get %.0f req/s  %.2f x nginx (median of %d rounds: %s; target >= 0.50)" % (
+    median["requests_per_s"], median["ratio"], len(rounds),
+    " ".join("%.2f" % r["ratio"] for r in rounds)))
 EOF
