@@ -51,7 +51,8 @@ void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) 
     cfg.transport = scheme == "rediss+sentinel" ? Transport::tls : Transport::tcp;
     SentinelConfig sentinel;
     sentinel.sentinels = parse_endpoint_list(name, split.hosts, 26379);
-    std::string_view path = u.path();
+    const std::string decoded_path = u.path();  // a decoded copy: the view below is into it
+    std::string_view path = decoded_path;
     if (!path.empty()) path.remove_prefix(1);
     const auto slash = path.find('/');
     sentinel.master_name = std::string(path.substr(0, slash));

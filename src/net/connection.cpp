@@ -43,6 +43,16 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+// AUTH [username] password, when there is a password.
+void push_auth(resp::Request& req, const std::string& username, const std::string& password) {
+  if (password.empty()) return;
+  if (username.empty()) {
+    req.push("AUTH", password);
+  } else {
+    req.push("AUTH", username, password);
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<Connection> Connection::create(asio::any_io_executor ex, ClientConfig cfg,
@@ -297,13 +307,7 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
     }
     // A server without RESP3: authenticate and name the connection the RESP2 way.
     resp::Request legacy;
-    if (!cfg_.password.empty()) {
-      if (cfg_.username.empty()) {
-        legacy.push("AUTH", cfg_.password);
-      } else {
-        legacy.push("AUTH", cfg_.username, cfg_.password);
-      }
-    }
+    push_auth(legacy, cfg_.username, cfg_.password);
     legacy.push("CLIENT", "SETNAME", cfg_.client_name);
     if (cfg_.db != 0) legacy.push("SELECT", cfg_.db);
     out.clear();
@@ -343,13 +347,7 @@ asio::awaitable<error_code> Connection::discover_master(std::string& detail,
     error_code ec = co_await stream_->connect(at, tls_.get(), why);
     if (!ec) {
       resp::Request ask;
-      if (!sentinel.password.empty()) {
-        if (sentinel.username.empty()) {
-          ask.push("AUTH", sentinel.password);
-        } else {
-          ask.push("AUTH", sentinel.username, sentinel.password);
-        }
-      }
+      push_auth(ask, sentinel.username, sentinel.password);
       ask.push("SENTINEL", "get-master-addr-by-name", sentinel.master_name);
       ec = co_await exchange(ask, out);
     }

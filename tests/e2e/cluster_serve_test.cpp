@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "support/http_client.hpp"
 #include "support/redis_cluster.hpp"
@@ -58,6 +59,41 @@ TEST(ServeOnCluster, reads_hit_the_cluster_and_a_users_invalidation_reaches_ever
     EXPECT_EQ(stats.status, 200);
     EXPECT_FALSE(json::parse(stats.body).as_object().contains("error")) << stats.body;
   }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ServeOnCluster, one_cluster_node_in_redis_url_is_found_to_be_a_cluster) {
+  RedisCluster cluster;
+  const std::string one_node = cluster.nodes().front()->url();
+  const auto dir = std::filesystem::temp_directory_path() /
+                   fmt::format("promptcache-cluster-detect-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  {
+    ServeProcess serve(
+        {"serve", "--listen", "127.0.0.1:0", "--db", "sqlite://" + (dir / "d.db").string()},
+        EnvVars{{"REDIS_URL", one_node}});
+    HttpClient http(serve.port());
+    // Keys of every slot: a standalone client would get MOVED for most of them.
+    for (int i = 0; i < 30; ++i) {
+      const auto created =
+          http.request("POST", "/v1/analyses",
+                       fmt::format(R"({{"prompt":"d{}","user_id":"u","quality_scores":{{}},)"
+                                   R"("improvement_suggestions":[]}})",
+                                   i));
+      ASSERT_EQ(created.status, 201) << created.body;
+      const std::string hash(json::parse(created.body).at("prompt_hash").as_string());
+      const auto read = http.request("GET", fmt::format("/v1/analyses/{}?user_id=u", hash));
+      EXPECT_EQ(read.header("X-Cache"), "hit") << i;
+    }
+    const auto stats = json::parse(http.request("GET", "/v1/stats").body).as_object();
+    ASSERT_TRUE(stats.contains("nodes")) << json::serialize(stats);
+    EXPECT_EQ(stats.at("nodes").as_array().size(), 3u);  // every master, summed
+    EXPECT_EQ(stats.at("keys"), 30);
+  }
+  // The operator commands detect it too.
+  const auto stats = testing::run_promptcache({"stats", "--json", "--redis", one_node}, {});
+  EXPECT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_NE(stats.out.find("\"nodes\""), std::string::npos) << stats.out;
   std::filesystem::remove_all(dir);
 }
 

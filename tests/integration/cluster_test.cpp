@@ -237,6 +237,20 @@ TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster
   }());
 }
 
+TEST_F(Cluster, one_node_in_the_configuration_is_asked_and_found_to_be_a_cluster) {
+  cache::CacheConfig config;
+  config.redis = net::ClientConfig::from_url(cluster_.nodes().front()->url());
+  auto chosen = cache::make_store(config, {io_.get_executor()});
+  auto* cluster = dynamic_cast<ClusterStore*>(chosen.get());
+  ASSERT_NE(cluster, nullptr);
+  std::vector<Entry> entries;
+  for (int i = 0; i < 300; ++i) entries.push_back(Entry{fmt::format("detect:{}", i), "v", 0s});
+  auto failed = run(cluster->set_multiple(entries));  // keys on every master: no MOVED error
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(*failed, 0u);
+  chosen->close();
+}
+
 TEST_F(Cluster, live_resharding_under_load_loses_no_operation_and_follows_moved_and_ask) {
   auto masters = cluster_.masters();
   ASSERT_EQ(masters.size(), 3u);

@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "promptcache/cache/config.hpp"
+#include "promptcache/cache/service.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/detect.hpp"
 #include "promptcache/store/redis_store.hpp"
 #include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
@@ -135,6 +138,38 @@ TEST(RedisStore, set_multiple_after_the_server_returns_writes_everything) {
     EXPECT_EQ(*again, 0u);
   }());
   EXPECT_EQ(server.cli({"DBSIZE"}), "2000");
+}
+
+}  // namespace
+}  // namespace promptcache
+
+namespace promptcache {
+namespace {
+
+TEST(MakeStore, a_standalone_server_gets_the_redis_store_and_an_unreachable_one_too) {
+  RedisServer server;
+  boost::asio::io_context io;
+  std::string detail;
+  auto enabled =
+      store::probe_cluster_enabled_blocking(ClientConfig::from_url(server.url()), detail);
+  ASSERT_TRUE(enabled) << detail;
+  EXPECT_FALSE(*enabled);
+  cache::CacheConfig config;
+  config.redis = ClientConfig::from_url(server.url());
+  auto chosen = cache::make_store(config, {io.get_executor()});
+  EXPECT_NE(dynamic_cast<RedisStore*>(chosen.get()), nullptr);
+  chosen->close();
+
+  // Down at start-up: it cannot be asked, and one server is assumed, with a reason.
+  const std::string url = server.url();
+  server.stop();
+  auto down = store::probe_cluster_enabled_blocking(ClientConfig::from_url(url), detail);
+  EXPECT_FALSE(down);
+  EXPECT_NE(detail.find("refused"), std::string::npos) << detail;
+  config.redis = ClientConfig::from_url(url);
+  auto fallback = cache::make_store(config, {io.get_executor()});
+  EXPECT_NE(dynamic_cast<RedisStore*>(fallback.get()), nullptr);
+  fallback->close();
 }
 
 }  // namespace
