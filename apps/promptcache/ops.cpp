@@ -111,7 +111,8 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
         2};
   }
   Cache c;
-  cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker};
+  cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker,
+                                config.ttl_jitter};
   const net::ClientConfig& redis = *config.redis;
   if (config.cluster_nodes.empty() && !redis.sentinel &&
       redis.transport != net::Transport::unix_socket) {

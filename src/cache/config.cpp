@@ -37,6 +37,9 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
     cfg.default_ttl =
         std::chrono::seconds(parse_int<std::int64_t>("PROMPTCACHE_DEFAULT_TTL", *v, 0, 1ll << 40));
   }
+  if (auto v = getenv("PROMPTCACHE_TTL_JITTER_PERCENT")) {
+    cfg.ttl_jitter = parse_int<int>("PROMPTCACHE_TTL_JITTER_PERCENT", *v, 0, 50) / 100.0;
+  }
   if (auto v = getenv("PROMPTCACHE_COMPRESS_THRESHOLD")) {
     cfg.codec.compress_threshold =
         parse_int<std::size_t>("PROMPTCACHE_COMPRESS_THRESHOLD", *v, 0, 1ll << 40);

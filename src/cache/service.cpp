@@ -1,5 +1,9 @@
 #include "promptcache/cache/service.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <random>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/basic_parser_impl.hpp>
@@ -99,7 +103,7 @@ PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, Serv
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
     std::shared_ptr<telemetry::Tracer> tracer) {
-  ServiceOptions options{config.default_ttl, config.codec, config.breaker};
+  ServiceOptions options{config.default_ttl, config.codec, config.breaker, config.ttl_jitter};
   return std::make_unique<PromptCacheService>(make_store(config, executors), options,
                                               std::move(tracer));
 }
@@ -153,6 +157,14 @@ PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcep
 
 void PromptCacheService::record(Op op, Clock::time_point start) {
   latency_[op].record(Clock::now() - start);
+}
+
+std::chrono::seconds PromptCacheService::jittered(std::chrono::seconds ttl) const {
+  if (options_.ttl_jitter <= 0 || ttl.count() <= 0) return ttl;
+  thread_local std::minstd_rand rng(std::random_device{}());
+  std::uniform_real_distribution<double> spread(-options_.ttl_jitter, options_.ttl_jitter);
+  const double seconds = static_cast<double>(ttl.count()) * (1.0 + spread(rng));
+  return std::chrono::seconds(std::max<std::int64_t>(1, std::llround(seconds)));
 }
 
 std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_t> ttl) const {
@@ -295,7 +307,7 @@ asio::awaitable<void> PromptCacheService::write(std::string_view key, std::strin
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
   const std::string stored = encode(value != nullptr ? std::string_view(serialized) : json_text);
-  const error_code ec = co_await store_->set(key, stored, seconds, mode);
+  const error_code ec = co_await store_->set(key, stored, jittered(seconds), mode);
   record(op_set, start);
   if (note_result(ec)) {
     span.record_exception(ec.message());
@@ -381,7 +393,9 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   }
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
-  for (const auto& [key, text] : entries) encoded.push_back({key, encode(text), seconds});
+  for (const auto& [key, text] : entries) {
+    encoded.push_back({key, encode(text), jittered(seconds)});
+  }
   auto failed = co_await store_->set_multiple(encoded);
   record(op_set_multiple, start);
   const bool error = note_result(failed);

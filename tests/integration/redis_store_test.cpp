@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -170,6 +171,58 @@ TEST(MakeStore, a_standalone_server_gets_the_redis_store_and_an_unreachable_one_
   auto fallback = cache::make_store(config, {io.get_executor()});
   EXPECT_NE(dynamic_cast<RedisStore*>(fallback.get()), nullptr);
   fallback->close();
+}
+
+}  // namespace
+}  // namespace promptcache
+
+namespace promptcache {
+namespace {
+
+// The TTLs Redis holds for `keys` (TTL per key, through redis-cli).
+std::vector<long> ttls_of(RedisServer& server, const std::vector<std::string>& keys) {
+  std::vector<long> out;
+  for (const auto& k : keys) out.push_back(std::stol(server.cli({"TTL", k})));
+  return out;
+}
+
+TEST(TtlJitter, entries_written_together_get_ttls_spread_over_the_configured_band) {
+  RedisServer server;
+  boost::asio::io_context io;
+  auto client = std::make_shared<Client>(io.get_executor(), ClientConfig::from_url(server.url()));
+  cache::ServiceOptions options;
+  options.ttl_jitter = 0.2;
+  cache::PromptCacheService jittered(std::make_shared<RedisStore>(client), options);
+  cache::PromptCacheService exact(std::make_shared<RedisStore>(client), cache::ServiceOptions{});
+  std::vector<std::pair<std::string, std::string>> batch;
+  std::vector<std::pair<std::string, std::string>> batch_exact;
+  std::vector<std::string> keys;
+  std::vector<std::string> keys_exact;
+  for (int i = 0; i < 100; ++i) {
+    keys.push_back(fmt::format("jitter:{}", i));
+    keys_exact.push_back(fmt::format("exact:{}", i));
+    batch.emplace_back(keys.back(), "1");
+    batch_exact.emplace_back(keys_exact.back(), "1");
+  }
+  run_until_done(io, [&]() -> boost::asio::awaitable<void> {
+    co_await jittered.set_multiple_json(batch, 1000);
+    co_await exact.set_multiple_json(batch_exact, 1000);
+    co_await jittered.set_json("jitter:single", "1", 1000);
+    co_await jittered.set_json("jitter:forever", "1", 0);  // 0: no expiry, never jittered
+  }());
+  const auto spread = ttls_of(server, keys);
+  std::set<long> distinct(spread.begin(), spread.end());
+  for (long t : spread) {
+    EXPECT_GE(t, 799);
+    EXPECT_LE(t, 1200);
+  }
+  EXPECT_GT(distinct.size(), 20u);  // 100 draws over 400 seconds' worth of band
+  for (long t : ttls_of(server, keys_exact)) EXPECT_GE(t, 999);
+  const long single = std::stol(server.cli({"TTL", "jitter:single"}));
+  EXPECT_GE(single, 799);
+  EXPECT_LE(single, 1200);
+  EXPECT_EQ(server.cli({"TTL", "jitter:forever"}), "-1");
+  client->close();
 }
 
 }  // namespace

@@ -56,6 +56,17 @@ TEST(CacheConfig, redis_cluster_nodes_selects_a_cluster_with_the_shared_settings
   EXPECT_TRUE(load({{"REDIS_URL", "redis://h:7000"}}).cluster_nodes.empty());
 }
 
+TEST(CacheConfig, ttl_jitter_is_a_percentage_from_0_to_50) {
+  EXPECT_EQ(load({}).ttl_jitter, 0.0);
+  EXPECT_DOUBLE_EQ(load({{"PROMPTCACHE_TTL_JITTER_PERCENT", "10"}}).ttl_jitter, 0.10);
+  for (const std::string bad : {"-1", "51", "ten", "5.5", ""}) {
+    EXPECT_NE(
+        error_of({{"PROMPTCACHE_TTL_JITTER_PERCENT", bad}}).find("PROMPTCACHE_TTL_JITTER_PERCENT"),
+        std::string::npos)
+        << bad;
+  }
+}
+
 TEST(CacheConfig, reads_the_cluster_options_and_names_a_bad_one) {
   const CacheConfig cfg =
       load({{"REDIS_READ_FROM_REPLICAS", "true"}, {"REDIS_CLUSTER_REFRESH_SECONDS", "2.5"}});

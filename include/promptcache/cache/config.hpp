@@ -31,7 +31,8 @@ struct CacheConfig {
   // REDIS_READ_FROM_REPLICAS (false), REDIS_CLUSTER_REFRESH_SECONDS (10; 0: no periodic reload).
   store::ClusterOptions cluster;
   std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
-  CodecOptions codec;                      // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
+  double ttl_jitter = 0;    // PROMPTCACHE_TTL_JITTER_PERCENT (0–50) / 100: see ServiceOptions
+  CodecOptions codec;       // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
   CircuitBreaker::Options
       breaker;  // PROMPTCACHE_BREAKER_FAILURES, PROMPTCACHE_BREAKER_OPEN_SECONDS

@@ -45,6 +45,9 @@ struct ServiceOptions {
   std::chrono::seconds default_ttl{3600};
   CodecOptions codec;
   CircuitBreakerOptions breaker;
+  // Each positive TTL is spread uniformly over ±this fraction of itself (never below 1 s), so
+  // that entries written together do not expire together. 0: TTLs as given.
+  double ttl_jitter = 0;
 };
 
 class PromptCacheService {
@@ -185,6 +188,8 @@ class PromptCacheService {
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
   [[nodiscard]] std::string encode(std::string_view json_text) const;
   [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
+  // `ttl` with the configured jitter applied (0, no expiry, stays 0).
+  [[nodiscard]] std::chrono::seconds jittered(std::chrono::seconds ttl) const;
   // Feeds the breaker; true when `ec` is an error.
   bool note_result(const boost::system::error_code& ec);
   template <class T>
