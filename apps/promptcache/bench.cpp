@@ -153,7 +153,7 @@ asio::awaitable<bool> preload_raw(net::Client& client, const BenchOptions& o,
 asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
                                 std::shared_ptr<net::Client> client) {
   const cache::CacheConfig env = cache::CacheConfig::from_env();
-  cache::ServiceOptions options{env.default_ttl, env.codec, env.breaker, env.ttl_jitter};
+  cache::ServiceOptions options = env.service_options();
   options.breaker.open_for = std::chrono::seconds(3600);  // stays open for the whole run
   cache::PromptCacheService service(std::make_shared<store::RedisStore>(client), options);
   const boost::json::value value = boost::json::parse(standard_value(o.value_bytes));
@@ -230,8 +230,7 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
   }
   const std::string value_text = standard_value(o.value_bytes);
   const boost::json::value value = boost::json::parse(value_text);
-  cache::ServiceOptions service_options{env.default_ttl, env.codec, env.breaker, env.ttl_jitter};
-  cache::PromptCacheService service(store, service_options);
+  cache::PromptCacheService service(store, env.service_options());
 
   Step step;
   std::size_t calls = o.ops;

@@ -19,7 +19,6 @@
 #include "promptcache/db/database.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
-#include "promptcache/store/detect.hpp"
 #include "promptcache/store/redis_store.hpp"
 
 namespace promptcache::app {
@@ -91,7 +90,6 @@ class ProgressBar {
 // The cache as serve sees it, on Redis: an operator command against an in-process cache would
 // act on an empty cache of its own.
 struct Cache {
-  std::shared_ptr<net::Client> client;  // standalone only
   std::unique_ptr<cache::PromptCacheService> service;
 };
 
@@ -110,38 +108,23 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
         "`promptcache serve` and cannot be reached from here)",
         2};
   }
-  Cache c;
-  cache::ServiceOptions options{config.default_ttl, config.codec, config.breaker,
-                                config.ttl_jitter};
-  const net::ClientConfig& redis = *config.redis;
-  if (config.cluster_nodes.empty() && !redis.sentinel &&
-      redis.transport != net::Transport::unix_socket) {
-    std::string detail;
-    auto enabled = co_await store::probe_cluster_enabled(redis, detail);
-    if (!enabled)
-      throw Failure{fmt::format("cannot reach Redis at {}: {}", redis.address(), detail)};
-    if (*enabled) config.cluster_nodes.push_back({redis.host, redis.port});
-  }
-  if (!config.cluster_nodes.empty()) {
-    std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
-    executors.push_back(co_await asio::this_coro::executor);
-    auto cluster = std::make_shared<store::ClusterStore>(executors, redis, config.cluster_nodes,
-                                                         config.cluster);
+  // The same choice as serve's (standalone, Sentinel, or a cluster given or detected), then
+  // one clear line if it cannot be reached.
+  std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
+  executors.push_back(co_await asio::this_coro::executor);
+  std::shared_ptr<store::Store> chosen = cache::make_store(config, executors);
+  if (auto* cluster = dynamic_cast<store::ClusterStore*>(chosen.get())) {
     if (auto ec = co_await cluster->refresh()) {
-      throw Failure{fmt::format("cannot reach the Redis cluster at {}: {}",
-                                config.cluster_nodes.front().to_string(), ec.message())};
+      throw Failure{fmt::format("cannot reach the Redis cluster at {}: {}", config.redis->address(),
+                                ec.message())};
     }
-    c.service = std::make_unique<cache::PromptCacheService>(cluster, options);
-    co_return c;
+  } else if (auto* redis = dynamic_cast<store::RedisStore*>(chosen.get())) {
+    if (co_await redis->client().connect()) {
+      throw Failure{fmt::format("cannot reach Redis at {}: {}", config.redis->address(),
+                                redis->client().last_error_message())};
+    }
   }
-  c.client = std::make_shared<net::Client>(co_await asio::this_coro::executor, redis);
-  if (co_await c.client->connect()) {
-    throw Failure{fmt::format("cannot reach Redis at {}: {}", redis.address(),
-                              c.client->last_error_message())};
-  }
-  c.service = std::make_unique<cache::PromptCacheService>(
-      std::make_shared<store::RedisStore>(c.client), options);
-  co_return c;
+  co_return Cache{std::make_unique<cache::PromptCacheService>(chosen, config.service_options())};
 }
 
 // Runs one command's coroutine to its end; its Failure becomes the one line and exit code.

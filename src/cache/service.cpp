@@ -83,6 +83,20 @@ struct JsonValidator {
   bool on_comment(json::string_view, error_code&) { return true; }
 };
 
+// The seed's fields of the server's statistics (and `keys`).
+json::object server_fields(const store::ServerStats& s) {
+  const std::uint64_t total = s.keyspace_hits + s.keyspace_misses;
+  return json::object{
+      {"keyspace_hits", s.keyspace_hits},
+      {"keyspace_misses", s.keyspace_misses},
+      {"hit_rate",
+       total > 0 ? static_cast<double>(s.keyspace_hits) / static_cast<double>(total) * 100 : 0.0},
+      {"connected_clients", s.connected_clients},
+      {"used_memory", s.used_memory_human.empty() ? std::string("unknown") : s.used_memory_human},
+      {"total_commands_processed", s.total_commands_processed},
+      {"keys", s.keys}};
+}
+
 // Whether `text` is one JSON document: checked without building a value.
 bool is_json(std::string_view text) {
   json::basic_parser<JsonValidator> parser{json::parse_options{}};
@@ -103,9 +117,8 @@ PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, Serv
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
     std::shared_ptr<telemetry::Tracer> tracer) {
-  ServiceOptions options{config.default_ttl, config.codec, config.breaker, config.ttl_jitter};
-  return std::make_unique<PromptCacheService>(make_store(config, executors), options,
-                                              std::move(tracer));
+  return std::make_unique<PromptCacheService>(make_store(config, executors),
+                                              config.service_options(), std::move(tracer));
 }
 
 std::shared_ptr<store::Store> make_store(const CacheConfig& config,
@@ -113,8 +126,7 @@ std::shared_ptr<store::Store> make_store(const CacheConfig& config,
   if (!config.redis) return std::make_shared<store::LocalStore>(config.local);
   std::vector<cluster::NodeAddress> nodes = config.cluster_nodes;
   const net::ClientConfig& redis = *config.redis;
-  if (nodes.empty() && config.detect_cluster && !redis.sentinel &&
-      redis.transport != net::Transport::unix_socket) {
+  if (nodes.empty() && !redis.sentinel && redis.transport != net::Transport::unix_socket) {
     std::string detail;
     auto enabled = store::probe_cluster_enabled_blocking(redis, detail);
     if (!enabled) {
@@ -511,27 +523,13 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
     stats["error"] = server.error().message();
     spdlog::error("failed to get cache stats error=\"{}\"", server.error().message());
   } else {
-    const std::uint64_t total = server->keyspace_hits + server->keyspace_misses;
-    stats["keyspace_hits"] = server->keyspace_hits;
-    stats["keyspace_misses"] = server->keyspace_misses;
-    stats["hit_rate"] =
-        total > 0 ? static_cast<double>(server->keyspace_hits) / static_cast<double>(total) * 100
-                  : 0.0;
-    stats["connected_clients"] = server->connected_clients;
-    stats["used_memory"] =
-        server->used_memory_human.empty() ? std::string("unknown") : server->used_memory_human;
-    stats["total_commands_processed"] = server->total_commands_processed;
-    stats["keys"] = server->keys;
+    stats = server_fields(*server);
     if (!server->nodes.empty()) {
       json::array nodes;
       for (const auto& n : server->nodes) {
-        nodes.push_back(json::object{{"node", n.node},
-                                     {"keyspace_hits", n.keyspace_hits},
-                                     {"keyspace_misses", n.keyspace_misses},
-                                     {"connected_clients", n.connected_clients},
-                                     {"used_memory", n.used_memory_human},
-                                     {"total_commands_processed", n.total_commands_processed},
-                                     {"keys", n.keys}});
+        json::object node = server_fields(n);
+        node["node"] = n.node;
+        nodes.push_back(std::move(node));
       }
       stats["nodes"] = std::move(nodes);
     }

@@ -145,7 +145,8 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
   if (sentinels.has_value() != master.has_value()) {
     throw ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER: set both or neither");
   }
-  if (auto url = getenv("REDIS_URL")) {
+  const auto url = getenv("REDIS_URL");
+  if (url) {
     apply_url(cfg, *url, "REDIS_URL");
     if (sentinels) {
       throw ConfigError(
@@ -159,9 +160,6 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
     sentinel.master_name = *master;
     cfg.host.clear();
     cfg.sentinel = std::move(sentinel);
-    if (auto v = getenv("REDIS_SSL"); v && parse_bool("REDIS_SSL", *v)) {
-      cfg.transport = Transport::tls;
-    }
   } else {
     if (auto v = getenv("REDIS_HOST")) {
       if (v->empty()) throw ConfigError("REDIS_HOST: must not be empty");
@@ -169,9 +167,10 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
     }
     if (auto v = getenv("REDIS_PORT"))
       cfg.port = parse_int<std::uint16_t>("REDIS_PORT", *v, 1, 65535);
-    if (auto v = getenv("REDIS_SSL"); v && parse_bool("REDIS_SSL", *v)) {
-      cfg.transport = Transport::tls;
-    }
+  }
+  // Without a URL (whose scheme says it) TLS is REDIS_SSL's to choose, for a host or sentinels.
+  if (auto v = getenv("REDIS_SSL"); v && !url && parse_bool("REDIS_SSL", *v)) {
+    cfg.transport = Transport::tls;
   }
   if (auto v = getenv("REDIS_DB")) cfg.db = parse_int<int>("REDIS_DB", *v, 0, 1 << 20);
   if (auto v = getenv("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;

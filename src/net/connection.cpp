@@ -217,17 +217,6 @@ asio::awaitable<error_code> Connection::connect_once() {
   if (!ec && *state == 0) ec = co_await stream_->connect(cfg_, tls_.get(), detail);
   if (!ec && *state == 0) ec = co_await handshake_with(detail);
   if (!ec && *state == 0 && cfg_.sentinel) ec = co_await check_role(detail);
-  if (!ec && *state == 0 && cfg_.readonly) {
-    resp::Request readonly;
-    readonly.push("READONLY");
-    resp::ReplyCollector out;
-    ec = co_await exchange(readonly, out);
-    if (!ec && out.replies().front().is_error()) {
-      detail =
-          fmt::format("READONLY on {} failed: {}", cfg_.address(), out.replies().front().value);
-      ec = error::server_error;
-    }
-  }
   if (*state == 2) {
     ec = error::connect_timeout;
     detail = fmt::format("connecting to {} timed out after {} ms", cfg_.address(),
@@ -274,6 +263,7 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
     hello.push("HELLO", "3", "AUTH", user, cfg_.password, "SETNAME", cfg_.client_name);
   }
   if (cfg_.db != 0) hello.push("SELECT", cfg_.db);
+  if (cfg_.readonly) hello.push("READONLY");
   resp::ReplyCollector out;
   error_code ec = co_await exchange(hello, out);
   if (ec) {
@@ -310,6 +300,7 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
     push_auth(legacy, cfg_.username, cfg_.password);
     legacy.push("CLIENT", "SETNAME", cfg_.client_name);
     if (cfg_.db != 0) legacy.push("SELECT", cfg_.db);
+    if (cfg_.readonly) legacy.push("READONLY");
     out.clear();
     ec = co_await exchange(legacy, out);
     if (ec) {
@@ -328,6 +319,10 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
   resp3_ = true;
   if (cfg_.db != 0 && replies.size() > 1 && replies[1].is_error()) {
     detail = fmt::format("SELECT {} on {} failed: {}", cfg_.db, cfg_.address(), replies[1].value);
+    co_return error::server_error;
+  }
+  if (cfg_.readonly && replies.back().is_error()) {
+    detail = fmt::format("READONLY on {} failed: {}", cfg_.address(), replies.back().value);
     co_return error::server_error;
   }
   co_return error_code{};

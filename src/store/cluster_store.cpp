@@ -45,18 +45,6 @@ class Recorder final : public resp::ReplySink {
   std::vector<ClusterStore::Reply> replies;
 };
 
-// The reply of one command: its type and, for a scalar, its value.
-struct OneReply final : resp::ReplySink {
-  void on_node(const resp::Node& node) override {
-    if (node.depth != 0 || node.type == resp::Type::attribute) return;
-    type = node.type;
-    if (!resp::is_aggregate(node.type)) value.assign(node.value);
-  }
-  void reset() noexcept override { type = resp::Type::null; }
-  resp::Type type = resp::Type::null;
-  std::string value;
-};
-
 // Waits for `n` spawned operations; each calls done() once.
 class Countdown {
  public:
@@ -372,13 +360,8 @@ asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::strin
   // The common case in one round trip without the batch machinery: the key's master answers.
   // A redirect, a busy cluster or a failed node goes the general way, which follows it.
   if (auto client = options_.read_from_replicas ? nullptr : master_client(key)) {
-    resp::Request req;
-    req.push("GET", key).set_idempotent(true);
-    OneReply reply;
-    if (!co_await client->execute(req, reply) && !resp::is_error(reply.type)) {
-      if (reply.type == resp::Type::null) co_return std::optional<std::string>();
-      co_return std::optional<std::string>(std::move(reply.value));
-    }
+    auto value = co_await client->get(key);
+    if (value) co_return value;
   }
   std::vector<Command> commands(1);
   commands[0].key = key;

@@ -11,6 +11,8 @@ namespace promptcache::store {
 
 namespace asio = boost::asio;
 
+namespace {
+
 asio::awaitable<Result<bool>> probe_cluster_enabled(net::ClientConfig cfg, std::string& detail) {
   cfg.health_check_interval = std::chrono::milliseconds(0);
   auto connection = net::Connection::create(co_await asio::this_coro::executor, cfg);
@@ -33,6 +35,8 @@ asio::awaitable<Result<bool>> probe_cluster_enabled(net::ClientConfig cfg, std::
   co_return Result<bool>(boost::system::in_place_value,
                          reply.value.find("cluster_enabled:1") != std::string::npos);
 }
+
+}  // namespace
 
 Result<bool> probe_cluster_enabled_blocking(const net::ClientConfig& cfg, std::string& detail) {
   asio::io_context io(1);

@@ -8,14 +8,6 @@
 
 namespace promptcache::testing {
 
-namespace {
-
-std::string node_address(const RedisServer& s) {
-  return "127.0.0.1:" + std::to_string(s.port());
-}
-
-}  // namespace
-
 RedisCluster::RedisCluster() {
   for (int i = 0; i < 6; ++i) {
     // The bus port is set, not derived (port + 10 000 overflows for ports above 55 535).
@@ -27,7 +19,7 @@ RedisCluster::RedisCluster() {
     }));
   }
   std::vector<std::string> args{"--cluster", "create"};
-  for (const auto& n : nodes_) args.push_back(node_address(*n));
+  for (const auto& n : nodes_) args.push_back(n->address());
   args.insert(args.end(), {"--cluster-replicas", "1", "--cluster-yes"});
   const std::string out = nodes_.front()->cli(args, std::chrono::seconds(60));
   if (out.find("All 16384 slots covered") == std::string::npos) {
@@ -117,12 +109,7 @@ std::vector<RedisServer*> RedisCluster::masters() {
 }
 
 std::string RedisCluster::seeds() const {
-  std::string out;
-  for (const auto& n : nodes_) {
-    if (!out.empty()) out += ',';
-    out += node_address(*n);
-  }
-  return out;
+  return address_list(nodes_);
 }
 
 }  // namespace promptcache::testing

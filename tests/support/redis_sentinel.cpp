@@ -18,10 +18,6 @@ constexpr milliseconds kPoll{100};
 // Polls must not hang on a frozen node for the default 10 s of cli().
 constexpr milliseconds kPollCliTimeout{2000};
 
-std::string address(const RedisServer& s) {
-  return "127.0.0.1:" + std::to_string(s.port());
-}
-
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -144,7 +140,7 @@ RedisSentinelGroup::RedisSentinelGroup(std::string master_name)
         break;
       }
       if (Clock::now() > deadline) {
-        throw std::runtime_error("RedisSentinelGroup: sentinel " + address(*sentinel) +
+        throw std::runtime_error("RedisSentinelGroup: sentinel " + sentinel->address() +
                                  " did not learn the replica and its peers. Its view:\n" +
                                  master_view + "\n" + replica_view + "\n" + log_tails());
       }
@@ -186,12 +182,7 @@ std::vector<RedisServer*> RedisSentinelGroup::sentinels() {
 }
 
 std::string RedisSentinelGroup::sentinel_addresses() const {
-  std::string out;
-  for (const auto& s : sentinels_) {
-    if (!out.empty()) out += ',';
-    out += address(*s);
-  }
-  return out;
+  return address_list(sentinels_);
 }
 
 RedisServer* RedisSentinelGroup::reported_master(const RedisServer& sentinel) {
@@ -270,10 +261,10 @@ bool RedisSentinelGroup::wait_master(RedisServer* expected, milliseconds limit) 
 std::string RedisSentinelGroup::log_tails(std::size_t lines) const {
   std::string out;
   for (const auto& n : data_nodes_) {
-    out += "--- data node " + address(*n) + " ---\n" + n->log_tail(lines) + "\n";
+    out += "--- data node " + n->address() + " ---\n" + n->log_tail(lines) + "\n";
   }
   for (const auto& s : sentinels_) {
-    out += "--- sentinel " + address(*s) + " ---\n" + s->log_tail(lines) + "\n";
+    out += "--- sentinel " + s->address() + " ---\n" + s->log_tail(lines) + "\n";
   }
   return out;
 }

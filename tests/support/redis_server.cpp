@@ -494,7 +494,10 @@ std::string RedisServer::unix_path() const {
   return unix_path_;
 }
 std::string RedisServer::url() const {
-  return std::string(opts_.tls ? "rediss" : "redis") + "://127.0.0.1:" + std::to_string(port_);
+  return std::string(opts_.tls ? "rediss" : "redis") + "://" + address();
+}
+std::string RedisServer::address() const {
+  return "127.0.0.1:" + std::to_string(port_);
 }
 const std::string& RedisServer::dir() const {
   return dir_;
@@ -607,6 +610,15 @@ std::string RedisServer::log_tail(std::size_t lines) const {
   if (!stdio.empty()) {
     if (!out.empty()) out += "\n";
     out += "--- redis-server stdout/stderr ---\n" + stdio;
+  }
+  return out;
+}
+
+std::string address_list(const std::vector<std::unique_ptr<RedisServer>>& servers) {
+  std::string out;
+  for (const auto& s : servers) {
+    if (!out.empty()) out += ',';
+    out += s->address();
   }
   return out;
 }

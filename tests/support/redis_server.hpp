@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,7 @@ class RedisServer {
   std::string unix_path() const;  // empty unless opts.unix_socket
   // "redis://127.0.0.1:PORT", or "rediss://127.0.0.1:PORT" for TLS (no credentials).
   std::string url() const;
+  std::string address() const;     // "127.0.0.1:PORT"
   const std::string& dir() const;  // the server's temp dir
   const RedisServerOptions& options() const;
   pid_t pid() const;  // pid of the running redis-server, -1 if not running
@@ -157,5 +159,8 @@ class RedisServer {
 
 // Binds 127.0.0.1:0, reads the kernel-assigned port, closes the socket. Throws on failure.
 std::uint16_t free_port();
+
+// "127.0.0.1:P1,127.0.0.1:P2,…": the servers' addresses as a client's list of nodes.
+std::string address_list(const std::vector<std::unique_ptr<RedisServer>>& servers);
 
 }  // namespace promptcache::testing

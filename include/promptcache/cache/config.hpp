@@ -18,6 +18,16 @@ namespace promptcache::cache {
 
 using store::LocalStoreOptions;
 
+// What the service itself is configured with (CacheConfig::service_options()).
+struct ServiceOptions {
+  std::chrono::seconds default_ttl{3600};
+  CodecOptions codec;
+  CircuitBreakerOptions breaker;
+  // Each positive TTL is spread uniformly over ±this fraction of itself (never below 1 s), so
+  // that entries written together do not expire together. 0: TTLs as given.
+  double ttl_jitter = 0;
+};
+
 struct CacheConfig {
   // Redis when REDIS_URL, REDIS_HOST, REDIS_SENTINELS or REDIS_CLUSTER_NODES is set;
   // otherwise the in-process store.
@@ -26,8 +36,6 @@ struct CacheConfig {
   // these nodes asked for the slot map first; `redis` then carries what every node shares
   // (credentials, TLS, timeouts). Empty: one server, unless it says it is a cluster node.
   std::vector<cluster::NodeAddress> cluster_nodes;
-  // With one server configured, ask it (INFO cluster_enabled) whether it is a cluster node.
-  bool detect_cluster = true;
   // REDIS_READ_FROM_REPLICAS (false), REDIS_CLUSTER_REFRESH_SECONDS (10; 0: no periodic reload).
   store::ClusterOptions cluster;
   std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
@@ -36,6 +44,10 @@ struct CacheConfig {
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
   CircuitBreaker::Options
       breaker;  // PROMPTCACHE_BREAKER_FAILURES, PROMPTCACHE_BREAKER_OPEN_SECONDS
+
+  [[nodiscard]] ServiceOptions service_options() const {
+    return {default_ttl, codec, breaker, ttl_jitter};
+  }
 
   // Throws net::ConfigError naming the variable.
   [[nodiscard]] static CacheConfig from_env(

@@ -41,15 +41,6 @@ class CacheError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct ServiceOptions {
-  std::chrono::seconds default_ttl{3600};
-  CodecOptions codec;
-  CircuitBreakerOptions breaker;
-  // Each positive TTL is spread uniformly over ±this fraction of itself (never below 1 s), so
-  // that entries written together do not expire together. 0: TTLs as given.
-  double ttl_jitter = 0;
-};
-
 class PromptCacheService {
  public:
   // A value read from the cache owns one arena (a shared monotonic resource) that all its

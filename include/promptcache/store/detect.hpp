@@ -4,19 +4,14 @@
 
 #include <string>
 
-#include <boost/asio/awaitable.hpp>
-
 #include "promptcache/net/config.hpp"
 #include "promptcache/store/store.hpp"
 
 namespace promptcache::store {
 
-// Connects once to `cfg`'s server and asks INFO cluster. An error when it cannot be reached;
-// `detail` then says why (no credentials).
-[[nodiscard]] boost::asio::awaitable<Result<bool>> probe_cluster_enabled(net::ClientConfig cfg,
-                                                                         std::string& detail);
-
-// The same, blocking the calling thread on a private event loop (for start-up code).
+// Connects once to `cfg`'s server and asks INFO cluster, blocking the calling thread on a
+// private event loop (for start-up code). An error when it cannot be reached; `detail` then
+// says why (no credentials).
 [[nodiscard]] Result<bool> probe_cluster_enabled_blocking(const net::ClientConfig& cfg,
                                                           std::string& detail);
 
