@@ -55,7 +55,7 @@ redis_benchmark_get() {
 redis_benchmark_set() {
   local n=${1:-1000000}
   local key value
-  key="prompt:analysis:$(head -c 52 /dev/zero | tr '\0' a)__rand_int__:user42:default"
+  key="prompt:analysis:$(head -c 52 /dev/zero | tr '\0' a)__rand_int__:{user42}:default"
   value=$(head -c 1046 /dev/zero | tr '\0' x)
   redis-benchmark -p "$redis_port" -c 1 -P 1000 -r 10000 -n "$n" --csv SET "$key" "$value" EX 3600 |
     awk -F'","' 'NR==2 { print $2 }'

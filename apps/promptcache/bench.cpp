@@ -194,6 +194,92 @@ asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
   co_return 0;
 }
 
+// The number of keys the store holds now (DBSIZE, summed over a cluster's masters).
+asio::awaitable<std::uint64_t> key_count(store::Store& store) {
+  auto stats = co_await store.server_stats();
+  co_return stats ? stats->keys : 0;
+}
+
+// invalidate_user_analysis_cache of one user's 100 entries among `o.keys` keys of `o.users`
+// other users, end to end, round after round; each round checks that exactly the target's
+// entries went, and the end that every other entry is still there. The SCAN-based
+// invalidate_pattern of the same user over the same keyspace, timed once, is the reference.
+asio::awaitable<int> run_invalidate(const BenchOptions& o, cache::PromptCacheService& service,
+                                    const std::string& value_text) {
+  constexpr std::size_t target_entries = 100;
+  constexpr int rounds = 10;
+  const std::string target = "bench-target";
+  std::vector<std::string> others;
+  others.reserve(o.keys);
+  for (std::size_t i = 0; i < o.keys; ++i) {
+    others.push_back(
+        cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default"));
+  }
+  std::vector<std::pair<std::string, std::string>> mine;
+  for (std::size_t i = 0; i < target_entries; ++i) {
+    mine.emplace_back(cache::analysis_key(prompt_hash(i), target, "default"), value_text);
+  }
+  std::vector<std::string> mine_keys;
+  for (const auto& e : mine) mine_keys.push_back(e.first);
+  const auto load_start = Clock::now();
+  for (std::size_t first = 0; first < others.size(); first += o.batch) {
+    std::vector<std::pair<std::string, std::string>> chunk;
+    for (std::size_t i = first; i < std::min(others.size(), first + o.batch); ++i) {
+      chunk.emplace_back(others[i], value_text);
+    }
+    co_await service.set_multiple_json(chunk);
+  }
+  const double load_s = std::chrono::duration<double>(Clock::now() - load_start).count();
+  const std::uint64_t baseline = co_await key_count(service.store());
+  std::vector<double> ms;
+  for (int r = 0; r < rounds; ++r) {
+    co_await service.set_multiple_json(mine);
+    if (co_await key_count(service.store()) != baseline + target_entries + 1) {
+      std::cerr << "promptcache bench: the target's entries and index were not all written\n";
+      co_return 1;
+    }
+    const auto start = Clock::now();
+    const std::uint64_t n = co_await service.invalidate_user_analysis_cache(target);
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    const std::uint64_t left = co_await key_count(service.store());
+    auto gone = co_await service.store().get_multiple(mine_keys);
+    const bool all_gone =
+        gone && std::all_of(gone->begin(), gone->end(), [](const auto& v) { return !v; });
+    if (n != target_entries || left != baseline || !all_gone) {
+      std::cerr << fmt::format(
+          "promptcache bench: round {}: deleted {} (want {}), keys {} (want {}), target gone: "
+          "{}\n",
+          r, n, target_entries, left, baseline, all_gone);
+      co_return 1;
+    }
+  }
+  // The reference: the same user's entries found by SCAN over the whole keyspace.
+  co_await service.set_multiple_json(mine);
+  const auto scan_start = Clock::now();
+  const std::uint64_t scanned =
+      co_await service.invalidate_pattern(cache::user_analysis_pattern(target));
+  const double scan_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - scan_start).count();
+  // No other user's entry was touched: every one is still there, with its value.
+  std::size_t intact = 0;
+  for (std::size_t first = 0; first < others.size(); first += 1000) {
+    const std::vector<std::string> page(
+        others.begin() + static_cast<std::ptrdiff_t>(first),
+        others.begin() + static_cast<std::ptrdiff_t>(std::min(others.size(), first + 1000)));
+    auto values = co_await service.get_multiple(page);
+    for (const auto& v : values) intact += v && v->is_object() ? 1 : 0;
+  }
+  std::sort(ms.begin(), ms.end());
+  std::cout << fmt::format(
+                   R"({{"workload":"invalidate_user","keyspace":{},"users":{},"entries":{},)"
+                   R"("rounds":{},"p50_ms":{:.3f},"max_ms":{:.3f},"scan_reference_ms":{:.1f},)"
+                   R"("scan_deleted":{},"others":{},"others_intact":{},"load_s":{:.1f}}})",
+                   baseline + target_entries, o.users, target_entries, rounds, ms[ms.size() / 2],
+                   ms.back(), scan_ms, scanned, others.size(), intact, load_s)
+            << std::endl;
+  co_return intact == others.size() && scanned == target_entries ? 0 : 1;
+}
+
 asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::ClientConfig cfg) {
   const bool outage = o.workload == "fallback_outage";
   if (outage) {
@@ -232,6 +318,12 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
   const boost::json::value value = boost::json::parse(value_text);
   cache::PromptCacheService service(store, env.service_options());
 
+  if (o.workload == "invalidate_user") {
+    const int status = co_await run_invalidate(o, service, value_text);
+    store->close();
+    client->close();
+    co_return status;
+  }
   Step step;
   std::size_t calls = o.ops;
   if (o.workload == "raw_get") {
@@ -337,9 +429,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache (DESIGN.md §7)");
   cmd->add_option("--workload", opts->workload,
-                  "raw_get, get_hit, set_multiple, set_multiple_json or fallback_outage")
-      ->check(CLI::IsMember(
-          {"raw_get", "get_hit", "set_multiple", "set_multiple_json", "fallback_outage"}))
+                  "raw_get, get_hit, set_multiple, set_multiple_json, fallback_outage or "
+                  "invalidate_user")
+      ->check(CLI::IsMember({"raw_get", "get_hit", "set_multiple", "set_multiple_json",
+                             "fallback_outage", "invalidate_user"}))
       ->capture_default_str();
   cmd->add_option("--redis", opts->redis_url,
                   "Redis URL (default: REDIS_URL and REDIS_*); several hosts "

@@ -1,6 +1,7 @@
 #include "promptcache/cache/keys.hpp"
 
 #include <array>
+#include <stdexcept>
 
 namespace promptcache::cache {
 namespace {
@@ -8,7 +9,7 @@ namespace {
 // A table, not a switch: keys are built on every call and nearly every character is plain.
 constexpr std::array<bool, 256> escape_table = [] {
   std::array<bool, 256> t{};
-  for (unsigned char c : std::string_view("%:*?[]\\")) t[c] = true;
+  for (unsigned char c : std::string_view("%:*?[]\\{}")) t[c] = true;
   return t;
 }();
 
@@ -79,9 +80,61 @@ std::string build_key(std::initializer_list<std::string_view> parts) {
   return key;
 }
 
+namespace {
+
+constexpr std::string_view analysis_prefix = "prompt:analysis:";
+constexpr std::string_view index_prefix = "prompt:analysis-index:";
+
+// {<escaped user>}: the hash tag that puts a user's entries and index in one cluster slot.
+void append_user_tag(std::string& out, std::string_view user_id) {
+  if (user_id.empty()) throw std::invalid_argument("user id must not be empty");
+  out += '{';
+  append_escaped(out, user_id);
+  out += '}';
+}
+
+}  // namespace
+
 std::string analysis_key(std::string_view prompt_hash, std::string_view user_id,
                          std::string_view analysis_type) {
-  return build_key({"prompt", "analysis", prompt_hash, user_id, analysis_type});
+  std::string key;
+  key.reserve(analysis_prefix.size() + prompt_hash.size() + user_id.size() + analysis_type.size() +
+              4);
+  key += analysis_prefix;
+  append_escaped(key, prompt_hash);
+  key += ':';
+  append_user_tag(key, user_id);
+  key += ':';
+  append_escaped(key, analysis_type);
+  return key;
+}
+
+std::string user_analysis_index_key(std::string_view user_id) {
+  std::string key(index_prefix);
+  append_user_tag(key, user_id);
+  return key;
+}
+
+std::string analysis_index_of(std::string_view key) {
+  if (!key.starts_with(analysis_prefix)) return {};
+  key.remove_prefix(analysis_prefix.size());
+  // <hash>:{<user>}:<type>, each part escaped: no ':' or brace inside a part.
+  const auto colon = key.find(':');
+  if (colon == std::string_view::npos ||
+      key.substr(0, colon).find_first_of("{}") != std::string_view::npos) {
+    return {};
+  }
+  const std::string_view rest = key.substr(colon + 1);
+  const auto close = rest.find('}');
+  if (rest.size() < 3 || rest.front() != '{' || close == std::string_view::npos || close < 2 ||
+      close + 1 >= rest.size() || rest[close + 1] != ':' ||
+      rest.substr(1, close - 1).find('{') != std::string_view::npos ||
+      rest.substr(close + 2).find_first_of(":{}") != std::string_view::npos) {
+    return {};
+  }
+  std::string index(index_prefix);
+  index += rest.substr(0, close + 1);
+  return index;
 }
 
 std::string suggestions_key(std::string_view prompt_hash, std::string_view user_id,
@@ -95,7 +148,7 @@ std::string prediction_key(std::string_view model_version, std::string_view prom
 
 std::string user_analysis_pattern(std::string_view user_id) {
   std::string pattern = "prompt:analysis:*:";
-  append_escaped(pattern, user_id);
+  append_user_tag(pattern, user_id);
   pattern += ":*";
   return pattern;
 }

@@ -319,7 +319,9 @@ asio::awaitable<void> PromptCacheService::write(std::string_view key, std::strin
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
   const std::string stored = encode(value != nullptr ? std::string_view(serialized) : json_text);
-  const error_code ec = co_await store_->set(key, stored, jittered(seconds), mode);
+  // An analysis key is recorded in its user's index with the write (one script on Redis).
+  const std::string index = analysis_index_of(key);
+  const error_code ec = co_await store_->set(key, stored, jittered(seconds), mode, index);
   record(op_set, start);
   if (note_result(ec)) {
     span.record_exception(ec.message());
@@ -406,7 +408,7 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
   for (const auto& [key, text] : entries) {
-    encoded.push_back({key, encode(text), jittered(seconds)});
+    encoded.push_back({key, encode(text), jittered(seconds), analysis_index_of(key)});
   }
   auto failed = co_await store_->set_multiple(encoded);
   record(op_set_multiple, start);
@@ -481,15 +483,29 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
 
 asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cache(
     std::string_view user_id, const store::Progress& progress) {
-  const std::string pattern = user_analysis_pattern(user_id);
-  try {
-    const std::uint64_t n = co_await invalidate_pattern(pattern, progress);
-    spdlog::info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
-                 n);
-    co_return n;
-  } catch (const CacheError&) {
-    throw CacheError(fmt::format("Failed to invalidate cache for user {}", loggable(user_id)));
+  const auto start = Clock::now();
+  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
+  span.set("cache.user", user_id);
+  // The user's index lists their entries: O(that user's entries), whatever the keyspace holds.
+  const std::string index = user_analysis_index_key(user_id);
+  span.set("cache.index", index);
+  auto fail = [&](std::string_view why) {
+    spdlog::error("cache invalidation failed op=invalidate user={} error=\"{}\"", loggable(user_id),
+                  why);
+    return CacheError(
+        fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
+  };
+  if (!breaker_.allow(start)) throw fail("circuit breaker open");
+  auto deleted = co_await store_->delete_indexed(index, progress);
+  record(op_invalidate, start);
+  if (note_result(deleted)) {
+    span.record_exception(deleted.error().message());
+    throw fail(deleted.error().message());
   }
+  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
+  spdlog::info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
+               *deleted);
+  co_return *deleted;
 }
 
 asio::awaitable<json::object> PromptCacheService::get_cache_stats() {

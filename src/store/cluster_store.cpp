@@ -16,6 +16,7 @@
 #include "promptcache/cluster/redirect.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/store/redis_store.hpp"
+#include "store/scripts.hpp"
 
 namespace promptcache::store {
 
@@ -411,12 +412,48 @@ void push_set(resp::Request& req, std::string_view key, std::string_view value,
 
 }  // namespace
 
+asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run_scripts(
+    std::vector<Command> commands, const ScriptPush& push) {
+  std::vector<std::string_view> keys;
+  keys.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    push(commands[i].request, i, true);
+    keys.push_back(commands[i].key);
+  }
+  auto replies = co_await run(std::move(commands));
+  // A node without the script cached (restarted, promoted, flushed): those again with EVAL.
+  std::vector<Command> again;
+  std::vector<std::size_t> where;
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    if (!replies[i].error && resp::is_error(replies[i].type) &&
+        scripts::is_noscript(replies[i].value)) {
+      where.push_back(i);
+      again.emplace_back();
+      again.back().key = keys[i];
+      push(again.back().request, i, false);
+    }
+  }
+  if (again.empty()) co_return replies;
+  auto second = co_await run(std::move(again));
+  for (std::size_t j = 0; j < where.size(); ++j) replies[where[j]] = std::move(second[j]);
+  co_return replies;
+}
+
 asio::awaitable<error_code> ClusterStore::set(std::string_view key, std::string_view value,
-                                              std::chrono::seconds ttl, SetMode mode) {
+                                              std::chrono::seconds ttl, SetMode mode,
+                                              std::string_view index) {
   std::vector<Command> commands(1);
   commands[0].key = key;
-  push_set(commands[0].request, key, value, ttl, mode);
-  auto replies = co_await run(std::move(commands));
+  std::vector<Reply> replies;
+  if (index.empty()) {
+    push_set(commands[0].request, key, value, ttl, mode);
+    replies = co_await run(std::move(commands));
+  } else {
+    const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
+      scripts::push_indexed_set(req, by_sha, key, value, ttl, mode, index);
+    };
+    replies = co_await run_scripts(std::move(commands), push);
+  }
   if (replies[0].error) co_return replies[0].error;
   if (resp::is_error(replies[0].type)) co_return make_error_code(error::server_error);
   co_return error_code{};
@@ -425,12 +462,17 @@ asio::awaitable<error_code> ClusterStore::set(std::string_view key, std::string_
 asio::awaitable<Result<std::size_t>> ClusterStore::set_multiple(const std::vector<Entry>& entries) {
   if (entries.empty()) co_return std::size_t{0};
   std::vector<Command> commands(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    commands[i].key = entries[i].key;
-    push_set(commands[i].request, entries[i].key, entries[i].value, entries[i].ttl,
-             SetMode::always);
-  }
-  auto replies = co_await run(std::move(commands));
+  for (std::size_t i = 0; i < entries.size(); ++i) commands[i].key = entries[i].key;
+  // Plain entries get a SET now; indexed ones their script (again with EVAL if need be).
+  const ScriptPush push = [&](resp::Request& req, std::size_t i, bool by_sha) {
+    const Entry& e = entries[i];
+    if (e.index.empty()) {
+      push_set(req, e.key, e.value, e.ttl, SetMode::always);
+    } else {
+      scripts::push_indexed_set(req, by_sha, e.key, e.value, e.ttl, SetMode::always, e.index);
+    }
+  };
+  auto replies = co_await run_scripts(std::move(commands), push);
   std::size_t failed = 0;
   error_code first;
   for (const auto& r : replies) {
@@ -486,6 +528,27 @@ asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_matching(std::string
     } while (cursor != "0");
   }
   co_return deleted;
+}
+
+asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_indexed(std::string_view index,
+                                                                    const Progress& progress) {
+  const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
+    scripts::push_drain(req, by_sha, index);
+  };
+  std::uint64_t deleted = 0;
+  for (;;) {
+    std::vector<Command> commands(1);
+    commands[0].key = index;  // the index and its members share one slot
+    auto replies = co_await run_scripts(std::move(commands), push);
+    const Reply& r = replies.front();
+    if (r.error) co_return r.error;
+    if (resp::is_error(r.type)) co_return make_error_code(error::server_error);
+    scripts::Drained step;
+    if (!scripts::parse_drained(r.value, step)) co_return make_error_code(error::unexpected_reply);
+    deleted += step.deleted;
+    if (progress && step.deleted > 0) progress(deleted);
+    if (step.left == 0) co_return deleted;
+  }
 }
 
 asio::awaitable<Result<ServerStats>> ClusterStore::server_stats() {

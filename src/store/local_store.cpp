@@ -20,12 +20,18 @@ LocalStore::Lru::iterator LocalStore::find_live(std::string_view key, Clock::tim
 
 void LocalStore::erase(Lru::iterator it) {
   bytes_ -= it->key.size() + it->value.size();
+  if (!it->index.empty()) {
+    if (auto idx = indexes_.find(it->index); idx != indexes_.end()) {
+      idx->second.erase(it->key);
+      if (idx->second.empty()) indexes_.erase(idx);
+    }
+  }
   index_.erase(std::string_view(it->key));
   lru_.erase(it);
 }
 
 void LocalStore::put(std::string_view key, std::string_view value, std::chrono::seconds ttl,
-                     Clock::time_point now) {
+                     Clock::time_point now, std::string_view index) {
   ++commands_;
   if (auto it = index_.find(key); it != index_.end()) erase(it->second);
   const std::size_t size = key.size() + value.size();
@@ -35,8 +41,9 @@ void LocalStore::put(std::string_view key, std::string_view value, std::chrono::
     erase(std::prev(lru_.end()));
   }
   const auto expires = ttl.count() > 0 ? now + ttl : Clock::time_point::max();
-  lru_.push_front(Node{std::string(key), std::string(value), expires});
+  lru_.push_front(Node{std::string(key), std::string(value), expires, std::string(index)});
   index_.emplace(std::string_view(lru_.front().key), lru_.begin());
+  if (!index.empty()) indexes_[lru_.front().index].emplace(key);
   bytes_ += size;
 }
 
@@ -90,17 +97,20 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> LocalStore::get
 }
 
 asio::awaitable<error_code> LocalStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl, SetMode mode) {
+                                            std::chrono::seconds ttl, SetMode mode,
+                                            std::string_view index) {
   std::lock_guard lock(mutex_);
   const auto now = now_();
-  if (mode == SetMode::always || find_live(key, now) == lru_.end()) put(key, value, ttl, now);
+  if (mode == SetMode::always || find_live(key, now) == lru_.end()) {
+    put(key, value, ttl, now, index);
+  }
   co_return error_code{};
 }
 
 asio::awaitable<Result<std::size_t>> LocalStore::set_multiple(const std::vector<Entry>& entries) {
   std::lock_guard lock(mutex_);
   const auto now = now_();
-  for (const auto& e : entries) put(e.key, e.value, e.ttl, now);
+  for (const auto& e : entries) put(e.key, e.value, e.ttl, now, e.index);
   co_return std::size_t{0};
 }
 
@@ -125,6 +135,26 @@ asio::awaitable<Result<std::uint64_t>> LocalStore::delete_matching(std::string_v
       ++n;
     }
     it = next;
+  }
+  if (progress) progress(n);
+  co_return n;
+}
+
+asio::awaitable<Result<std::uint64_t>> LocalStore::delete_indexed(std::string_view index,
+                                                                  const Progress& progress) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  auto idx = indexes_.find(std::string(index));
+  if (idx == indexes_.end()) co_return std::uint64_t{0};
+  // erase() edits the set: walk a copy of its keys.
+  const std::vector<std::string> keys(idx->second.begin(), idx->second.end());
+  const auto now = now_();
+  std::uint64_t n = 0;
+  for (const auto& k : keys) {
+    auto it = index_.find(std::string_view(k));
+    if (it == index_.end()) continue;
+    n += it->second->expires > now ? 1 : 0;  // an expired key goes too, uncounted
+    erase(it->second);
   }
   if (progress) progress(n);
   co_return n;

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "promptcache/error.hpp"
+#include "store/scripts.hpp"
 
 namespace promptcache::store {
 
@@ -56,6 +57,19 @@ void push_set(resp::Request& req, std::string_view key, std::string_view value,
   }
 }
 
+// A script command built by `push(request, by_sha)`: EVALSHA first, EVAL when the server does
+// not have the script cached.
+template <class Push>
+asio::awaitable<Result<resp::Reply>> run_script(net::Client& client, const Push& push) {
+  for (int attempt = 0;; ++attempt) {
+    resp::Request req;
+    push(req, attempt == 0);
+    auto reply = co_await client.command(std::move(req));
+    if (attempt == 0 && reply && reply->is_error() && scripts::is_noscript(reply->value)) continue;
+    co_return reply;
+  }
+}
+
 std::uint64_t to_u64(std::string_view s) {
   std::uint64_t v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
@@ -81,7 +95,16 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get
 }
 
 asio::awaitable<error_code> RedisStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl, SetMode mode) {
+                                            std::chrono::seconds ttl, SetMode mode,
+                                            std::string_view index) {
+  if (!index.empty()) {
+    const auto push = [&](resp::Request& req, bool by_sha) {
+      scripts::push_indexed_set(req, by_sha, key, value, ttl, mode, index);
+    };
+    auto reply = co_await run_script(*client_, push);
+    if (!reply) co_return reply.error();
+    co_return reply->is_error() ? make_error_code(error::server_error) : error_code{};
+  }
   if (mode == SetMode::if_absent) {
     resp::Request req;
     if (ttl.count() > 0) {
@@ -144,8 +167,15 @@ asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<
     if (batch->chunks.size() == window) co_await retire();
     Chunk& c = batch->chunks.emplace_back();
     c.req.reserve(chunk_bytes + 64 * 1024);
+    bool loaded = false;  // the indexed write's script, for this chunk's EVALSHAs
     for (; i < entries.size() && c.req.payload().size() < chunk_bytes; ++i, ++c.entries) {
-      push_set(c.req, entries[i].key, entries[i].value, entries[i].ttl);
+      const Entry& e = entries[i];
+      if (e.index.empty()) {
+        push_set(c.req, e.key, e.value, e.ttl);
+        continue;
+      }
+      if (!std::exchange(loaded, true)) scripts::push_load_indexed_set(c.req);
+      scripts::push_indexed_set(c.req, true, e.key, e.value, e.ttl, SetMode::always, e.index);
     }
     sent += c.entries;
     asio::co_spawn(ex, client_->execute(c.req, c.sink),
@@ -204,6 +234,26 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_matching(std::string_v
     if (progress) progress(deleted);
   }
   co_return deleted;
+}
+
+asio::awaitable<Result<std::uint64_t>> RedisStore::delete_indexed(std::string_view index,
+                                                                  const Progress& progress) {
+  const auto push = [&](resp::Request& req, bool by_sha) {
+    scripts::push_drain(req, by_sha, index);
+  };
+  std::uint64_t deleted = 0;
+  for (;;) {
+    auto reply = co_await run_script(*client_, push);
+    if (!reply) co_return reply.error();
+    if (reply->is_error()) co_return make_error_code(error::server_error);
+    scripts::Drained step;
+    if (!scripts::parse_drained(reply->value, step)) {
+      co_return make_error_code(error::unexpected_reply);
+    }
+    deleted += step.deleted;
+    if (progress && step.deleted > 0) progress(deleted);
+    if (step.left == 0) co_return deleted;
+  }
 }
 
 ServerStats parse_info(std::string_view info) {

@@ -333,11 +333,12 @@ TEST_P(Service, explicit_ttl_zero_is_honoured_as_no_expiry_and_no_ttl_means_the_
 TEST_P(Service,
        get_analysis_result_reads_the_key_set_analysis_result_writes_and_invalidation_removes) {
   const Json value = json::object{{"score", 0.5}};
-  const std::string seed_key = "prompt:analysis:" + hash(7) + ":user123:default";
+  // The seed's layout, the user id as a cluster hash tag.
+  const std::string seed_key = "prompt:analysis:" + hash(7) + ":{user123}:default";
   EXPECT_EQ(analysis_key(hash(7), "user123", "default"), seed_key);
   run([&]() -> asio::awaitable<void> {
     co_await svc().set_analysis_result(hash(7), "user123", "default", value);
-    // Written under the seed's layout, byte for byte.
+    // Written under the documented layout, byte for byte.
     auto raw = co_await svc().store().get(seed_key);
     CO_ASSERT(raw && raw->has_value());
     auto by_key = co_await svc().get(seed_key);
@@ -381,6 +382,48 @@ TEST_P(Service, users_a_colon_b_and_a_underscore_b_do_not_see_each_others_entrie
 
 // ---- invalidation (defect 3) -----------------------------------------------------------------
 
+TEST_P(Service, invalidate_user_finds_analysis_entries_whichever_write_stored_them) {
+  // set, set_json, set_multiple, set_multiple_json and add_analysis_result all record an
+  // analysis key in its user's index; a key outside the layout is left alone.
+  run([&]() -> asio::awaitable<void> {
+    const Json value = json::object{{"n", 1}};
+    co_await svc().set(analysis_key(hash(1), "u", "set"), value);
+    co_await svc().set_json(analysis_key(hash(1), "u", "set_json"), R"({"n":2})");
+    std::vector<std::pair<std::string, Json>> batch;
+    batch.emplace_back(analysis_key(hash(1), "u", "set_multiple"), value);
+    batch.emplace_back(analysis_key(hash(1), "someone", "set_multiple"), value);
+    co_await svc().set_multiple(batch);
+    std::vector<std::pair<std::string, std::string>> texts;
+    texts.emplace_back(analysis_key(hash(1), "u", "set_multiple_json"), "[]");
+    co_await svc().set_multiple_json(texts);
+    co_await svc().add_analysis_result(hash(1), "u", "add", value);
+    co_await svc().set("prompt:analysis:" + hash(1) + ":u:untagged", value);
+    EXPECT_EQ(co_await svc().invalidate_user_analysis_cache("u"), 5u);
+    EXPECT_FALSE(co_await svc().get(analysis_key(hash(1), "u", "set_json")));
+    EXPECT_TRUE(co_await svc().get(analysis_key(hash(1), "someone", "set_multiple")));
+    EXPECT_TRUE(co_await svc().get("prompt:analysis:" + hash(1) + ":u:untagged"));
+  }());
+}
+
+TEST_P(Service, an_empty_user_id_is_refused_with_invalid_argument) {
+  run([&]() -> asio::awaitable<void> {
+    bool refused = false;
+    try {
+      (void)co_await svc().invalidate_user_analysis_cache("");
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+    refused = false;
+    try {
+      (void)co_await svc().get_analysis_result(hash(1), "", "default");
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+  }());
+}
+
 TEST_P(Service, invalidate_user_removes_exactly_that_users_entries_among_hostile_ids) {
   // Glob specials first: with the seed's pattern "*" would have wiped everybody.
   const std::vector<std::string> users = {
@@ -395,7 +438,9 @@ TEST_P(Service, invalidate_user_removes_exactly_that_users_entries_among_hostile
       "%",
       "%3A",
       ":",
-      "",
+      "{",
+      "}",
+      "{}",
       "\\",
       "a*",
       "[^x]",
@@ -777,8 +822,9 @@ TEST_P(Service, tracer_sees_get_set_set_multiple_invalidate_and_fallback_spans) 
 
   const auto invalidations = tracer->named("cache_invalidate");
   ASSERT_EQ(invalidations.size(), 1u);
-  EXPECT_EQ(invalidations[0].text("cache.pattern"),
-            std::optional(cache::user_analysis_pattern("user123")));
+  EXPECT_EQ(invalidations[0].text("cache.user"), std::optional<std::string>("user123"));
+  EXPECT_EQ(invalidations[0].text("cache.index"),
+            std::optional(cache::user_analysis_index_key("user123")));
   EXPECT_TRUE(invalidations[0].has("cache.invalidated"));
 
   const auto fallbacks = tracer->named("cache_fallback");
@@ -793,13 +839,15 @@ TEST_P(Service, tracer_sees_get_set_set_multiple_invalidate_and_fallback_spans) 
 
 // ---- Redis only: values the seed wrote, an outage ----------------------------------------------
 
-TEST_F(ServiceOnRedis, plain_json_written_by_the_seed_is_read_back_by_get_analysis_result) {
+TEST_F(ServiceOnRedis, plain_json_written_by_the_seed_is_read_back_by_get) {
+  // The seed's own key (no hash tag): get() reads what it wrote; get_analysis_result looks
+  // under the tagged layout (docs/keys.md).
   const std::string key = "prompt:analysis:" + hash(12) + ":user123:default";
   ASSERT_EQ(server().cli({"SET", key, "{\"score\": 0.9}"}), "OK");
   ASSERT_EQ(server().cli({"SET", "seed:array", "[1, 2, 3]"}), "OK");
   ASSERT_EQ(server().cli({"SET", "seed:string", "\"text\""}), "OK");
   run([&]() -> asio::awaitable<void> {
-    auto got = co_await svc().get_analysis_result(hash(12), "user123");
+    auto got = co_await svc().get(key);
     CO_ASSERT(got.has_value());
     EXPECT_EQ(*got, json::parse(R"({"score":0.9})"));
     got = co_await svc().get("seed:array");

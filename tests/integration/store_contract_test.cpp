@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -339,7 +340,9 @@ std::vector<std::string> hostile_user_ids() {
       "%",
       "%25",  // the escaped form of "%"
       "%2A",  // the escaped form of "*"
-      "",
+      "{",
+      "}",
+      "{}",
       std::string(1024, 'u'),
       std::string(1023, 'u'),
       "\\",
@@ -450,6 +453,101 @@ TEST_P(StoreContract, delete_matching_handles_more_keys_than_one_scan_page) {
     auto stats = co_await store().server_stats();
     CO_ASSERT(stats);
     EXPECT_EQ(stats->keys, 1u);
+  }());
+}
+
+// ---- indexes (issue 6: per-user invalidation in O(that user's entries)) ----------------------
+
+TEST_P(StoreContract, delete_indexed_removes_exactly_one_users_indexed_keys_among_hostile_ids) {
+  const std::vector<std::string> users = hostile_user_ids();
+  std::vector<std::vector<std::string>> keys(users.size());
+  std::vector<Entry> batch;    // half of each user's entries go through set_multiple
+  std::vector<Entry> singles;  // the other half through set, plain and if_absent
+  for (std::size_t u = 0; u < users.size(); ++u) {
+    const std::string index = cache::user_analysis_index_key(users[u]);
+    for (int j = 0; j < 4; ++j) {
+      keys[u].push_back(cache::analysis_key(fmt::format("h{}", j), users[u], "t"));
+      (j < 2 ? batch : singles)
+          .push_back(Entry{keys[u].back(), fmt::format("{}/{}", u, j), 0s, index});
+    }
+  }
+  std::vector<std::string> all;
+  for (const auto& k : keys) all.insert(all.end(), k.begin(), k.end());
+  run([&]() -> asio::awaitable<void> {
+    auto failed = co_await store().set_multiple(batch);
+    CO_ASSERT(failed && *failed == 0u);
+    for (std::size_t i = 0; i < singles.size(); ++i) {
+      const auto mode = i % 2 == 0 ? store::SetMode::always : store::SetMode::if_absent;
+      CO_ASSERT(
+          !co_await store().set(singles[i].key, singles[i].value, 3600s, mode, singles[i].index));
+    }
+    for (std::size_t target = 0; target < users.size(); ++target) {
+      auto n = co_await store().delete_indexed(cache::user_analysis_index_key(users[target]));
+      CO_ASSERT(n);
+      EXPECT_EQ(*n, keys[target].size()) << "user #" << target;
+      auto present = co_await store().get_multiple(all);
+      CO_ASSERT(present && present->size() == all.size());
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        const bool should_exist = i / 4 > target;
+        EXPECT_EQ((*present)[i].has_value(), should_exist)
+            << "deleting user #" << target << " left key " << i
+            << (should_exist ? " deleted" : " present");
+      }
+    }
+    auto stats = co_await store().server_stats();
+    CO_ASSERT(stats);
+    EXPECT_EQ(stats->keys, 0u);  // the indexes went with their last members
+    auto again = co_await store().delete_indexed(cache::user_analysis_index_key(users[0]));
+    CO_ASSERT(again);
+    EXPECT_EQ(*again, 0u);
+  }());
+}
+
+TEST_P(StoreContract,
+       delete_indexed_of_more_keys_than_one_drain_reports_progress_and_leaves_others) {
+  const std::string index = cache::user_analysis_index_key("big");
+  std::vector<Entry> entries;
+  for (int i = 0; i < 2500; ++i) {
+    entries.push_back(
+        Entry{cache::analysis_key(fmt::format("h{}", i), "big", "t"), "v", 3600s, index});
+  }
+  entries.push_back(Entry{cache::analysis_key("h", "small", "t"), "v", 3600s,
+                          cache::user_analysis_index_key("small")});
+  entries.push_back(Entry{"unindexed", "v", 0s});
+  std::vector<std::uint64_t> heard;
+  const store::Progress progress = [&](std::uint64_t d) { heard.push_back(d); };
+  run([&]() -> asio::awaitable<void> {
+    auto failed = co_await store().set_multiple(entries);
+    CO_ASSERT(failed && *failed == 0u);
+    auto n = co_await store().delete_indexed(index, progress);
+    CO_ASSERT(n);
+    EXPECT_EQ(*n, 2500u);
+    auto small = co_await store().get(entries[2500].key);
+    CO_ASSERT(small);
+    EXPECT_TRUE(small->has_value());
+    auto unindexed = co_await store().get("unindexed");
+    CO_ASSERT(unindexed);
+    EXPECT_TRUE(unindexed->has_value());
+  }());
+  ASSERT_FALSE(heard.empty());
+  EXPECT_EQ(heard.back(), 2500u);
+  EXPECT_TRUE(std::is_sorted(heard.begin(), heard.end()));
+}
+
+TEST_P(StoreContract, delete_indexed_does_not_count_expired_or_overwritten_unindexed_keys) {
+  const std::string index = cache::user_analysis_index_key("u");
+  const std::string short_key = cache::analysis_key("short", "u", "t");
+  const std::string long_key = cache::analysis_key("long", "u", "t");
+  run([&]() -> asio::awaitable<void> {
+    CO_ASSERT(!co_await store().set(short_key, "v", 1s, store::SetMode::always, index));
+    CO_ASSERT(!co_await store().set(long_key, "v", 3600s, store::SetMode::always, index));
+    co_await sleep_for(1500ms);  // short_key has expired
+    auto n = co_await store().delete_indexed(index);
+    CO_ASSERT(n);
+    EXPECT_EQ(*n, 1u);
+    auto gone = co_await store().get(long_key);
+    CO_ASSERT(gone);
+    EXPECT_FALSE(gone->has_value());
   }());
 }
 

@@ -1,9 +1,13 @@
 // Unit tests for promptcache::cache key building (DESIGN.md §5, seed defects 1–3): ordinary ids
-// give exactly the seed's keys, escaping is injective for hostile ids, and the per-user SCAN
-// pattern matches that user's analysis keys and nobody else's under Redis's own glob rules.
+// give the seed's keys (analysis keys with the user id as a hash tag), escaping is injective for
+// hostile ids, the per-user SCAN pattern matches that user's analysis keys and nobody else's
+// under Redis's own glob rules, and every analysis key names its user's index, in its slot.
 #include "promptcache/cache/keys.hpp"
+#include "promptcache/cluster/slot.hpp"
 
 #include <gtest/gtest.h>
+
+#include <stdexcept>
 
 #include <cstddef>
 #include <set>
@@ -14,12 +18,14 @@
 
 namespace {
 
+using promptcache::cache::analysis_index_of;
 using promptcache::cache::analysis_key;
 using promptcache::cache::build_key;
 using promptcache::cache::escape_key_part;
 using promptcache::cache::prediction_key;
 using promptcache::cache::suggestions_key;
 using promptcache::cache::unescape_key_part;
+using promptcache::cache::user_analysis_index_key;
 using promptcache::cache::user_analysis_pattern;
 
 using namespace std::string_literals;
@@ -57,6 +63,11 @@ std::vector<std::string> hostile_ids() {
       "[a-z]",
       "\\",
       "\\*",
+      "{",
+      "}",
+      "{}",
+      "a{b}c",
+      "}{",
       "%",
       "%%",
       "%25",
@@ -71,6 +82,13 @@ std::vector<std::string> hostile_ids() {
       std::string(1024, 'x'),
       mixed_1k,
   };
+}
+
+// The hostile ids a user id may be: all but the empty one, which analysis keys refuse.
+std::vector<std::string> hostile_user_ids() {
+  auto ids = hostile_ids();
+  std::erase(ids, std::string());
+  return ids;
 }
 
 std::vector<std::string> split_on_colon(std::string_view key) {
@@ -167,9 +185,10 @@ bool redis_glob_match(std::string_view pattern, std::string_view string) {
 
 // --- the seed's keys ---------------------------------------------------------------------
 
-TEST(Keys, ordinary_analysis_key_equals_the_seed_key) {
+TEST(Keys, ordinary_analysis_key_is_the_seed_key_with_the_user_id_as_hash_tag) {
   EXPECT_EQ(analysis_key(kHash, "user123", "default"),
-            "prompt:analysis:" + std::string(kHash) + ":user123:default");
+            "prompt:analysis:" + std::string(kHash) + ":{user123}:default");
+  EXPECT_EQ(user_analysis_index_key("user123"), "prompt:analysis-index:{user123}");
 }
 
 TEST(Keys, ordinary_suggestions_key_equals_the_seed_key) {
@@ -182,8 +201,14 @@ TEST(Keys, ordinary_prediction_key_equals_the_seed_key) {
             "ml:model:prediction:model_v1.2:" + std::string(kHash));
 }
 
-TEST(Keys, ordinary_user_analysis_pattern_equals_the_seed_pattern) {
-  EXPECT_EQ(user_analysis_pattern("user123"), "prompt:analysis:*:user123:*");
+TEST(Keys, ordinary_user_analysis_pattern_is_the_seed_pattern_with_the_hash_tag) {
+  EXPECT_EQ(user_analysis_pattern("user123"), "prompt:analysis:*:{user123}:*");
+}
+
+TEST(Keys, an_empty_user_id_is_refused_by_every_analysis_key_builder) {
+  EXPECT_THROW((void)analysis_key(kHash, "", "default"), std::invalid_argument);
+  EXPECT_THROW((void)user_analysis_index_key(""), std::invalid_argument);
+  EXPECT_THROW((void)user_analysis_pattern(""), std::invalid_argument);
 }
 
 TEST(Keys, build_key_joins_ordinary_parts_with_colons) {
@@ -194,8 +219,8 @@ TEST(Keys, build_key_joins_ordinary_parts_with_colons) {
 
 // --- escaping ----------------------------------------------------------------------------
 
-TEST(Keys, escape_percent_encodes_exactly_percent_colon_and_glob_specials_in_uppercase_hex) {
-  const std::string_view specials = "%:*?[]\\";
+TEST(Keys, escape_percent_encodes_exactly_percent_colon_glob_specials_and_braces_in_hex) {
+  const std::string_view specials = "%:*?[]\\{}";
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     const std::string in(1, c);
@@ -218,10 +243,10 @@ TEST(Keys, escape_of_seed_collision_examples) {
   EXPECT_EQ(escape_key_part("用户"), "用户");
 }
 
-TEST(Keys, escaped_part_holds_no_colon_and_no_glob_special) {
+TEST(Keys, escaped_part_holds_no_colon_no_glob_special_and_no_brace) {
   for (const auto& id : hostile_ids()) {
     const std::string e = escape_key_part(id);
-    EXPECT_EQ(e.find_first_of(":*?[]\\"), std::string::npos) << "id " << id;
+    EXPECT_EQ(e.find_first_of(":*?[]\\{}"), std::string::npos) << "id " << id;
   }
 }
 
@@ -297,7 +322,7 @@ TEST(Keys, all_distinct_hostile_analysis_triples_give_distinct_keys) {
   std::set<std::tuple<std::string, std::string, std::string>> triples;
   std::set<std::string> keys;
   for (const auto& h : ids) {
-    for (const auto& u : ids) {
+    for (const auto& u : hostile_user_ids()) {
       for (const auto& t : ids) {
         triples.emplace(h, u, t);
         keys.insert(analysis_key(h, u, t));
@@ -330,14 +355,17 @@ TEST(Keys, all_distinct_hostile_suggestions_and_prediction_inputs_give_distinct_
 TEST(Keys, key_splits_into_its_parts_and_each_part_unescapes_to_the_input) {
   const auto ids = hostile_ids();
   for (const auto& h : ids) {
-    for (const auto& u : ids) {
+    for (const auto& u : hostile_user_ids()) {
       for (std::string_view t : {"default", "a:b", "*", "Zoë", ""}) {
         const auto parts = split_on_colon(analysis_key(h, u, t));
         ASSERT_EQ(parts.size(), 5u) << "h=" << h << " u=" << u << " t=" << t;
         EXPECT_EQ(parts[0], "prompt");
         EXPECT_EQ(parts[1], "analysis");
         EXPECT_EQ(unescape_key_part(parts[2]), h);
-        EXPECT_EQ(unescape_key_part(parts[3]), u);
+        ASSERT_GE(parts[3].size(), 3u);
+        EXPECT_EQ(parts[3].front(), '{');
+        EXPECT_EQ(parts[3].back(), '}');
+        EXPECT_EQ(unescape_key_part(parts[3].substr(1, parts[3].size() - 2)), u);
         EXPECT_EQ(unescape_key_part(parts[4]), t);
       }
     }
@@ -348,19 +376,17 @@ TEST(Keys, empty_parts_are_kept_not_collapsed) {
   EXPECT_EQ(build_key({"a", "", "b"}), "a::b");
   EXPECT_NE(build_key({"a", "", "b"}), build_key({"a", "b"}));
   EXPECT_EQ(build_key({"", ""}), ":");
-  EXPECT_EQ(analysis_key("h", "", "t"), "prompt:analysis:h::t");
-  EXPECT_EQ(analysis_key("", "", ""), "prompt:analysis:::");
+  EXPECT_EQ(analysis_key("", "u", ""), "prompt:analysis::{u}:");
   EXPECT_EQ(suggestions_key("h", "u", ""), "prompt:suggestions:h:u:");
   EXPECT_EQ(prediction_key("", "h"), "ml:model:prediction::h");
-  EXPECT_NE(analysis_key("h", "", "t"), analysis_key("h", "t", ""));
-  EXPECT_EQ(user_analysis_pattern(""), "prompt:analysis:*::*");
+  EXPECT_NE(analysis_key("", "u", "t"), analysis_key("u", "t", ""));
 }
 
 TEST(Keys, analysis_suggestions_and_prediction_families_never_share_a_key) {
   const auto ids = hostile_ids();
   std::set<std::string> analysis;
   for (const auto& a : ids) {
-    for (const auto& b : ids) analysis.insert(analysis_key(a, b, "default"));
+    for (const auto& b : hostile_user_ids()) analysis.insert(analysis_key(a, b, "default"));
   }
   for (const auto& a : ids) {
     for (const auto& b : ids) {
@@ -419,7 +445,7 @@ TEST(RedisGlob, the_seeds_unescaped_pattern_for_user_star_matches_other_users_ke
 // --- user_analysis_pattern (seed defects 1 and 3) ------------------------------------------
 
 TEST(Keys, user_pattern_matches_all_of_that_users_analysis_keys_and_no_other_users) {
-  const auto ids = hostile_ids();
+  const auto ids = hostile_user_ids();
   const std::vector<std::string> hashes = {
       std::string(kHash), "", "*", "a:b", "[x]", "%3A", "用户"};
   const std::vector<std::string> types = {"default", "v2", "", "*", "a:b", "?", "[x]", "\\", "Zoë"};
@@ -441,7 +467,7 @@ TEST(Keys, user_pattern_matches_all_of_that_users_analysis_keys_and_no_other_use
 }
 
 TEST(Keys, user_pattern_matches_no_suggestions_or_prediction_key) {
-  const auto ids = hostile_ids();
+  const auto ids = hostile_user_ids();
   const std::vector<std::string> others = {std::string(kHash), "",       "*", "a:b",
                                            "analysis",         "default"};
   for (const auto& u : ids) {
@@ -466,6 +492,44 @@ TEST(Keys, user_pattern_for_glob_special_ids_matches_only_the_literal_user) {
   for (std::string_view u : {"*", "?????", "[a]lice", "[^x]lice", "[a-z]lice", "\\alice"}) {
     EXPECT_FALSE(redis_glob_match(user_analysis_pattern(u), key_alice)) << u;
     EXPECT_TRUE(redis_glob_match(user_analysis_pattern(u), analysis_key(kHash, u, "default"))) << u;
+  }
+}
+
+// --- the per-user index (issue 6: O(1) user invalidation) ---------------------------------
+
+TEST(Keys, every_analysis_key_names_its_users_index_and_shares_its_cluster_slot) {
+  const auto users = hostile_user_ids();
+  for (const auto& h : hostile_ids()) {
+    for (const auto& u : users) {
+      for (std::string_view t : {"default", "a:b", "{x}", ""}) {
+        const std::string key = analysis_key(h, u, t);
+        const std::string index = user_analysis_index_key(u);
+        ASSERT_EQ(analysis_index_of(key), index) << key;
+        ASSERT_EQ(promptcache::cluster::key_slot(key), promptcache::cluster::key_slot(index))
+            << key;
+      }
+    }
+  }
+}
+
+TEST(Keys, distinct_users_get_distinct_indexes) {
+  std::set<std::string> indexes;
+  const auto users = hostile_user_ids();
+  for (const auto& u : users) indexes.insert(user_analysis_index_key(u));
+  EXPECT_EQ(indexes.size(), std::set<std::string>(users.begin(), users.end()).size());
+}
+
+TEST(Keys, keys_outside_the_analysis_layout_have_no_index) {
+  for (const auto& a : hostile_ids()) {
+    EXPECT_EQ(analysis_index_of(suggestions_key(kHash, a, "v2")), "");
+    EXPECT_EQ(analysis_index_of(prediction_key(a, kHash)), "");
+  }
+  for (std::string_view key :
+       {"prompt:analysis:h:user123:default", "prompt:analysis:h:{}:t", "prompt:analysis:h:{u}",
+        "prompt:analysis:h:{u}:t:x", "prompt:analysis:{u}:t", "prompt:analysis:h:{u}x:t",
+        "prompt:analysis:h:{u{v}:t", "prompt:analysis-index:{u}", "prompt:analysis:h:{u}:{t}", "",
+        "prompt:analysis:"}) {
+    EXPECT_EQ(analysis_index_of(key), "") << key;
   }
 }
 

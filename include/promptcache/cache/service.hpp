@@ -112,7 +112,10 @@ class PromptCacheService {
   // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
                                                  std::optional<std::int64_t> ttl = {});
-  // Removes that user's analysis entries and nothing else; how many. Throws CacheError.
+  // Removes that user's analysis entries and nothing else; how many. Throws CacheError
+  // (std::invalid_argument for an empty id). Reads the user's index (user_analysis_index_key):
+  // O(that user's entries), independent of the keyspace; entries written under the key layout
+  // but not through this service are not in it (invalidate_pattern finds those).
   // `progress` (optional) hears the running count during a long deletion.
   boost::asio::awaitable<std::uint64_t> invalidate_user_analysis_cache(
       std::string_view user_id, const store::Progress& progress = {});

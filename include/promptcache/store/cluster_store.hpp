@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -59,7 +60,8 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
                                                         std::string_view value,
                                                         std::chrono::seconds ttl,
-                                                        SetMode mode = SetMode::always) override;
+                                                        SetMode mode = SetMode::always,
+                                                        std::string_view index = {}) override;
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
@@ -67,6 +69,8 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
       std::string_view pattern, const Progress& progress = {}) override;
   // INFO of every master, summed.
+  boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
+      std::string_view index, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
   void close() override;
 
@@ -93,6 +97,12 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   boost::asio::awaitable<std::vector<Reply>> run(std::vector<Command> commands);
 
  private:
+  // Appends command i's script call (EVALSHA when by_sha, else EVAL) to a request.
+  using ScriptPush = std::function<void(resp::Request&, std::size_t i, bool by_sha)>;
+  // run() of commands that push() fills; those a node answers NOSCRIPT to go again with EVAL.
+  boost::asio::awaitable<std::vector<Reply>> run_scripts(std::vector<Command> commands,
+                                                         const ScriptPush& push);
+
   std::shared_ptr<net::Client> client_for(const cluster::NodeAddress& node);
   std::shared_ptr<net::Client> client_for_locked(const cluster::NodeAddress& node);
   // The client of `key`'s master, from a cache by shard; null while no shard covers it.

@@ -1,6 +1,7 @@
 // The in-process store: the embedded default when REDIS_URL is unset. A map with TTLs,
 // bounded by entries and by bytes (least recently used out first). Thread-safe: one mutex;
-// every operation is O(1) but delete_matching, which walks the map.
+// every operation is O(1) but delete_matching, which walks the map, and delete_indexed,
+// which costs O(keys of that index).
 #pragma once
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "promptcache/store/store.hpp"
 
@@ -34,12 +36,15 @@ class LocalStore final : public Store {
   boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
                                                         std::string_view value,
                                                         std::chrono::seconds ttl,
-                                                        SetMode mode = SetMode::always) override;
+                                                        SetMode mode = SetMode::always,
+                                                        std::string_view index = {}) override;
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
   boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
       std::string_view pattern, const Progress& progress = {}) override;
+  boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
+      std::string_view index, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
 
   // Synchronous forms of the above, for callers without coroutines.
@@ -54,6 +59,7 @@ class LocalStore final : public Store {
     std::string key;
     std::string value;
     Clock::time_point expires;  // max(): never
+    std::string index;          // the index that lists this key; empty: none
   };
   using Lru = std::list<Node>;  // front: most recently used
 
@@ -61,13 +67,16 @@ class LocalStore final : public Store {
   Lru::iterator find_live(std::string_view key, Clock::time_point now);
   void erase(Lru::iterator it);
   void put(std::string_view key, std::string_view value, std::chrono::seconds ttl,
-           Clock::time_point now);
+           Clock::time_point now, std::string_view index = {});
 
   LocalStoreOptions options_;
   Now now_;
   mutable std::mutex mutex_;
   Lru lru_;
   std::unordered_map<std::string_view, Lru::iterator> index_;  // views into Node::key
+  // index name -> the keys it lists. A key leaves its index when it leaves the map (deleted,
+  // evicted, expired), so indexes never outgrow the map.
+  std::unordered_map<std::string, std::unordered_set<std::string>> indexes_;
   std::size_t bytes_ = 0;
   std::uint64_t hits_ = 0;
   std::uint64_t misses_ = 0;

@@ -22,7 +22,8 @@ class RedisStore final : public Store {
   boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
                                                         std::string_view value,
                                                         std::chrono::seconds ttl,
-                                                        SetMode mode = SetMode::always) override;
+                                                        SetMode mode = SetMode::always,
+                                                        std::string_view index = {}) override;
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
@@ -31,6 +32,8 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
       std::string_view pattern, const Progress& progress = {}) override;
   // INFO, parsed.
+  boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
+      std::string_view index, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
   void close() override { client_->close(); }
 

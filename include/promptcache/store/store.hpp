@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -28,9 +29,14 @@ using Progress = std::function<void(std::uint64_t deleted)>;
 enum class SetMode : std::uint8_t { always, if_absent };
 
 struct Entry {
+  Entry() = default;
+  Entry(std::string k, std::string v, std::chrono::seconds t, std::string i = {})
+      : key(std::move(k)), value(std::move(v)), ttl(t), index(std::move(i)) {}
+
   std::string key;
   std::string value;
   std::chrono::seconds ttl{0};  // 0: no expiry
+  std::string index;            // see Store::set; empty: none
 };
 
 // What the server says about itself (INFO for Redis; the map's own counters locally).
@@ -60,10 +66,12 @@ class Store {
   // One value (or nullopt) per key, in order.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>>
   get_multiple(const std::vector<std::string>& keys) = 0;
-  // if_absent leaving a present value alone is success, not an error.
+  // if_absent leaving a present value alone is success, not an error. With an `index`, the key
+  // is also recorded there, atomically with the write (on Redis: one script; the index key
+  // must share the key's cluster slot), so that delete_indexed finds it.
   [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code> set(
       std::string_view key, std::string_view value, std::chrono::seconds ttl,
-      SetMode mode = SetMode::always) = 0;
+      SetMode mode = SetMode::always, std::string_view index = {}) = 0;
   // Writes every entry in as few round trips as the store allows; the number that failed.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) = 0;
@@ -74,6 +82,10 @@ class Store {
   // `progress`, if set, hears the running count after each batch.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_matching(
       std::string_view pattern, const Progress& progress = {}) = 0;
+  // Deletes every live key recorded in `index` and the index itself; how many keys were
+  // deleted. Costs O(keys in that index), whatever the size of the keyspace.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
+      std::string_view index, const Progress& progress = {}) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
   // Releases connections; calls after it fail. The in-process store has nothing to close.
   virtual void close() {}

@@ -1,0 +1,140 @@
+// NearCache: the in-process tier in front of Redis — a bounded, sharded, thread-safe map from
+// key to an immutable published value, with W-TinyLFU admission. Sans-IO: time is passed in
+// (defaulted to now), and the caller reads Redis; the cache only decides what it keeps.
+//
+// Coherence protocol. A read-through reserves the key (a placeholder with a ticket) before its
+// Redis read is sent, and fills with that ticket after the reply. invalidate(key) and flush()
+// remove placeholders as well as values, and a later reserve takes the placeholder over, so a
+// fill whose read may predate an invalidation (or a connection drop that lost some) fails: the
+// cache never publishes a value older than the last invalidation it was given.
+//
+// Admission and eviction (W-TinyLFU, as in Caffeine), per shard. A plain LRU loses its whole
+// working set to one scan of keys read once; pure LFU keeps yesterday's hot keys forever and
+// lets a burst of new ones in too late. So:
+//  - new values enter a small admission window LRU (1% of the shard, at least one entry), which
+//    absorbs bursts: a key read twice in quick succession hits there;
+//  - the window's oldest entry, when it leaves, competes with the main region's victim (the
+//    oldest entry of probation, else of protected) and the one the frequency sketch estimates
+//    as less often read is dropped (a tie keeps the incumbent: a scan cannot push anything out);
+//  - the main region is a segmented LRU: probation (~20%) for entries not read since they came
+//    in, protected (~80%) for those read again there, so one read cannot displace them;
+//  - frequencies come from a count-min sketch of 4-bit saturating counters, four per key, that
+//    every find() records (hit or miss); after 10 × capacity recorded accesses every counter is
+//    halved, so the sketch follows what is popular now, in about 8 bytes per entry of capacity.
+// reserve() does not record: every read-through reserves after its find() missed, which did.
+//
+// Bounds. The shard count is options.shards rounded up to a power of two, halved while a shard
+// would get less than one entry or 16 KiB. Each shard gets max_entries / shards entries and
+// max_bytes / shards bytes (rounded down, so the totals never exceed the options; keys are not
+// spread perfectly evenly, so the cache evicts somewhat before the totals are reached). An
+// entry weighs key.size() + text.size() + entry_overhead bytes (entry_overhead covers the map
+// node, the links and the value's control block). The window and protected segments are
+// bounded by their share of the entries and of the bytes alike.
+// Placeholders are bounded apart from entries, per shard: at most max(16, entries/4) of them
+// and bytes/4 bytes (key.size() + entry_overhead each); a reserve beyond either drops the
+// oldest placeholder (its fill then fails). So memory stays below 1.25 × max_bytes plus the
+// sketch.
+//
+// Threading: any mix of calls from any threads. Each shard has its own mutex (held for a
+// lookup and a few pointer moves, never across an allocation on the hit path); flush() and
+// stats() take the shards one after another.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace promptcache::cache {
+
+// A value as the near cache hands it out: immutable once published, shared by every reader.
+struct NearValue {
+  std::string text;  // the JSON text of the cached value
+};
+using NearValuePtr = std::shared_ptr<const NearValue>;
+
+struct NearCacheOptions {
+  std::size_t max_entries =
+      10000;  // 0 disables the cache (find always misses, fill stores nothing)
+  std::size_t max_bytes = 64u * 1024 * 1024;  // keys + values + NearCache::entry_overhead each
+  std::chrono::milliseconds max_ttl{60000};   // no entry lives longer than this in the near cache
+  std::size_t shards = 16;                    // rounded up to a power of two
+};
+
+class NearCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Fixed bytes counted per entry and per placeholder on top of its key and value text.
+  static constexpr std::size_t entry_overhead = 192;
+
+  explicit NearCache(NearCacheOptions options = {});
+  ~NearCache();
+  NearCache(const NearCache&) = delete;
+  NearCache& operator=(const NearCache&) = delete;
+
+  // A hit: the published value for key, if present and not expired at `now`. Records the access
+  // (hit or miss) in the admission policy's frequency sketch. An expired entry is removed.
+  [[nodiscard]] NearValuePtr find(std::string_view key, Clock::time_point now = Clock::now());
+
+  // Called before a read of `key` from Redis is sent: installs a "caching in progress"
+  // placeholder for key (replacing an entry expired at `now`) and returns its ticket (nonzero).
+  // 0 when nothing is to be cached: the cache is disabled, the key is too large, or a live entry
+  // is present (it is left alone). A later reserve of the same key gets a new ticket and takes
+  // the placeholder over (the earlier ticket's fill then fails).
+  [[nodiscard]] std::uint64_t reserve(std::string_view key, Clock::time_point now = Clock::now());
+
+  // After the read: publishes `value` for key if, and only if, the placeholder installed with
+  // `ticket` is still there (no invalidate(key), no flush(), no later reserve since). It expires
+  // at min(expires_at, now + max_ttl). true when stored; otherwise false and the placeholder of
+  // `ticket` is gone: refused by admission, too large for a shard, null, or already expired.
+  bool fill(std::string_view key, std::uint64_t ticket, NearValuePtr value,
+            Clock::time_point expires_at, Clock::time_point now = Clock::now());
+
+  // Removes the placeholder of `ticket` if it is still there (the read found nothing or failed).
+  void cancel(std::string_view key, std::uint64_t ticket);
+
+  // Invalidation (a Redis push, or this process's own write): removes key's entry or placeholder.
+  void invalidate(std::string_view key);
+
+  // Everything, placeholders included (the connection that carried the invalidations dropped).
+  // Every placeholder installed before the call is gone when it returns.
+  void flush();
+
+  struct Stats {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+    std::uint64_t fills = 0;          // values stored
+    std::uint64_t rejected = 0;       // by admission: fills refused and window entries that lost
+    std::uint64_t evictions = 0;      // entries dropped to make room for a better candidate
+    std::uint64_t invalidations = 0;  // invalidate() calls that removed an entry or placeholder
+    std::uint64_t flushes = 0;
+    std::size_t entries = 0;  // published values (expired ones until found or evicted)
+    std::size_t bytes = 0;    // their weight, as above
+    // Additions to the seed's figures.
+    std::uint64_t expirations = 0;           // expired entries removed by find or reserve
+    std::size_t placeholders = 0;            // reads in flight
+    std::size_t placeholder_bytes = 0;       // their weight
+    std::uint64_t placeholders_dropped = 0;  // oldest placeholders dropped by the bound
+  };
+  [[nodiscard]] Stats stats() const;
+
+  // The shard count in effect (see Bounds above).
+  [[nodiscard]] std::size_t shard_count() const noexcept { return shard_mask_ + 1; }
+
+ private:
+  struct Shard;
+
+  [[nodiscard]] Shard& shard_for(std::size_t hash) const noexcept;
+
+  NearCacheOptions options_;
+  bool enabled_ = false;
+  std::size_t shard_mask_ = 0;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<std::uint64_t> flushes_{0};
+};
+
+}  // namespace promptcache::cache

@@ -1,0 +1,510 @@
+#include "promptcache/cache/near_cache.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+namespace promptcache::cache {
+
+namespace {
+
+using Clock = NearCache::Clock;
+
+constexpr std::size_t max_shards = std::size_t{1} << 16;
+constexpr std::size_t min_shard_bytes = 16 * 1024;
+
+std::size_t hash_key(std::string_view key) noexcept {
+  return std::hash<std::string_view>{}(key);
+}
+
+// A count-min sketch of 4-bit saturating counters, sixteen to a word, four per key, all four in
+// one 64-byte block so that recording or estimating costs one cache miss (Caffeine's
+// FrequencySketch). Halving every counter after sample_size recorded increments ages the
+// history; the odd counters' lost halves are taken off the tally the same way.
+class FrequencySketch {
+ public:
+  FrequencySketch() = default;
+  explicit FrequencySketch(std::size_t capacity)
+      : blocks_(std::bit_ceil(std::max<std::size_t>(capacity, 8)) / 8),
+        table_(std::make_unique<Block[]>(blocks_)),
+        sample_size_(10 * std::max<std::size_t>(capacity, 1)) {}
+
+  void record(std::uint64_t hash) noexcept {
+    Block& b = block_of(hash);
+    const std::uint64_t h = rehash(hash);
+    bool added = false;
+    for (unsigned i = 0; i < 4; ++i) {
+      const auto [word, shift] = counter(h, i);
+      const std::uint64_t full = std::uint64_t{15} << shift;
+      if ((b.words[word] & full) != full) {
+        b.words[word] += std::uint64_t{1} << shift;
+        added = true;
+      }
+    }
+    if (added && ++additions_ >= sample_size_) halve();
+  }
+
+  // The table never moves once built: its blocks may be prefetched without the lock.
+  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&block_of(hash), 1); }
+
+  [[nodiscard]] unsigned frequency(std::uint64_t hash) const noexcept {
+    const Block& b = block_of(hash);
+    const std::uint64_t h = rehash(hash);
+    unsigned f = 15;
+    for (unsigned i = 0; i < 4; ++i) {
+      const auto [word, shift] = counter(h, i);
+      f = std::min(f, static_cast<unsigned>((b.words[word] >> shift) & 15));
+    }
+    return f;
+  }
+
+ private:
+  struct alignas(64) Block {
+    std::array<std::uint64_t, 8> words{};
+  };
+
+  [[nodiscard]] Block& block_of(std::uint64_t hash) const noexcept {
+    return table_[static_cast<std::size_t>(hash * 0xc3a5c85c97cb3127 >> 32) & (blocks_ - 1)];
+  }
+  [[nodiscard]] static std::uint64_t rehash(std::uint64_t hash) noexcept {
+    hash *= 0x9ae16a3b2f90404f;
+    return hash ^ (hash >> 29);
+  }
+  // The i-th counter: in word 2i or 2i+1 of the block (so four distinct words), any nibble.
+  [[nodiscard]] static std::pair<unsigned, unsigned> counter(std::uint64_t h, unsigned i) noexcept {
+    const auto byte = static_cast<unsigned>(h >> (i * 8));
+    return {2 * i + (byte & 1), ((byte >> 1) & 15) * 4};
+  }
+
+  void halve() noexcept {
+    std::size_t odd = 0;
+    for (std::size_t i = 0; i < blocks_; ++i) {
+      for (auto& word : table_[i].words) {
+        odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111));
+        word = (word >> 1) & 0x7777777777777777;
+      }
+    }
+    additions_ = (additions_ - std::min(additions_, odd / 4)) / 2;
+  }
+
+  std::size_t blocks_ = 0;
+  std::unique_ptr<Block[]> table_;
+  std::size_t sample_size_ = 0;
+  std::size_t additions_ = 0;
+};
+
+// The map's key carries its hash: lookups hash once (the shard is chosen from the same hash),
+// and rehashing or erasing never hashes a key again.
+struct StoredKey {
+  std::string text;
+  std::size_t hash;
+};
+struct KeyView {
+  std::string_view text;
+  std::size_t hash;
+};
+
+struct KeyHash {
+  using is_transparent = void;
+  std::size_t operator()(const StoredKey& k) const noexcept { return k.hash; }
+  std::size_t operator()(const KeyView& k) const noexcept { return k.hash; }
+};
+struct KeyEqual {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const noexcept {
+    return a.hash == b.hash && std::string_view(a.text) == std::string_view(b.text);
+  }
+};
+
+enum class Region : std::uint8_t { placeholder, window, probation, protected_segment };
+
+struct Node {
+  Node* prev = nullptr;
+  Node* next = nullptr;
+  const StoredKey* key = nullptr;  // the map's key of this node (map nodes never move)
+  NearValuePtr value;              // null in a placeholder
+  Clock::time_point expires_at{};
+  std::uint64_t ticket = 0;  // of a placeholder
+  std::size_t bytes = 0;
+  Region region = Region::placeholder;
+};
+
+// An intrusive doubly linked list, oldest first, with the count and weight of its nodes.
+class List {
+ public:
+  [[nodiscard]] Node* front() const noexcept { return head_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+  void push_back(Node* n) noexcept {
+    n->prev = tail_;
+    n->next = nullptr;
+    (tail_ != nullptr ? tail_->next : head_) = n;
+    tail_ = n;
+    ++size_;
+    bytes_ += n->bytes;
+  }
+  void remove(Node* n) noexcept {
+    (n->prev != nullptr ? n->prev->next : head_) = n->next;
+    (n->next != nullptr ? n->next->prev : tail_) = n->prev;
+    n->prev = n->next = nullptr;
+    --size_;
+    bytes_ -= n->bytes;
+  }
+  void move_to_back(Node* n) noexcept {
+    if (n == tail_) return;
+    remove(n);
+    push_back(n);
+  }
+  void clear() noexcept {
+    head_ = tail_ = nullptr;
+    size_ = bytes_ = 0;
+  }
+
+ private:
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+// Is a region over its share of the entries or of the bytes? One entry always fits.
+bool over(const List& list, std::size_t max_entries, std::size_t max_bytes) noexcept {
+  return list.size() > max_entries || (list.size() > 1 && list.bytes() > max_bytes);
+}
+
+}  // namespace
+
+// Everything below runs with `mutex` held.
+struct alignas(64) NearCache::Shard {
+  std::mutex mutex;
+  std::unordered_map<StoredKey, Node, KeyHash, KeyEqual> map;
+  List window;
+  List probation;
+  List protected_segment;
+  List placeholders;  // oldest first
+  FrequencySketch sketch;
+
+  std::size_t entry_cap = 0;
+  std::size_t byte_cap = 0;
+  std::size_t window_cap = 0;
+  std::size_t window_byte_cap = 0;
+  std::size_t protected_cap = 0;
+  std::size_t protected_byte_cap = 0;
+  std::size_t placeholder_cap = 0;
+  std::size_t placeholder_byte_cap = 0;
+
+  std::size_t entries = 0;  // in window, probation and protected
+  std::size_t bytes = 0;
+  std::uint64_t next_ticket = 1;
+
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t fills = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t invalidations = 0;
+  std::uint64_t expirations = 0;
+  std::uint64_t placeholders_dropped = 0;
+
+  void configure(std::size_t max_entries, std::size_t max_bytes) {
+    entry_cap = max_entries;
+    byte_cap = max_bytes;
+    window_cap = std::max<std::size_t>(1, max_entries / 100);
+    window_byte_cap = max_bytes / 100;
+    protected_cap = (max_entries - window_cap) * 4 / 5;
+    protected_byte_cap = (max_bytes - window_byte_cap) * 4 / 5;
+    placeholder_cap = std::max<std::size_t>(16, max_entries / 4);
+    placeholder_byte_cap = max_bytes / 4;
+    // No more entries fit than the bytes allow. (The buckets grow with the entries: reserving
+    // them all up front would spread a cache that is not full over more cache lines.)
+    sketch = FrequencySketch(std::min(max_entries, max_bytes / entry_overhead));
+  }
+
+  List& list_of(Region r) noexcept {
+    switch (r) {
+      case Region::window:
+        return window;
+      case Region::probation:
+        return probation;
+      case Region::protected_segment:
+        return protected_segment;
+      case Region::placeholder:
+        break;
+    }
+    return placeholders;
+  }
+
+  void move(Node* n, Region to) noexcept {
+    list_of(n->region).remove(n);
+    n->region = to;
+    list_of(to).push_back(n);
+  }
+
+  // Takes n out of its list and the accounting; it stays in the map.
+  void unlink(Node& n) noexcept {
+    list_of(n.region).remove(&n);
+    if (n.region != Region::placeholder) {
+      --entries;
+      bytes -= n.bytes;
+    }
+  }
+
+  void erase(Node& n) {
+    unlink(n);
+    map.erase(map.find(KeyView{n.key->text, n.key->hash}));
+  }
+
+  // A hit: window entries move to the window's back, probation entries are promoted to
+  // protected (whose oldest go back to probation when it is over its share).
+  void touch(Node& n) noexcept {
+    switch (n.region) {
+      case Region::window:
+        window.move_to_back(&n);
+        break;
+      case Region::probation:
+        move(&n, Region::protected_segment);
+        while (over(protected_segment, protected_cap, protected_byte_cap)) {
+          move(protected_segment.front(), Region::probation);
+        }
+        break;
+      case Region::protected_segment:
+        protected_segment.move_to_back(&n);
+        break;
+      case Region::placeholder:
+        break;
+    }
+  }
+
+  // The main region's entry to drop next: the oldest in probation (other than `candidate`),
+  // else the oldest protected one.
+  Node* main_victim(const Node* candidate) const noexcept {
+    Node* v = probation.front();
+    if (v != nullptr && v == candidate) v = v->next;
+    return v != nullptr ? v : protected_segment.front();
+  }
+
+  void make_placeholder(Node& n, std::size_t weight) {
+    n.value.reset();
+    n.region = Region::placeholder;
+    n.ticket = next_ticket++;
+    n.bytes = weight;
+    placeholders.push_back(&n);
+    while (placeholders.front() != &n &&
+           over(placeholders, placeholder_cap, placeholder_byte_cap)) {
+      erase(*placeholders.front());
+      ++placeholders_dropped;
+    }
+  }
+
+  // Publishes `fresh` (unlinked) in the window and restores the bounds; false when `fresh`
+  // itself was refused.
+  bool insert(Node& fresh) {
+    fresh.region = Region::window;
+    window.push_back(&fresh);
+    ++entries;
+    bytes += fresh.bytes;
+
+    // Entries leaving the window go to probation's back, in order: the candidates, from
+    // `candidate` to probation's back. Nothing else is pushed there until the loop ends.
+    Node* candidate = nullptr;
+    while (over(window, window_cap, window_byte_cap)) {
+      Node* c = window.front();
+      move(c, Region::probation);
+      if (candidate == nullptr) candidate = c;
+    }
+
+    bool kept = true;
+    while (entries > entry_cap || bytes > byte_cap) {
+      // Without a candidate (the bytes are over, not the window) the window's oldest competes.
+      Node* contender = candidate != nullptr ? candidate : window.front();
+      Node* victim = main_victim(contender);
+      Node* loser = nullptr;
+      if (contender == nullptr || victim == nullptr) {
+        loser = contender != nullptr ? contender : victim;  // no contest: the region is alone
+      } else {
+        // A tie keeps the incumbent: a key read as often as the victim is no better bet.
+        const bool admit =
+            sketch.frequency(contender->key->hash) > sketch.frequency(victim->key->hash);
+        loser = admit ? victim : contender;
+        ++(admit ? evictions : rejected);
+      }
+      if (loser == nullptr) break;  // unreachable: over the bounds means some entry exists
+      if (victim == nullptr || contender == nullptr) ++(loser == &fresh ? rejected : evictions);
+      // Each candidate competes once; the next one is the node after it (unless it just lost).
+      if (candidate != nullptr && contender == candidate) candidate = candidate->next;
+      if (candidate == loser) candidate = loser->next;
+      if (loser == &fresh) kept = false;
+      erase(*loser);
+    }
+    return kept;
+  }
+
+  void clear() noexcept {
+    map.clear();
+    window.clear();
+    probation.clear();
+    protected_segment.clear();
+    placeholders.clear();
+    entries = bytes = 0;
+  }
+};
+
+NearCache::NearCache(NearCacheOptions options) : options_(options) {
+  enabled_ = options_.max_entries > 0 && options_.max_bytes > 0;
+  std::size_t shards = std::bit_ceil(std::clamp<std::size_t>(options_.shards, 1, max_shards));
+  while (shards > 1 &&
+         (shards > options_.max_entries || options_.max_bytes / shards < min_shard_bytes)) {
+    shards /= 2;
+  }
+  shard_mask_ = shards - 1;
+  shards_ = std::make_unique<Shard[]>(shards);
+  if (!enabled_) return;
+  for (std::size_t i = 0; i < shards; ++i) {
+    shards_[i].configure(options_.max_entries / shards, options_.max_bytes / shards);
+  }
+}
+
+NearCache::~NearCache() = default;
+
+NearCache::Shard& NearCache::shard_for(std::size_t hash) const noexcept {
+  // The map's buckets use the hash modulo a prime; the shard, the high bits of a product.
+  return shards_[((hash * 0x9e3779b97f4a7c15) >> 32) & shard_mask_];
+}
+
+NearValuePtr NearCache::find(std::string_view key, Clock::time_point now) {
+  if (!enabled_) return nullptr;
+  const std::size_t h = hash_key(key);
+  Shard& s = shard_for(h);
+  s.sketch.prefetch(h);  // its miss overlaps taking the lock and the lookup
+  std::lock_guard lock(s.mutex);
+  s.sketch.record(h);
+  const auto it = s.map.find(KeyView{key, h});
+  if (it == s.map.end() || it->second.region == Region::placeholder) {
+    ++s.misses;
+    return nullptr;
+  }
+  Node& n = it->second;
+  if (now >= n.expires_at) {
+    s.erase(n);
+    ++s.expirations;
+    ++s.misses;
+    return nullptr;
+  }
+  s.touch(n);
+  ++s.hits;
+  return n.value;
+}
+
+std::uint64_t NearCache::reserve(std::string_view key, Clock::time_point now) {
+  if (!enabled_) return 0;
+  const std::size_t h = hash_key(key);
+  Shard& s = shard_for(h);
+  const std::size_t weight = key.size() + entry_overhead;
+  std::lock_guard lock(s.mutex);
+  if (weight > s.placeholder_byte_cap) return 0;
+  Node* n = nullptr;
+  if (const auto it = s.map.find(KeyView{key, h}); it != s.map.end()) {
+    n = &it->second;
+    if (n->region != Region::placeholder) {
+      if (now < n->expires_at) return 0;
+      ++s.expirations;
+    }
+    s.unlink(*n);
+  } else {
+    const auto [pos, inserted] = s.map.try_emplace(StoredKey{std::string(key), h});
+    n = &pos->second;
+    n->key = &pos->first;
+  }
+  s.make_placeholder(*n, weight);
+  return n->ticket;
+}
+
+bool NearCache::fill(std::string_view key, std::uint64_t ticket, NearValuePtr value,
+                     Clock::time_point expires_at, Clock::time_point now) {
+  if (!enabled_ || ticket == 0) return false;
+  const std::size_t h = hash_key(key);
+  Shard& s = shard_for(h);
+  std::lock_guard lock(s.mutex);
+  const auto it = s.map.find(KeyView{key, h});
+  if (it == s.map.end()) return false;
+  Node& n = it->second;
+  if (n.region != Region::placeholder || n.ticket != ticket) return false;
+  const Clock::time_point until = std::min(expires_at, now + options_.max_ttl);
+  if (value == nullptr || until <= now) {
+    s.erase(n);
+    return false;
+  }
+  const std::size_t weight = key.size() + value->text.size() + entry_overhead;
+  if (weight > s.byte_cap) {
+    s.erase(n);
+    ++s.rejected;
+    return false;
+  }
+  s.unlink(n);
+  n.value = std::move(value);
+  n.expires_at = until;
+  n.ticket = 0;
+  n.bytes = weight;
+  if (!s.insert(n)) return false;
+  ++s.fills;
+  return true;
+}
+
+void NearCache::cancel(std::string_view key, std::uint64_t ticket) {
+  if (!enabled_ || ticket == 0) return;
+  const std::size_t h = hash_key(key);
+  Shard& s = shard_for(h);
+  std::lock_guard lock(s.mutex);
+  const auto it = s.map.find(KeyView{key, h});
+  if (it == s.map.end()) return;
+  if (it->second.region == Region::placeholder && it->second.ticket == ticket) s.erase(it->second);
+}
+
+void NearCache::invalidate(std::string_view key) {
+  if (!enabled_) return;
+  const std::size_t h = hash_key(key);
+  Shard& s = shard_for(h);
+  std::lock_guard lock(s.mutex);
+  const auto it = s.map.find(KeyView{key, h});
+  if (it == s.map.end()) return;
+  s.erase(it->second);
+  ++s.invalidations;
+}
+
+void NearCache::flush() {
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    std::lock_guard lock(shards_[i].mutex);
+    shards_[i].clear();
+  }
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+}
+
+NearCache::Stats NearCache::stats() const {
+  Stats out;
+  for (std::size_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    std::lock_guard lock(s.mutex);
+    out.hits += s.hits;
+    out.misses += s.misses;
+    out.fills += s.fills;
+    out.rejected += s.rejected;
+    out.evictions += s.evictions;
+    out.invalidations += s.invalidations;
+    out.entries += s.entries;
+    out.bytes += s.bytes;
+    out.expirations += s.expirations;
+    out.placeholders += s.placeholders.size();
+    out.placeholder_bytes += s.placeholders.bytes();
+    out.placeholders_dropped += s.placeholders_dropped;
+  }
+  out.flushes = flushes_.load(std::memory_order_relaxed);
+  return out;
+}
+
+}  // namespace promptcache::cache

@@ -1,0 +1,42 @@
+// The Lua scripts of the Redis stores (standalone and cluster): a write that records its key
+// in an index, atomically, and the index's drain. Both touch only keys of the index's cluster
+// slot (the hash tag they share), so a cluster runs each on one node.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "promptcache/resp/request.hpp"
+#include "promptcache/store/store.hpp"
+
+namespace promptcache::store::scripts {
+
+// How many index members one drain call deletes: bounded work per call, so that a large
+// index never blocks the server for long.
+inline constexpr std::uint64_t drain_batch = 1000;
+
+// EVALSHA when `by_sha`, else EVAL with the script's text (after a NOSCRIPT reply).
+// SET key value [EX ttl] [NX]; then, if it was written, ZADD index <expiry ms> key, the index's
+// expired members removed, and the index kept alive as long as its longest-lived member.
+void push_indexed_set(resp::Request& req, bool by_sha, std::string_view key, std::string_view value,
+                      std::chrono::seconds ttl, SetMode mode, std::string_view index);
+// UNLINKs up to drain_batch members of `index` and removes them from it. Replies with the bulk
+// string "<deleted> <left>".
+void push_drain(resp::Request& req, bool by_sha, std::string_view index);
+
+// "<deleted> <left>" of a drain reply.
+struct Drained {
+  std::uint64_t deleted = 0;
+  std::uint64_t left = 0;
+};
+[[nodiscard]] bool parse_drained(std::string_view reply, Drained& out);
+
+// Whether a server error says the script is not in its cache (restart, SCRIPT FLUSH, failover).
+[[nodiscard]] bool is_noscript(std::string_view error) noexcept;
+
+// SCRIPT LOAD of the indexed write: sent ahead of a batch of EVALSHAs on the same connection.
+void push_load_indexed_set(resp::Request& req);
+
+}  // namespace promptcache::store::scripts
