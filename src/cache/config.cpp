@@ -40,6 +40,21 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
   if (auto v = getenv("PROMPTCACHE_TTL_JITTER_PERCENT")) {
     cfg.ttl_jitter = parse_int<int>("PROMPTCACHE_TTL_JITTER_PERCENT", *v, 0, 50) / 100.0;
   }
+  if (auto v = getenv("PROMPTCACHE_NEGATIVE_TTL_SECONDS")) {
+    cfg.negative_ttl = std::chrono::seconds(
+        parse_int<std::int64_t>("PROMPTCACHE_NEGATIVE_TTL_SECONDS", *v, 0, 1ll << 40));
+  }
+  if (auto v = getenv("PROMPTCACHE_STALE_GRACE_SECONDS")) {
+    cfg.stale_grace = std::chrono::seconds(
+        parse_int<std::int64_t>("PROMPTCACHE_STALE_GRACE_SECONDS", *v, 0, 1ll << 40));
+  }
+  if (auto v = getenv("PROMPTCACHE_EARLY_REFRESH_PERCENT")) {
+    cfg.early_refresh = parse_int<int>("PROMPTCACHE_EARLY_REFRESH_PERCENT", *v, 0, 50) / 100.0;
+  }
+  if (auto v = getenv("PROMPTCACHE_LEASE_MS")) {
+    cfg.lease = std::chrono::milliseconds(
+        parse_int<std::int64_t>("PROMPTCACHE_LEASE_MS", *v, 0, 3600 * 1000));
+  }
   if (auto v = getenv("PROMPTCACHE_COMPRESS_THRESHOLD")) {
     cfg.codec.compress_threshold =
         parse_int<std::size_t>("PROMPTCACHE_COMPRESS_THRESHOLD", *v, 0, 1ll << 40);

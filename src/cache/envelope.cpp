@@ -13,6 +13,7 @@ constexpr char magic[] = {'\0', 'P', 'C'};
 constexpr std::uint8_t version = 1;
 constexpr std::uint8_t codec_json = 1;
 constexpr std::uint8_t flag_zstd = 1;
+constexpr std::uint8_t flag_absent = 2;
 constexpr std::size_t header_size = 22;
 
 void put_u64(std::string& out, std::uint64_t v) {
@@ -72,12 +73,13 @@ bool may_start_json(char c) {
 
 std::string encode_value(std::string_view json, const EnvelopeMeta& meta,
                          const CodecOptions& options) {
+  if (meta.absent) json = {};
   const bool compress = json.size() > options.compress_threshold;
   std::string out;
   out.reserve(header_size + (compress ? ZSTD_compressBound(json.size()) : json.size()));
   out.append(magic, sizeof magic);
   out += static_cast<char>(version);
-  out += static_cast<char>(compress ? flag_zstd : 0);
+  out += static_cast<char>((compress ? flag_zstd : 0) | (meta.absent ? flag_absent : 0));
   out += static_cast<char>(codec_json);
   put_u64(out, to_ms(meta.created));
   put_u64(out, to_ms(meta.soft_expiry));
@@ -113,7 +115,7 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
   if (stored.size() < header_size || std::memcmp(stored.data(), magic, sizeof magic) != 0 ||
       static_cast<std::uint8_t>(stored[3]) != version ||
       static_cast<std::uint8_t>(stored[5]) != codec_json ||
-      (static_cast<std::uint8_t>(stored[4]) & ~flag_zstd) != 0) {
+      (static_cast<std::uint8_t>(stored[4]) & ~(flag_zstd | flag_absent)) != 0) {
     return make_error_code(error::corrupt_value);
   }
   const std::uint64_t created = get_u64(stored.substr(6, 8));
@@ -125,6 +127,13 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
   value.meta.created = from_ms(created);
   value.meta.soft_expiry = from_ms(soft_expiry);
   const std::string_view payload = stored.substr(header_size);
+  if ((static_cast<std::uint8_t>(stored[4]) & flag_absent) != 0) {
+    if (!payload.empty() || (static_cast<std::uint8_t>(stored[4]) & flag_zstd) != 0) {
+      return make_error_code(error::corrupt_value);
+    }
+    value.meta.absent = true;
+    return value;
+  }
   if ((static_cast<std::uint8_t>(stored[4]) & flag_zstd) == 0) {
     value.json = payload;
     return value;

@@ -15,7 +15,9 @@ namespace {
 using Clock = NearCache::Clock;
 
 constexpr std::size_t max_shards = std::size_t{1} << 16;
-constexpr std::size_t min_shard_bytes = 16 * 1024;
+constexpr std::size_t min_shard_bytes = std::size_t{16} * 1024;
+// Beyond this many entries a shard's sketch (8 bytes per entry) stops growing.
+constexpr std::size_t max_sketched = std::size_t{1} << 24;
 
 std::size_t hash_key(std::string_view key) noexcept {
   return std::hash<std::string_view>{}(key);
@@ -47,9 +49,6 @@ class FrequencySketch {
     }
     if (added && ++additions_ >= sample_size_) halve();
   }
-
-  // The table never moves once built: its blocks may be prefetched without the lock.
-  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&block_of(hash), 1); }
 
   [[nodiscard]] unsigned frequency(std::uint64_t hash) const noexcept {
     const Block& b = block_of(hash);
@@ -134,6 +133,13 @@ struct Node {
   Region region = Region::placeholder;
 };
 
+// What entry_overhead stands for: the map node (its link, key and Node) and its bucket, the
+// value's make_shared block (counts, vtable pointer, NearValue), malloc's header on each of the
+// three allocations. Key and text characters are counted apart.
+static_assert(2 * sizeof(void*) + sizeof(std::pair<const StoredKey, Node>) + 2 * sizeof(int) +
+                  sizeof(void*) + sizeof(NearValue) + 3 * 16 <=
+              NearCache::entry_overhead);
+
 // An intrusive doubly linked list, oldest first, with the count and weight of its nodes.
 class List {
  public:
@@ -217,13 +223,13 @@ struct alignas(64) NearCache::Shard {
     byte_cap = max_bytes;
     window_cap = std::max<std::size_t>(1, max_entries / 100);
     window_byte_cap = max_bytes / 100;
-    protected_cap = (max_entries - window_cap) * 4 / 5;
-    protected_byte_cap = (max_bytes - window_byte_cap) * 4 / 5;
+    protected_cap = (max_entries - window_cap) - (max_entries - window_cap) / 5;
+    protected_byte_cap = (max_bytes - window_byte_cap) - (max_bytes - window_byte_cap) / 5;
     placeholder_cap = std::max<std::size_t>(16, max_entries / 4);
     placeholder_byte_cap = max_bytes / 4;
     // No more entries fit than the bytes allow. (The buckets grow with the entries: reserving
     // them all up front would spread a cache that is not full over more cache lines.)
-    sketch = FrequencySketch(std::min(max_entries, max_bytes / entry_overhead));
+    sketch = FrequencySketch(std::min({max_entries, max_bytes / entry_overhead, max_sketched}));
   }
 
   List& list_of(Region r) noexcept {
@@ -381,7 +387,6 @@ NearValuePtr NearCache::find(std::string_view key, Clock::time_point now) {
   if (!enabled_) return nullptr;
   const std::size_t h = hash_key(key);
   Shard& s = shard_for(h);
-  s.sketch.prefetch(h);  // its miss overlaps taking the lock and the lookup
   std::lock_guard lock(s.mutex);
   s.sketch.record(h);
   const auto it = s.map.find(KeyView{key, h});
@@ -417,7 +422,7 @@ std::uint64_t NearCache::reserve(std::string_view key, Clock::time_point now) {
     }
     s.unlink(*n);
   } else {
-    const auto [pos, inserted] = s.map.try_emplace(StoredKey{std::string(key), h});
+    const auto pos = s.map.try_emplace(StoredKey{std::string(key), h}).first;
     n = &pos->second;
     n->key = &pos->first;
   }

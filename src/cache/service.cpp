@@ -4,6 +4,13 @@
 #include <cmath>
 #include <random>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/basic_parser_impl.hpp>
@@ -11,6 +18,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "cache/single_flight.hpp"
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/ttl.hpp"
 #include "promptcache/error.hpp"
@@ -112,7 +120,10 @@ PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, Serv
     : store_(std::move(store)),
       options_(options),
       tracer_(std::move(tracer)),
-      breaker_(options.breaker) {}
+      breaker_(options.breaker),
+      flights_(std::make_shared<SingleFlight>()) {}
+
+PromptCacheService::~PromptCacheService() = default;
 
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
@@ -161,10 +172,20 @@ bool PromptCacheService::note_result(const error_code& ec) {
 
 PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
-  return {counters_.hits.load(relaxed),          counters_.misses.load(relaxed),
-          counters_.errors.load(relaxed),        counters_.corrupt.load(relaxed),
-          counters_.skipped_reads.load(relaxed), counters_.dropped_writes.load(relaxed),
-          counters_.fallback_calls.load(relaxed)};
+  CounterSnapshot c;
+  c.hits = counters_.hits.load(relaxed);
+  c.misses = counters_.misses.load(relaxed);
+  c.errors = counters_.errors.load(relaxed);
+  c.corrupt = counters_.corrupt.load(relaxed);
+  c.skipped_reads = counters_.skipped_reads.load(relaxed);
+  c.dropped_writes = counters_.dropped_writes.load(relaxed);
+  c.fallback_calls = counters_.fallback_calls.load(relaxed);
+  c.negative_hits = counters_.negative_hits.load(relaxed);
+  c.coalesced = counters_.coalesced.load(relaxed);
+  c.stale_served = counters_.stale_served.load(relaxed);
+  c.early_refreshes = counters_.early_refreshes.load(relaxed);
+  c.lease_waits = counters_.lease_waits.load(relaxed);
+  return c;
 }
 
 void PromptCacheService::record(Op op, Clock::time_point start) {
@@ -185,31 +206,57 @@ std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_
   return std::chrono::seconds(*ttl);
 }
 
-std::string PromptCacheService::encode(std::string_view json_text) const {
-  return encode_value(json_text, EnvelopeMeta{std::chrono::system_clock::now(), {}},
-                      options_.codec);
+std::chrono::seconds PromptCacheService::stored_ttl(std::chrono::seconds ttl) const {
+  return ttl.count() > 0 ? ttl + options_.stale_grace : ttl;
 }
 
-std::optional<PromptCacheService::Json> PromptCacheService::decode(std::string_view stored) const {
-  // Decompressed bytes live only until parsed, before any suspension: one buffer per thread.
-  thread_local std::string scratch;
-  auto decoded = decode_value(stored, options_.codec, scratch);
-  if (!decoded) return std::nullopt;
-  // One arena per value, sized for it: a result of a dozen strings costs one allocation to
-  // build and one to free, not one each.
+std::string PromptCacheService::encode(std::string_view json_text, std::chrono::seconds ttl,
+                                       bool absent) const {
+  EnvelopeMeta meta;
+  meta.created = std::chrono::system_clock::now();
+  if (ttl.count() > 0) meta.soft_expiry = meta.created + ttl;
+  meta.absent = absent;
+  return encode_value(json_text, meta, options_.codec);
+}
+
+namespace {
+
+// JSON text to a value, in one arena sized for it: a result of a dozen strings costs one
+// allocation to build and one to free, not one each.
+std::optional<json::value> parse_value(std::string_view text) {
   error_code ec;
   json::value value =
-      json::parse(decoded->json, ec,
-                  json::make_shared_resource<json::monotonic_resource>(decoded->json.size() * 2));
+      json::parse(text, ec, json::make_shared_resource<json::monotonic_resource>(text.size() * 2));
   if (ec) return std::nullopt;
   return value;
 }
 
-std::optional<std::string> PromptCacheService::decode_text(std::string_view stored) const {
+std::optional<std::string> checked_text(std::string_view text) {
+  if (!is_json(text)) return std::nullopt;
+  return std::string(text);
+}
+
+}  // namespace
+
+template <class T, class Parse>
+PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored,
+                                                        Parse parse) const {
+  // Decompressed bytes live only until parsed, before any suspension: one buffer per thread.
   thread_local std::string scratch;
+  Found<T> found;
   auto decoded = decode_value(stored, options_.codec, scratch);
-  if (!decoded || !is_json(decoded->json)) return std::nullopt;
-  return std::string(decoded->json);
+  if (!decoded) return found;
+  found.meta = decoded->meta;
+  if (decoded->meta.absent) {
+    found.kind = Kind::absent;
+    return found;
+  }
+  found.value = parse(decoded->json);
+  if (!found.value) return found;
+  const bool expired = decoded->meta.soft_expiry != SystemClock::time_point{} &&
+                       decoded->meta.soft_expiry <= SystemClock::now();
+  found.kind = expired ? Kind::stale : Kind::value;
+  return found;
 }
 
 asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
@@ -221,44 +268,50 @@ asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::siz
   (void)removed;  // best effort: a value that stays is discarded again on the next read
 }
 
-template <class T, class Decode>
-asio::awaitable<std::optional<T>> PromptCacheService::read_value(std::string_view key,
-                                                                 Decode decode_fn) {
+template <class T, class Parse>
+asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std::string_view key,
+                                                                             Parse parse) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_get");
   span.set("cache.key", key);
   span.set("cache.tier", store_->tier());
+  Found<T> found;
   if (!breaker_.allow(start)) {
     counters_.skipped_reads.fetch_add(1, std::memory_order_relaxed);
     counters_.misses.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.hit", false);
     span.set("cache.skipped", true);
-    co_return std::nullopt;
+    co_return found;
   }
   auto stored = co_await store_->get(key);
-  std::optional<T> result;
   if (note_result(stored)) {
     const std::string message = stored.error().message();
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
-    result = decode_fn(**stored);
-    if (!result) co_await discard(key, (*stored)->size());
+    found = unwrap<T>(**stored, parse);
+    if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
   }
-  (result ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
-  span.set("cache.hit", result.has_value());
+  const bool hit = found.kind == Kind::value;
+  (hit ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
+  span.set("cache.hit", hit);
+  if (found.kind == Kind::absent) span.set("cache.not_found", true);
+  if (found.kind == Kind::stale) span.set("cache.stale", true);
   record(op_get, start);
-  co_return result;
+  co_return found;
 }
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
     std::string_view key) {
-  return read_value<Json>(key, [this](std::string_view stored) { return decode(stored); });
+  auto found = co_await read_value<Json>(key, parse_value);
+  if (found.kind != Kind::value) co_return std::nullopt;
+  co_return std::move(found.value);
 }
 
 asio::awaitable<std::optional<std::string>> PromptCacheService::get_json(std::string_view key) {
-  return read_value<std::string>(key,
-                                 [this](std::string_view stored) { return decode_text(stored); });
+  auto found = co_await read_value<std::string>(key, checked_text);
+  if (found.kind != Kind::value) co_return std::nullopt;
+  co_return std::move(found.value);
 }
 
 asio::awaitable<std::optional<std::string>> PromptCacheService::get_analysis_result_json(
@@ -305,7 +358,7 @@ asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::st
 
 asio::awaitable<void> PromptCacheService::write(std::string_view key, std::string_view json_text,
                                                 const Json* value, std::optional<std::int64_t> ttl,
-                                                store::SetMode mode) {
+                                                store::SetMode mode, bool absent) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
@@ -318,10 +371,12 @@ asio::awaitable<void> PromptCacheService::write(std::string_view key, std::strin
   }
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
-  const std::string stored = encode(value != nullptr ? std::string_view(serialized) : json_text);
+  const auto spread = jittered(seconds);
+  const std::string stored =
+      encode(value != nullptr ? std::string_view(serialized) : json_text, spread, absent);
   // An analysis key is recorded in its user's index with the write (one script on Redis).
   const std::string index = analysis_index_of(key);
-  const error_code ec = co_await store_->set(key, stored, jittered(seconds), mode, index);
+  const error_code ec = co_await store_->set(key, stored, stored_ttl(spread), mode, index);
   record(op_set, start);
   if (note_result(ec)) {
     span.record_exception(ec.message());
@@ -373,9 +428,11 @@ PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
   std::size_t hits = 0;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (!(*stored)[i]) continue;
-    out[i] = decode(*(*stored)[i]);
-    if (!out[i]) co_await discard(keys[i], (*stored)[i]->size());
-    hits += out[i] ? 1 : 0;
+    auto found = unwrap<Json>(*(*stored)[i], parse_value);
+    if (found.kind == Kind::miss) co_await discard(keys[i], (*stored)[i]->size());
+    if (found.kind != Kind::value) continue;
+    out[i] = std::move(found.value);
+    ++hits;
   }
   counters_.hits.fetch_add(hits, std::memory_order_relaxed);
   counters_.misses.fetch_add(keys.size() - hits, std::memory_order_relaxed);
@@ -408,7 +465,8 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
   for (const auto& [key, text] : entries) {
-    encoded.push_back({key, encode(text), jittered(seconds), analysis_index_of(key)});
+    const auto spread = jittered(seconds);
+    encoded.push_back({key, encode(text, spread), stored_ttl(spread), analysis_index_of(key)});
   }
   auto failed = co_await store_->set_multiple(encoded);
   record(op_set_multiple, start);
@@ -427,26 +485,175 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
 
 asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
     std::string_view key, const Fallback& fallback, std::optional<std::int64_t> ttl) {
+  // A copy of the fallback: an early refresh may call it after this call has returned.
+  const Loader loader = [fallback]() -> asio::awaitable<std::optional<Json>> {
+    co_return co_await fallback();
+  };
+  auto value = co_await load_through(key, loader, ttl, true);
+  // A waiter on a get_or_load of the same key can be told "not found": ask the fallback.
+  if (!value) co_return co_await fallback();
+  co_return std::move(*value);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load(
+    std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl) {
+  return load_through(key, loader, ttl, false);
+}
+
+bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
+  if (options_.early_refresh <= 0 || meta.soft_expiry == SystemClock::time_point{}) return false;
+  const auto now = SystemClock::now();
+  const double life = std::chrono::duration<double>(meta.soft_expiry - meta.created).count();
+  const double left = std::chrono::duration<double>(meta.soft_expiry - now).count();
+  const double window = life * options_.early_refresh;
+  if (window <= 0 || left >= window) return false;
+  // The chance grows from 0 at the window's start to 1 at the expiry.
+  thread_local std::minstd_rand rng(std::random_device{}());
+  return std::uniform_real_distribution<double>(0, 1)(rng) >= left / window;
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_through(
+    std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl,
+    bool absent_is_miss) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
   span.set("cache.key", key);
-  std::optional<Json> cached = co_await get(key);  // fails open: never throws a cache error
-  if (cached) {
-    span.set("cache.hit", true);
+  (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
+  auto found = co_await read_value<Json>(key, parse_value);  // fails open: a miss
+  span.set("cache.hit", found.kind == Kind::value);
+  if (found.kind == Kind::value) {
+    if (due_for_refresh(found.meta) && !flights_->in_flight(key)) {
+      counters_.early_refreshes.fetch_add(1, std::memory_order_relaxed);
+      span.set("cache.early_refresh", true);
+      // Runs on this loop after the caller has its value; owns copies of the key and loader.
+      const auto ex = co_await asio::this_coro::executor;
+      asio::co_spawn(ex, load_once(std::string(key), loader, ttl, std::nullopt, true),
+                     [](std::exception_ptr e, const std::optional<Json>&) {
+                       if (!e) return;
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         spdlog::warn("early refresh failed op=fallback error=\"{}\"", ex.what());
+                       }
+                     });
+    }
     record(op_fallback, start);
-    co_return std::move(*cached);
+    co_return std::move(found.value);
   }
-  span.set("cache.hit", false);
+  if (found.kind == Kind::absent && !absent_is_miss) {
+    counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
+    span.set("cache.not_found", true);
+    record(op_fallback, start);
+    co_return std::nullopt;
+  }
+  std::optional<Json> stale;
+  if (found.kind == Kind::stale) stale = std::move(found.value);
+  auto result = co_await load_once(std::string(key), loader, ttl, std::move(stale), false);
+  record(op_fallback, start);
+  co_return result;
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_once(
+    std::string key, Loader loader, std::optional<std::int64_t> ttl, std::optional<Json> stale,
+    bool refresh) {
+  auto [flight, leads] = flights_->join(key);
+  if (!leads) {
+    counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
+    co_return co_await flight->wait();
+  }
+  FlightLead lead(flights_, key, flight);
+  std::exception_ptr failure;
+  try {
+    if (!refresh && breaker_.allow(Clock::now())) {
+      // A flight that ended between our miss and our join has stored its value: look again.
+      auto again = co_await store_->get(key);
+      if (again && again->has_value()) {
+        auto found = unwrap<Json>(**again, parse_value);
+        if (found.kind == Kind::value) {
+          lead.flight().publish(found.value);
+          co_return std::move(found.value);
+        }
+      }
+    }
+    auto result = co_await load_and_store(key, loader, ttl);
+    lead.flight().publish(result);
+    co_return result;
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (stale) {
+    counters_.stale_served.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("loader failed, stale value served op=fallback key={}", loggable(key));
+    lead.flight().publish(stale);
+    co_return std::move(stale);
+  }
+  lead.flight().fail(failure);
+  std::rethrow_exception(failure);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_and_store(
+    const std::string& key, const Loader& loader, std::optional<std::int64_t> ttl) {
+  std::string lease_key;
+  std::string token;
+  if (options_.lease.count() > 0 && breaker_.allow(Clock::now())) {
+    lease_key = "promptcache:lease:" + key;  // the key's hash tag, if any, still comes first
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    token = fmt::format("{:016x}{:016x}", rng(), rng());
+    const auto deadline = Clock::now() + 2 * options_.lease;
+    auto pause = std::chrono::milliseconds(2);
+    for (;;) {
+      auto got = co_await store_->acquire_lease(lease_key, token, options_.lease);
+      if (!got || *got) {
+        if (!got) lease_key.clear();  // the store failed: load without a lease
+        break;
+      }
+      // Another process is loading: wait for its value, never longer than the lease lives.
+      counters_.lease_waits.fetch_add(1, std::memory_order_relaxed);
+      if (Clock::now() >= deadline) {
+        lease_key.clear();
+        break;
+      }
+      asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+      error_code ignored;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+      auto value = co_await store_->get(key);
+      if (value && value->has_value()) {
+        auto found = unwrap<Json>(**value, parse_value);
+        if (found.kind == Kind::value) co_return std::move(found.value);
+        if (found.kind == Kind::absent) co_return std::nullopt;
+      }
+    }
+  }
   counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
-  Json result = co_await fallback();  // its error is the caller's
+  std::optional<Json> result;
+  std::exception_ptr failure;
+  try {
+    result = co_await loader();  // its error is the caller's
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!failure) co_await store_loaded(key, result, ttl);
+  if (!lease_key.empty()) (void)co_await store_->release_lease(lease_key, token);
+  if (failure) std::rethrow_exception(failure);
+  co_return result;
+}
+
+asio::awaitable<void> PromptCacheService::store_loaded(const std::string& key,
+                                                       const std::optional<Json>& value,
+                                                       std::optional<std::int64_t> ttl) {
+  if (!value && options_.negative_ttl.count() <= 0) co_return;
   if (breaker_.rejecting(Clock::now())) {
     // During an outage the write is dropped (and counted) without a throw or a log line.
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    record(op_fallback, start);
-    co_return result;
+    co_return;
   }
   try {
-    co_await set(key, result, ttl);
+    if (value) {
+      co_await write(key, {}, &*value, ttl, store::SetMode::always);
+    } else {
+      co_await write(key, {}, nullptr, options_.negative_ttl.count(), store::SetMode::always, true);
+    }
   } catch (const CacheError& e) {
     // While the breaker is open every write is dropped (and counted): one line per call would
     // flood the log during an outage.
@@ -455,8 +662,6 @@ asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
                    e.what());
     }
   }
-  record(op_fallback, start);
-  co_return result;
 }
 
 asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
@@ -518,6 +723,11 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   client["skipped_reads"] = counters_.skipped_reads.load();
   client["dropped_writes"] = counters_.dropped_writes.load();
   client["fallback_calls"] = counters_.fallback_calls.load();
+  client["negative_hits"] = counters_.negative_hits.load();
+  client["coalesced"] = counters_.coalesced.load();
+  client["stale_served"] = counters_.stale_served.load();
+  client["early_refreshes"] = counters_.early_refreshes.load();
+  client["lease_waits"] = counters_.lease_waits.load();
   client["breaker"] = to_string(breaker_.state());
   client["breaker_opened"] = breaker_.times_opened();
   json::object latency;

@@ -551,6 +551,33 @@ asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_indexed(std::string_
   }
 }
 
+asio::awaitable<Result<bool>> ClusterStore::acquire_lease(std::string_view key,
+                                                          std::string_view token,
+                                                          std::chrono::milliseconds ttl) {
+  std::vector<Command> commands(1);
+  commands[0].key = key;
+  scripts::push_acquire(commands[0].request, key, token, ttl);
+  auto replies = co_await run(std::move(commands));
+  const Reply& r = replies.front();
+  if (r.error) co_return failure(r.error);
+  if (resp::is_error(r.type)) co_return failure(make_error_code(error::server_error));
+  co_return answer(r.type != resp::Type::null);
+}
+
+asio::awaitable<Result<bool>> ClusterStore::release_lease(std::string_view key,
+                                                          std::string_view token) {
+  const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
+    scripts::push_release(req, by_sha, key, token);
+  };
+  std::vector<Command> commands(1);
+  commands[0].key = key;
+  auto replies = co_await run_scripts(std::move(commands), push);
+  const Reply& r = replies.front();
+  if (r.error) co_return failure(r.error);
+  if (resp::is_error(r.type)) co_return failure(make_error_code(error::server_error));
+  co_return answer(r.value == "1");
+}
+
 asio::awaitable<Result<ServerStats>> ClusterStore::server_stats() {
   if (auto ec = co_await refresh()) co_return ec;
   ServerStats sum;

@@ -160,6 +160,30 @@ asio::awaitable<Result<std::uint64_t>> LocalStore::delete_indexed(std::string_vi
   co_return n;
 }
 
+asio::awaitable<Result<bool>> LocalStore::acquire_lease(std::string_view key,
+                                                        std::string_view token,
+                                                        std::chrono::milliseconds ttl) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  const auto now = now_();
+  std::erase_if(leases_, [&](const auto& l) { return l.second.expires <= now; });
+  const bool got =
+      leases_.try_emplace(std::string(key), Lease{std::string(token), now + ttl}).second;
+  co_return answer(got);
+}
+
+asio::awaitable<Result<bool>> LocalStore::release_lease(std::string_view key,
+                                                        std::string_view token) {
+  std::lock_guard lock(mutex_);
+  ++commands_;
+  auto it = leases_.find(std::string(key));
+  if (it == leases_.end() || it->second.token != token || it->second.expires <= now_()) {
+    co_return answer(false);
+  }
+  leases_.erase(it);
+  co_return answer(true);
+}
+
 asio::awaitable<Result<ServerStats>> LocalStore::server_stats() {
   std::lock_guard lock(mutex_);
   ServerStats s;

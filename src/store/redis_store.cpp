@@ -256,6 +256,28 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_indexed(std::string_vi
   }
 }
 
+asio::awaitable<Result<bool>> RedisStore::acquire_lease(std::string_view key,
+                                                        std::string_view token,
+                                                        std::chrono::milliseconds ttl) {
+  resp::Request req;
+  scripts::push_acquire(req, key, token, ttl);
+  auto reply = co_await client_->command(std::move(req));
+  if (!reply) co_return failure(reply.error());
+  if (reply->is_error()) co_return failure(make_error_code(error::server_error));
+  co_return answer(reply->type != resp::Type::null);  // OK: ours; null: somebody else's
+}
+
+asio::awaitable<Result<bool>> RedisStore::release_lease(std::string_view key,
+                                                        std::string_view token) {
+  const auto push = [&](resp::Request& req, bool by_sha) {
+    scripts::push_release(req, by_sha, key, token);
+  };
+  auto reply = co_await run_script(*client_, push);
+  if (!reply) co_return failure(reply.error());
+  if (reply->is_error()) co_return failure(make_error_code(error::server_error));
+  co_return answer(reply->value == "1");
+}
+
 ServerStats parse_info(std::string_view info) {
   ServerStats s;
   while (!info.empty()) {

@@ -1,5 +1,6 @@
 #include "store/scripts.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -53,6 +54,12 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #members - 1)
 return deleted .. ' ' .. redis.call('ZCARD', KEYS[1])
 )lua";
 
+// KEYS[1] lease; ARGV[1] the owner's token.
+constexpr std::string_view release_text = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
 std::string sha1_hex(std::string_view text) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int size = 0;
@@ -76,7 +83,21 @@ const std::string& drain_sha() {
   return sha;
 }
 
+const std::string& release_sha() {
+  static const std::string sha = sha1_hex(release_text);
+  return sha;
+}
+
 }  // namespace
+
+void push_release(resp::Request& req, bool by_sha, std::string_view key, std::string_view token) {
+  req.push(by_sha ? "EVALSHA" : "EVAL", by_sha ? release_sha() : release_text, 1, key, token);
+}
+
+void push_acquire(resp::Request& req, std::string_view key, std::string_view token,
+                  std::chrono::milliseconds ttl) {
+  req.push("SET", key, token, "NX", "PX", std::max<std::int64_t>(1, ttl.count()));
+}
 
 void push_indexed_set(resp::Request& req, bool by_sha, std::string_view key, std::string_view value,
                       std::chrono::seconds ttl, SetMode mode, std::string_view index) {

@@ -26,6 +26,12 @@ void push_indexed_set(resp::Request& req, bool by_sha, std::string_view key, std
 // string "<deleted> <left>".
 void push_drain(resp::Request& req, bool by_sha, std::string_view index);
 
+// DEL key if it holds `token`; replies 1 when deleted, else 0.
+void push_release(resp::Request& req, bool by_sha, std::string_view key, std::string_view token);
+// SET key token NX PX ms.
+void push_acquire(resp::Request& req, std::string_view key, std::string_view token,
+                  std::chrono::milliseconds ttl);
+
 // "<deleted> <left>" of a drain reply.
 struct Drained {
   std::uint64_t deleted = 0;

@@ -234,6 +234,28 @@ TEST(Envelope, empty_json_string_payload_round_trips_and_is_not_absent) {
   EXPECT_EQ(r->meta.created, sample_meta().created);
 }
 
+TEST(Envelope, not_found_marker_round_trips_with_no_payload_and_differs_from_every_value) {
+  CodecOptions options;
+  options.compress_threshold = 0;  // even "compress everything" leaves the marker bare
+  EnvelopeMeta meta = sample_meta();
+  meta.absent = true;
+  const std::string marker = encode_value("ignored", meta, options);
+  EXPECT_EQ(marker.size(), 22u);
+  std::string scratch;
+  const auto r = decode_value(marker, options, scratch);
+  ASSERT_TRUE(r.has_value()) << describe(r);
+  EXPECT_TRUE(r->meta.absent);
+  EXPECT_TRUE(r->json.empty());
+  EXPECT_EQ(r->meta.soft_expiry, meta.soft_expiry);
+  for (std::string_view json : {R"("")", "null", "{}", "[]", "0", "false"}) {
+    const std::string value = encode_value(json, sample_meta(), options);
+    EXPECT_NE(value, marker) << json;
+    const auto v = decode_value(value, options, scratch);
+    ASSERT_TRUE(v.has_value()) << json;
+    EXPECT_FALSE(v->meta.absent) << json;
+  }
+}
+
 TEST(Envelope, empty_and_falsy_json_values_round_trip) {
   const CodecOptions options;
   for (std::string_view json : {R"("")", "{}", "[]", "0", "false", "null", ""}) {

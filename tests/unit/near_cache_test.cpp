@@ -205,7 +205,7 @@ TEST(NearCache, the_entry_bound_holds_after_many_fills) {
 }
 
 TEST(NearCache, the_byte_bound_holds_after_many_fills_of_varied_sizes) {
-  constexpr std::size_t max_bytes = 64 * 1024;
+  constexpr std::size_t max_bytes = std::size_t{64} * 1024;
   NearCache cache(NearCacheOptions{.max_entries = 100000, .max_bytes = max_bytes, .shards = 4});
   ASSERT_EQ(cache.shard_count(), 4u);
   std::mt19937 rng(7);
@@ -220,10 +220,11 @@ TEST(NearCache, the_byte_bound_holds_after_many_fills_of_varied_sizes) {
 }
 
 TEST(NearCache, a_value_larger_than_a_shard_is_refused_and_its_placeholder_removed) {
-  NearCache cache(NearCacheOptions{.max_bytes = 64 * 1024, .shards = 1});
+  NearCache cache(NearCacheOptions{.max_bytes = std::size_t{64} * 1024, .shards = 1});
   const std::uint64_t ticket = cache.reserve("big", t0);
   ASSERT_NE(ticket, 0u);
-  EXPECT_FALSE(cache.fill("big", ticket, value_of(std::string(64 * 1024, 'x')), t0 + 1h, t0));
+  EXPECT_FALSE(
+      cache.fill("big", ticket, value_of(std::string(std::size_t{64} * 1024, 'x')), t0 + 1h, t0));
   const auto s = cache.stats();
   EXPECT_EQ(s.rejected, 1u);
   EXPECT_EQ(s.entries, 0u);
@@ -233,6 +234,7 @@ TEST(NearCache, a_value_larger_than_a_shard_is_refused_and_its_placeholder_remov
 TEST(NearCache, placeholders_are_bounded_and_the_oldest_is_dropped) {
   NearCache cache(NearCacheOptions{.max_entries = 64, .shards = 1});  // max(16, 64 / 4) = 16
   std::vector<std::uint64_t> tickets;
+  tickets.reserve(40);
   for (int i = 0; i < 40; ++i) tickets.push_back(cache.reserve("key:" + std::to_string(i), t0));
   auto s = cache.stats();
   EXPECT_EQ(s.placeholders, 16u);
@@ -257,7 +259,7 @@ TEST(NearCache, shards_are_a_power_of_two_no_more_than_the_entries_or_bytes_allo
   EXPECT_EQ(NearCache(NearCacheOptions{.shards = 10}).shard_count(), 16u);
   EXPECT_EQ(NearCache(NearCacheOptions{.shards = 0}).shard_count(), 1u);
   EXPECT_EQ(NearCache(NearCacheOptions{.max_entries = 3}).shard_count(), 2u);
-  EXPECT_EQ(NearCache(NearCacheOptions{.max_bytes = 32 * 1024}).shard_count(), 2u);
+  EXPECT_EQ(NearCache(NearCacheOptions{.max_bytes = std::size_t{32} * 1024}).shard_count(), 2u);
 }
 
 TEST(NearCache, frequently_read_keys_survive_a_scan_of_keys_read_once) {
@@ -266,6 +268,7 @@ TEST(NearCache, frequently_read_keys_survive_a_scan_of_keys_read_once) {
   NearCache cache(NearCacheOptions{.max_entries = 1000});
   const std::string pad(50, '.');
   std::vector<std::string> hot;
+  hot.reserve(200);
   for (int i = 0; i < 200; ++i) hot.push_back("hot:" + std::to_string(i) + pad);
   for (const auto& key : hot) ASSERT_TRUE(read_through(cache, key, "hot"));
   for (int round = 0; round < 10; ++round) {
@@ -287,6 +290,7 @@ TEST(NearCache, admission_keeps_often_missed_entries_against_keys_read_once) {
   // them out; the sketch remembers they were asked for eight times each.
   NearCache cache(NearCacheOptions{.max_entries = 100, .shards = 1});
   std::vector<std::string> warm;
+  warm.reserve(99);
   for (int i = 0; i < 99; ++i) warm.push_back("warm:" + std::to_string(i));
   for (const auto& key : warm) {
     for (int n = 0; n < 8; ++n) (void)cache.find(key, t0);
@@ -368,6 +372,7 @@ TEST(NearCache, concurrent_calls_never_return_a_value_older_than_the_last_invali
     }
   };
   std::vector<std::thread> pool;
+  pool.reserve(threads);
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker, 1234u + static_cast<unsigned>(t));
   for (auto& t : pool) t.join();
 

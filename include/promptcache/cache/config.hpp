@@ -26,6 +26,20 @@ struct ServiceOptions {
   // Each positive TTL is spread uniformly over ±this fraction of itself (never below 1 s), so
   // that entries written together do not expire together. 0: TTLs as given.
   double ttl_jitter = 0;
+  // get_or_load: how long a "not found" from the loader is remembered (a marker of its own,
+  // never confused with a value). 0: not remembered.
+  std::chrono::seconds negative_ttl{60};
+  // Entries stay in the store this long past their TTL, stale: a read treats them as missing,
+  // but when the loader then fails the stale value is served (and counted). 0: none.
+  std::chrono::seconds stale_grace{0};
+  // get_or_load / get_with_fallback: a value read in the last `early_refresh` part of its TTL is
+  // refreshed in the background with a probability that grows to 1 at its expiry, while the
+  // read returns it; the loader must then own what it captures. 0: off.
+  double early_refresh = 0;
+  // Across processes: a miss takes a Redis lease (SET NX PX, this long) before loading; a
+  // process that finds it taken polls the cache (2 ms doubling to 50 ms) until the value comes
+  // or the lease expires. 0: off (single-flight within the process only).
+  std::chrono::milliseconds lease{0};
 };
 
 struct CacheConfig {
@@ -44,9 +58,22 @@ struct CacheConfig {
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
   CircuitBreaker::Options
       breaker;  // PROMPTCACHE_BREAKER_FAILURES, PROMPTCACHE_BREAKER_OPEN_SECONDS
+  std::chrono::seconds negative_ttl{60};  // PROMPTCACHE_NEGATIVE_TTL_SECONDS
+  std::chrono::seconds stale_grace{0};    // PROMPTCACHE_STALE_GRACE_SECONDS
+  double early_refresh = 0;               // PROMPTCACHE_EARLY_REFRESH_PERCENT (0–50) / 100
+  std::chrono::milliseconds lease{0};     // PROMPTCACHE_LEASE_MS
 
   [[nodiscard]] ServiceOptions service_options() const {
-    return {default_ttl, codec, breaker, ttl_jitter};
+    ServiceOptions o;
+    o.default_ttl = default_ttl;
+    o.codec = codec;
+    o.breaker = breaker;
+    o.ttl_jitter = ttl_jitter;
+    o.negative_ttl = negative_ttl;
+    o.stale_grace = stale_grace;
+    o.early_refresh = early_refresh;
+    o.lease = lease;
+    return o;
   }
 
   // Throws net::ConfigError naming the variable.

@@ -5,7 +5,7 @@
 // Stored layout (little endian):
 //   0  "\0PC"  magic: a NUL never starts JSON, so a legacy value cannot look like an envelope
 //   3  u8      version (1)
-//   4  u8      flags: bit 0 zstd-compressed payload
+//   4  u8      flags: bit 0 zstd-compressed payload; bit 1 "not found" marker (no payload)
 //   5  u8      codec: 1 = JSON
 //   6  u64     created, Unix milliseconds
 //  14  u64     soft expiry, Unix milliseconds; 0 = none
@@ -27,6 +27,9 @@ using SystemClock = std::chrono::system_clock;
 struct EnvelopeMeta {
   SystemClock::time_point created{};
   SystemClock::time_point soft_expiry{};  // epoch (0): none
+  // The negative-cache marker: the source of truth said "not found". Never confused with a
+  // value, not even an empty one: it has no payload and a flag of its own.
+  bool absent = false;
 };
 
 struct CodecOptions {

@@ -18,9 +18,10 @@
 //    as less often read is dropped (a tie keeps the incumbent: a scan cannot push anything out);
 //  - the main region is a segmented LRU: probation (~20%) for entries not read since they came
 //    in, protected (~80%) for those read again there, so one read cannot displace them;
-//  - frequencies come from a count-min sketch of 4-bit saturating counters, four per key, that
-//    every find() records (hit or miss); after 10 × capacity recorded accesses every counter is
-//    halved, so the sketch follows what is popular now, in about 8 bytes per entry of capacity.
+//  - frequencies come from a count-min sketch of 4-bit saturating counters, four per key in one
+//    64-byte block (one cache miss), that every find() records (hit or miss); after
+//    10 × capacity recorded accesses every counter is halved, so the sketch follows what is
+//    popular now. It takes 8 to 16 bytes per entry of capacity.
 // reserve() does not record: every read-through reserves after its find() missed, which did.
 //
 // Bounds. The shard count is options.shards rounded up to a power of two, halved while a shard
@@ -28,8 +29,8 @@
 // max_bytes / shards bytes (rounded down, so the totals never exceed the options; keys are not
 // spread perfectly evenly, so the cache evicts somewhat before the totals are reached). An
 // entry weighs key.size() + text.size() + entry_overhead bytes (entry_overhead covers the map
-// node, the links and the value's control block). The window and protected segments are
-// bounded by their share of the entries and of the bytes alike.
+// node and its bucket, the value's shared block, and the allocator's headers on them). The
+// window and protected segments are bounded by their share of the entries and of the bytes.
 // Placeholders are bounded apart from entries, per shard: at most max(16, entries/4) of them
 // and bytes/4 bytes (key.size() + entry_overhead each); a reserve beyond either drops the
 // oldest placeholder (its fill then fails). So memory stays below 1.25 × max_bytes plus the
@@ -69,7 +70,7 @@ class NearCache {
   using Clock = std::chrono::steady_clock;
 
   // Fixed bytes counted per entry and per placeholder on top of its key and value text.
-  static constexpr std::size_t entry_overhead = 192;
+  static constexpr std::size_t entry_overhead = 256;
 
   explicit NearCache(NearCacheOptions options = {});
   ~NearCache();

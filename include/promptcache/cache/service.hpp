@@ -36,6 +36,8 @@
 
 namespace promptcache::cache {
 
+class SingleFlight;
+
 class CacheError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -50,6 +52,8 @@ class PromptCacheService {
   // allocator) first.
   using Json = boost::json::value;
   using Fallback = std::function<boost::asio::awaitable<Json>()>;
+  // A loader for get_or_load: the value, or nullopt when the source of truth has none.
+  using Loader = std::function<boost::asio::awaitable<std::optional<Json>>()>;
 
   PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
                      std::shared_ptr<telemetry::Tracer> tracer = nullptr);
@@ -110,8 +114,20 @@ class PromptCacheService {
       const std::vector<std::pair<std::string, std::string>>& entries,
       std::optional<std::int64_t> ttl = {});
   // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
+  // Stampede-protected as get_or_load (a "not found" marker there is a miss here).
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
                                                  std::optional<std::int64_t> ttl = {});
+  // Cache-aside with negative caching: the cached value; else the loader's, stored with `ttl`
+  // (as set); a loader's nullopt ("not found") is stored as a marker for
+  // ServiceOptions::negative_ttl and answered from it without the loader until then.
+  // Concurrent misses of one key in this process make one loader call (the others get its
+  // result or its error); with ServiceOptions::lease, one per key across processes too. A
+  // value near its expiry is refreshed in the background (early_refresh); a loader's error
+  // with a stale value in its grace (stale_grace) serves the stale value. A cache error never
+  // reaches the caller; the loader's own error does.
+  boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view key,
+                                                          const Loader& loader,
+                                                          std::optional<std::int64_t> ttl = {});
   // Removes that user's analysis entries and nothing else; how many. Throws CacheError
   // (std::invalid_argument for an empty id). Reads the user's index (user_analysis_index_key):
   // O(that user's entries), independent of the keyspace; entries written under the key layout
@@ -128,6 +144,9 @@ class PromptCacheService {
 
   // Closes the store's connections (an event loop running only the cache then ends).
   void close() { store_->close(); }
+  // A background refresh (early_refresh) runs on the event loop of the read that started it and
+  // uses the service: destroy the service only once its event loops have stopped.
+  ~PromptCacheService();
 
   // This client's counters as they stand, without asking the server (for /metrics).
   struct CounterSnapshot {
@@ -138,6 +157,11 @@ class PromptCacheService {
     std::uint64_t skipped_reads = 0;
     std::uint64_t dropped_writes = 0;
     std::uint64_t fallback_calls = 0;
+    std::uint64_t negative_hits = 0;  // "not found" answered from the marker
+    std::uint64_t coalesced = 0;      // misses that waited for another caller's load
+    std::uint64_t stale_served = 0;   // the loader failed; a stale value was served
+    std::uint64_t early_refreshes = 0;
+    std::uint64_t lease_waits = 0;  // misses that found another process loading
   };
   [[nodiscard]] CounterSnapshot counters() const noexcept;
 
@@ -165,22 +189,59 @@ class PromptCacheService {
     std::atomic<std::uint64_t> skipped_reads{0};   // breaker open
     std::atomic<std::uint64_t> dropped_writes{0};  // breaker open
     std::atomic<std::uint64_t> fallback_calls{0};
+    std::atomic<std::uint64_t> negative_hits{0};
+    std::atomic<std::uint64_t> coalesced{0};
+    std::atomic<std::uint64_t> stale_served{0};
+    std::atomic<std::uint64_t> early_refreshes{0};
+    std::atomic<std::uint64_t> lease_waits{0};
+  };
+
+  // What a stored value turned out to be.
+  enum class Kind : std::uint8_t { miss, value, absent, stale };
+  template <class T>
+  struct Found {
+    Kind kind = Kind::miss;
+    std::optional<T> value;  // value and stale
+    EnvelopeMeta meta;
   };
 
   // set and set_json: `value` when given, else `json_text`.
+  // `absent`: the "not found" marker instead of a value.
   boost::asio::awaitable<void> write(std::string_view key, std::string_view json_text,
                                      const Json* value, std::optional<std::int64_t> ttl,
-                                     store::SetMode mode);
-  // A stored value as JSON; nullopt when it is corrupt or foreign.
-  [[nodiscard]] std::optional<Json> decode(std::string_view stored) const;
-  // The JSON text of a stored value, if it is JSON.
-  [[nodiscard]] std::optional<std::string> decode_text(std::string_view stored) const;
-  // get() and get_json(): the value of `key` through `decode_fn` (nullopt: corrupt, discarded).
-  template <class T, class Decode>
-  boost::asio::awaitable<std::optional<T>> read_value(std::string_view key, Decode decode_fn);
+                                     store::SetMode mode, bool absent = false);
+  // A stored value through `parse` (JSON text to T; nullopt: not JSON); miss when corrupt.
+  template <class T, class Parse>
+  [[nodiscard]] Found<T> unwrap(std::string_view stored, Parse parse) const;
+  // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
+  template <class T, class Parse>
+  boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse);
+  // get_or_load and get_with_fallback (`absent_is_miss`: the latter).
+  boost::asio::awaitable<std::optional<Json>> load_through(std::string_view key,
+                                                           const Loader& loader,
+                                                           std::optional<std::int64_t> ttl,
+                                                           bool absent_is_miss);
+  // The single-flight leader's or waiter's part of a miss; `stale`: served if the loader fails.
+  boost::asio::awaitable<std::optional<Json>> load_once(std::string key, Loader loader,
+                                                        std::optional<std::int64_t> ttl,
+                                                        std::optional<Json> stale, bool refresh);
+  // The loader's call, under the cross-process lease when configured; the result stored.
+  boost::asio::awaitable<std::optional<Json>> load_and_store(const std::string& key,
+                                                             const Loader& loader,
+                                                             std::optional<std::int64_t> ttl);
+  // Stores a loader's result: the value, or the "not found" marker. Never throws.
+  boost::asio::awaitable<void> store_loaded(const std::string& key,
+                                            const std::optional<Json>& value,
+                                            std::optional<std::int64_t> ttl);
+  // Whether a value read now should be refreshed early (probabilistic, see ServiceOptions).
+  [[nodiscard]] bool due_for_refresh(const EnvelopeMeta& meta) const;
   // Deletes, logs and counts a corrupt or foreign value.
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
-  [[nodiscard]] std::string encode(std::string_view json_text) const;
+  // JSON text (or the "not found" marker) in its envelope, soft-expiring after `ttl`.
+  [[nodiscard]] std::string encode(std::string_view json_text, std::chrono::seconds ttl,
+                                   bool absent = false) const;
+  // How long the store keeps an entry of `ttl`: the stale grace on top (0 stays 0).
+  [[nodiscard]] std::chrono::seconds stored_ttl(std::chrono::seconds ttl) const;
   [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
   // `ttl` with the configured jitter applied (0, no expiry, stays 0).
   [[nodiscard]] std::chrono::seconds jittered(std::chrono::seconds ttl) const;
@@ -198,6 +259,7 @@ class PromptCacheService {
   CircuitBreaker breaker_;
   Counters counters_;
   std::array<telemetry::LatencyHistogram, op_count> latency_;
+  std::shared_ptr<SingleFlight> flights_;
 };
 
 // The store a configuration names: the in-process store without Redis; a Redis Cluster when

@@ -71,6 +71,10 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   // INFO of every master, summed.
   boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
       std::string_view index, const Progress& progress = {}) override;
+  boost::asio::awaitable<Result<bool>> acquire_lease(std::string_view key, std::string_view token,
+                                                     std::chrono::milliseconds ttl) override;
+  boost::asio::awaitable<Result<bool>> release_lease(std::string_view key,
+                                                     std::string_view token) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
   void close() override;
 

@@ -45,6 +45,10 @@ class LocalStore final : public Store {
       std::string_view pattern, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
       std::string_view index, const Progress& progress = {}) override;
+  boost::asio::awaitable<Result<bool>> acquire_lease(std::string_view key, std::string_view token,
+                                                     std::chrono::milliseconds ttl) override;
+  boost::asio::awaitable<Result<bool>> release_lease(std::string_view key,
+                                                     std::string_view token) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
 
   // Synchronous forms of the above, for callers without coroutines.
@@ -77,6 +81,11 @@ class LocalStore final : public Store {
   // index name -> the keys it lists. A key leaves its index when it leaves the map (deleted,
   // evicted, expired), so indexes never outgrow the map.
   std::unordered_map<std::string, std::unordered_set<std::string>> indexes_;
+  struct Lease {
+    std::string token;
+    Clock::time_point expires;
+  };
+  std::unordered_map<std::string, Lease> leases_;  // apart from the values: never evicted
   std::size_t bytes_ = 0;
   std::uint64_t hits_ = 0;
   std::uint64_t misses_ = 0;

@@ -21,6 +21,14 @@ namespace promptcache::store {
 template <class T>
 using Result = boost::system::result<T>;
 
+// Result<bool> from a bool or an error (the plain constructors are ambiguous for bool).
+[[nodiscard]] inline Result<bool> answer(bool value) {
+  return Result<bool>(boost::system::in_place_value, value);
+}
+[[nodiscard]] inline Result<bool> failure(boost::system::error_code ec) {
+  return Result<bool>(boost::system::in_place_error, ec);
+}
+
 // Told how many keys a long deletion has removed so far (for a progress display).
 using Progress = std::function<void(std::uint64_t deleted)>;
 
@@ -86,6 +94,14 @@ class Store {
   // deleted. Costs O(keys in that index), whatever the size of the keyspace.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
       std::string_view index, const Progress& progress = {}) = 0;
+  // A lease: `key` set to `token` for `ttl` unless present (SET NX PX); whether this caller
+  // got it. Another process holding it makes it false; its expiry frees the key.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> acquire_lease(
+      std::string_view key, std::string_view token, std::chrono::milliseconds ttl) = 0;
+  // Deletes `key` only if it still holds `token` (compare-and-delete): a lease that expired
+  // and was taken by another process is left to it. Whether it was deleted.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> release_lease(
+      std::string_view key, std::string_view token) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
   // Releases connections; calls after it fail. The in-process store has nothing to close.
   virtual void close() {}
