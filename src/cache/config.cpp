@@ -55,6 +55,33 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
     cfg.lease = std::chrono::milliseconds(
         parse_int<std::int64_t>("PROMPTCACHE_LEASE_MS", *v, 0, 3600 * 1000));
   }
+  if (auto v = getenv("PROMPTCACHE_NEAR_CACHE");
+      v && net::parse_bool("PROMPTCACHE_NEAR_CACHE", *v)) {
+    NearCacheOptions near;
+    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_ENTRIES")) {
+      near.max_entries = parse_int<std::size_t>("PROMPTCACHE_NEAR_MAX_ENTRIES", *n, 1, 1ll << 32);
+    }
+    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_BYTES")) {
+      near.max_bytes = parse_int<std::size_t>("PROMPTCACHE_NEAR_MAX_BYTES", *n, 4096, 1ll << 40);
+    }
+    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_TTL_SECONDS")) {
+      near.max_ttl = std::chrono::seconds(
+          parse_int<std::int64_t>("PROMPTCACHE_NEAR_MAX_TTL_SECONDS", *n, 1, 1ll << 31));
+    }
+    cfg.near = near;
+  }
+  if (auto v = getenv("PROMPTCACHE_NEAR_BCAST_PREFIXES")) {
+    std::string_view rest = *v;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view prefix = rest.substr(0, comma);
+      if (prefix.empty()) {
+        throw net::ConfigError("PROMPTCACHE_NEAR_BCAST_PREFIXES: an empty prefix");
+      }
+      cfg.near_bcast_prefixes.emplace_back(prefix);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
   if (auto v = getenv("PROMPTCACHE_COMPRESS_THRESHOLD")) {
     cfg.codec.compress_threshold =
         parse_int<std::size_t>("PROMPTCACHE_COMPRESS_THRESHOLD", *v, 0, 1ll << 40);

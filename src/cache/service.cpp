@@ -116,27 +116,37 @@ bool is_json(std::string_view text) {
 }  // namespace
 
 PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options,
-                                       std::shared_ptr<telemetry::Tracer> tracer)
+                                       std::shared_ptr<telemetry::Tracer> tracer,
+                                       std::shared_ptr<NearTier> near)
     : store_(std::move(store)),
       options_(options),
       tracer_(std::move(tracer)),
       breaker_(options.breaker),
-      flights_(std::make_shared<SingleFlight>()) {}
+      flights_(std::make_shared<SingleFlight>()),
+      near_(std::move(near)) {}
 
 PromptCacheService::~PromptCacheService() = default;
 
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
     std::shared_ptr<telemetry::Tracer> tracer) {
-  return std::make_unique<PromptCacheService>(make_store(config, executors),
-                                              config.service_options(), std::move(tracer));
+  std::shared_ptr<NearTier> near;
+  if (config.near && config.redis) near = std::make_shared<NearTier>(*config.near);
+  return std::make_unique<PromptCacheService>(make_store(config, executors, near),
+                                              config.service_options(), std::move(tracer), near);
 }
 
 std::shared_ptr<store::Store> make_store(const CacheConfig& config,
-                                         const std::vector<asio::any_io_executor>& executors) {
+                                         const std::vector<asio::any_io_executor>& executors,
+                                         std::shared_ptr<net::TrackingListener> tracking) {
   if (!config.redis) return std::make_shared<store::LocalStore>(config.local);
   std::vector<cluster::NodeAddress> nodes = config.cluster_nodes;
-  const net::ClientConfig& redis = *config.redis;
+  net::ClientConfig redis = *config.redis;
+  if (tracking) {
+    redis.tracking.listener = std::move(tracking);
+    redis.tracking.bcast = !config.near_bcast_prefixes.empty();
+    redis.tracking.prefixes = config.near_bcast_prefixes;
+  }
   if (nodes.empty() && !redis.sentinel && redis.transport != net::Transport::unix_socket) {
     std::string detail;
     auto enabled = store::probe_cluster_enabled_blocking(redis, detail);
@@ -185,6 +195,7 @@ PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcep
   c.stale_served = counters_.stale_served.load(relaxed);
   c.early_refreshes = counters_.early_refreshes.load(relaxed);
   c.lease_waits = counters_.lease_waits.load(relaxed);
+  c.near_hits = counters_.near_hits.load(relaxed);
   return c;
 }
 
@@ -239,8 +250,8 @@ std::optional<std::string> checked_text(std::string_view text) {
 }  // namespace
 
 template <class T, class Parse>
-PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored,
-                                                        Parse parse) const {
+PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored, Parse parse,
+                                                        std::string* text) const {
   // Decompressed bytes live only until parsed, before any suspension: one buffer per thread.
   thread_local std::string scratch;
   Found<T> found;
@@ -253,6 +264,7 @@ PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored,
   }
   found.value = parse(decoded->json);
   if (!found.value) return found;
+  if (text != nullptr) text->assign(decoded->json);
   const bool expired = decoded->meta.soft_expiry != SystemClock::time_point{} &&
                        decoded->meta.soft_expiry <= SystemClock::now();
   found.kind = expired ? Kind::stale : Kind::value;
@@ -263,6 +275,7 @@ asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::siz
   counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
                loggable(key), bytes);
+  forget(key);
   std::vector<std::string> doomed{std::string(key)};
   auto removed = co_await store_->del(doomed);
   (void)removed;  // best effort: a value that stays is discarded again on the next read
@@ -283,14 +296,53 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
     span.set("cache.skipped", true);
     co_return found;
   }
+  // The near tier first: a live copy answers without I/O; otherwise a placeholder before the
+  // read, so that an invalidation arriving meanwhile keeps the reply out of it.
+  std::uint64_t ticket = 0;
+  if (near_ && near_->active()) {
+    if (NearValuePtr copy = near_->cache().find(key, start)) {
+      found.value = parse(copy->text);
+      if (found.value) {
+        found.kind = Kind::value;
+        found.meta.created = copy->created;
+        found.meta.soft_expiry = copy->soft_expiry;
+        counters_.hits.fetch_add(1, std::memory_order_relaxed);
+        counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
+        span.set("cache.hit", true);
+        span.set("cache.tier", "near");
+        record(op_get, start);
+        co_return found;
+      }
+    }
+    ticket = near_->cache().reserve(key, start);
+  }
   auto stored = co_await store_->get(key);
+  std::string text;
   if (note_result(stored)) {
     const std::string message = stored.error().message();
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
-    found = unwrap<T>(**stored, parse);
+    found = unwrap<T>(**stored, parse, ticket != 0 ? &text : nullptr);
     if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
+  }
+  if (ticket != 0) {
+    // Kept no longer than the entry's soft expiry (never past the Redis entry); a legacy value
+    // without an envelope has no known TTL and is not kept.
+    const bool keep = found.kind == Kind::value && found.meta.created != SystemClock::time_point{};
+    if (keep) {
+      auto copy = std::make_shared<NearValue>();
+      copy->text = std::move(text);
+      copy->created = found.meta.created;
+      copy->soft_expiry = found.meta.soft_expiry;
+      const auto expires = found.meta.soft_expiry == SystemClock::time_point{}
+                               ? NearCache::Clock::time_point::max()
+                               : Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                    found.meta.soft_expiry - SystemClock::now());
+      near_->cache().fill(key, ticket, std::move(copy), expires);
+    } else {
+      near_->cache().cancel(key, ticket);
+    }
   }
   const bool hit = found.kind == Kind::value;
   (hit ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
@@ -299,6 +351,28 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
   if (found.kind == Kind::stale) span.set("cache.stale", true);
   record(op_get, start);
   co_return found;
+}
+
+NearValuePtr PromptCacheService::peek(std::string_view key) const {
+  if (!near_ || !near_->active()) return nullptr;
+  return near_->cache().find(key);
+}
+
+asio::awaitable<NearValuePtr> PromptCacheService::get_shared(std::string_view key) {
+  if (NearValuePtr copy = peek(key)) {
+    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
+    co_return copy;
+  }
+  auto text = co_await get_json(key);
+  if (!text) co_return nullptr;
+  auto value = std::make_shared<NearValue>();
+  value->text = std::move(*text);
+  co_return value;
+}
+
+void PromptCacheService::forget(std::string_view key) {
+  if (near_) near_->cache().invalidate(key);
 }
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
@@ -376,7 +450,9 @@ asio::awaitable<void> PromptCacheService::write(std::string_view key, std::strin
       encode(value != nullptr ? std::string_view(serialized) : json_text, spread, absent);
   // An analysis key is recorded in its user's index with the write (one script on Redis).
   const std::string index = analysis_index_of(key);
+  forget(key);  // before: no read starting now is answered by the old copy
   const error_code ec = co_await store_->set(key, stored, stored_ttl(spread), mode, index);
+  forget(key);  // after: a read that raced the write keeps its reply out of the near tier
   record(op_set, start);
   if (note_result(ec)) {
     span.record_exception(ec.message());
@@ -395,7 +471,9 @@ asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
         fmt::format("cache delete skipped for {}: circuit breaker open", loggable(key)));
   }
   std::vector<std::string> keys{std::string(key)};
+  forget(key);
   auto removed = co_await store_->del(keys);
+  forget(key);
   record(op_delete, start);
   if (note_result(removed)) {
     span.record_exception(removed.error().message());
@@ -468,7 +546,9 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
     const auto spread = jittered(seconds);
     encoded.push_back({key, encode(text, spread), stored_ttl(spread), analysis_index_of(key)});
   }
+  for (const auto& e : encoded) forget(e.key);
   auto failed = co_await store_->set_multiple(encoded);
+  for (const auto& e : encoded) forget(e.key);
   record(op_set_multiple, start);
   const bool error = note_result(failed);
   const std::size_t n = error ? entries.size() : *failed;
@@ -674,6 +754,8 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
         fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
   }
   auto deleted = co_await store_->delete_matching(pattern, progress);
+  // Which keys went is not known here: the near tier starts over (their pushes follow).
+  if (near_) near_->cache().flush();
   record(op_invalidate, start);
   if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
@@ -702,6 +784,7 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
   };
   if (!breaker_.allow(start)) throw fail("circuit breaker open");
   auto deleted = co_await store_->delete_indexed(index, progress);
+  if (near_) near_->cache().flush();  // as invalidate_pattern
   record(op_invalidate, start);
   if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
@@ -728,6 +811,16 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   client["stale_served"] = counters_.stale_served.load();
   client["early_refreshes"] = counters_.early_refreshes.load();
   client["lease_waits"] = counters_.lease_waits.load();
+  if (near_) {
+    const auto n = near_->cache().stats();
+    const auto t = near_->stats();
+    client["near"] =
+        json::object{{"active", near_->active()}, {"hits", counters_.near_hits.load()},
+                     {"entries", n.entries},      {"bytes", n.bytes},
+                     {"fills", n.fills},          {"rejected", n.rejected},
+                     {"evictions", n.evictions},  {"invalidations", t.keys_invalidated},
+                     {"flushes", n.flushes}};
+  }
   client["breaker"] = to_string(breaker_.state());
   client["breaker_opened"] = breaker_.times_opened();
   json::object latency;

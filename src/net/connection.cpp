@@ -154,6 +154,8 @@ asio::awaitable<void> Connection::run() {
       connected_ = false;
       ++generation_;
       stream_->close();
+      // Invalidations for what this connection read are lost from here on.
+      if (cfg_.tracking.listener) cfg_.tracking.listener->link_down();
       wake_writer();
       health_timer_.cancel();
       while (writer_active_) {
@@ -314,9 +316,36 @@ asio::awaitable<error_code> Connection::handshake_with(std::string& detail) {
       co_return error::server_error;
     }
     resp3_ = false;
+    if (cfg_.tracking.listener) {
+      cfg_.tracking.listener->tracking_refused("the server speaks RESP2 only: no push messages");
+    }
     co_return error_code{};
   }
   resp3_ = true;
+  if (cfg_.tracking.listener) {
+    // Tracking belongs to the connection: every new one asks again, before any read.
+    resp::Request track;
+    std::vector<std::string_view> args;  // not a braced list: g++ 12 coroutines
+    args.push_back("TRACKING");
+    args.push_back("ON");
+    if (cfg_.tracking.bcast) {
+      args.push_back("BCAST");
+      for (const auto& p : cfg_.tracking.prefixes) {
+        args.push_back("PREFIX");
+        args.push_back(p);
+      }
+    }
+    track.push_range("CLIENT", args);
+    resp::ReplyCollector tracked;
+    if (error_code tec = co_await exchange(track, tracked)) {
+      detail = fmt::format("CLIENT TRACKING on {} failed: {}", cfg_.address(), tec.message());
+      co_return tec;
+    }
+    if (tracked.replies().empty() || tracked.replies().front().is_error()) {
+      cfg_.tracking.listener->tracking_refused(
+          tracked.replies().empty() ? "no reply" : tracked.replies().front().value);
+    }
+  }
   if (cfg_.db != 0 && replies.size() > 1 && replies[1].is_error()) {
     detail = fmt::format("SELECT {} on {} failed: {}", cfg_.db, cfg_.address(), replies[1].value);
     co_return error::server_error;
@@ -451,6 +480,20 @@ asio::awaitable<error_code> Connection::reader() {
   }
 }
 
+void Connection::track(const resp::Reply& message) {
+  // ["invalidate", [key, …]] or ["invalidate", null] (everything).
+  if (message.elements.size() != 2 || message.elements[0].value != "invalidate") return;
+  const resp::Reply& keys = message.elements[1];
+  if (keys.type == resp::Type::null) {
+    cfg_.tracking.listener->invalidated_all();
+    return;
+  }
+  std::vector<std::string> names;
+  names.reserve(keys.elements.size());
+  for (const auto& k : keys.elements) names.push_back(k.value);
+  cfg_.tracking.listener->invalidated(names);
+}
+
 bool Connection::dispatch(const resp::Node& node) {
   if (node.depth == 0) message_root_ = node.type;
   switch (message_root_) {
@@ -460,7 +503,11 @@ bool Connection::dispatch(const resp::Node& node) {
       push_.on_node(node);
       if (parser_.done()) {
         ++stats_.pushes;
-        if (push_handler_ && !push_.replies().empty()) push_handler_(push_.replies().front());
+        if (!push_.replies().empty()) {
+          const resp::Reply& message = push_.replies().front();
+          if (cfg_.tracking.listener) track(message);
+          if (push_handler_) push_handler_(message);
+        }
         push_.clear();
       }
       return true;

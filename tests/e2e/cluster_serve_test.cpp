@@ -73,22 +73,23 @@ TEST(ServeOnCluster, one_cluster_node_in_redis_url_is_found_to_be_a_cluster) {
         {"serve", "--listen", "127.0.0.1:0", "--db", "sqlite://" + (dir / "d.db").string()},
         EnvVars{{"REDIS_URL", one_node}});
     HttpClient http(serve.port());
-    // Keys of every slot: a standalone client would get MOVED for most of them.
+    // Keys of many slots (the user id is the hash tag): a standalone client would get MOVED
+    // for most of them.
     for (int i = 0; i < 30; ++i) {
       const auto created =
           http.request("POST", "/v1/analyses",
-                       fmt::format(R"({{"prompt":"d{}","user_id":"u","quality_scores":{{}},)"
+                       fmt::format(R"({{"prompt":"d{}","user_id":"u{}","quality_scores":{{}},)"
                                    R"("improvement_suggestions":[]}})",
-                                   i));
+                                   i, i));
       ASSERT_EQ(created.status, 201) << created.body;
       const std::string hash(json::parse(created.body).at("prompt_hash").as_string());
-      const auto read = http.request("GET", fmt::format("/v1/analyses/{}?user_id=u", hash));
+      const auto read = http.request("GET", fmt::format("/v1/analyses/{}?user_id=u{}", hash, i));
       EXPECT_EQ(read.header("X-Cache"), "hit") << i;
     }
     const auto stats = json::parse(http.request("GET", "/v1/stats").body).as_object();
     ASSERT_TRUE(stats.contains("nodes")) << json::serialize(stats);
     EXPECT_EQ(stats.at("nodes").as_array().size(), 3u);  // every master, summed
-    EXPECT_EQ(stats.at("keys"), 30);
+    EXPECT_EQ(stats.at("keys"), 60);                     // 30 entries and their users' 30 indexes
   }
   // The operator commands detect it too.
   const auto stats = testing::run_promptcache({"stats", "--json", "--redis", one_node}, {});

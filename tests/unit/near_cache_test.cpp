@@ -21,7 +21,9 @@ using Clock = NearCache::Clock;
 const Clock::time_point t0 = Clock::time_point{} + 1h;
 
 NearValuePtr value_of(std::string text) {
-  return std::make_shared<const NearValue>(NearValue{std::move(text)});
+  auto value = std::make_shared<NearValue>();
+  value->text = std::move(text);
+  return value;
 }
 
 // What a read-through does after its find() missed: reserve, read (here: `text`), fill.

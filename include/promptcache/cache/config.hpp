@@ -9,6 +9,7 @@
 
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/envelope.hpp"
+#include "promptcache/cache/near_cache.hpp"
 #include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/config.hpp"
 #include "promptcache/store/cluster_store.hpp"
@@ -62,6 +63,13 @@ struct CacheConfig {
   std::chrono::seconds stale_grace{0};    // PROMPTCACHE_STALE_GRACE_SECONDS
   double early_refresh = 0;               // PROMPTCACHE_EARLY_REFRESH_PERCENT (0–50) / 100
   std::chrono::milliseconds lease{0};     // PROMPTCACHE_LEASE_MS
+  // The near tier (with Redis only): PROMPTCACHE_NEAR_CACHE=on, bounded by
+  // PROMPTCACHE_NEAR_MAX_ENTRIES (10 000) and PROMPTCACHE_NEAR_MAX_BYTES (64 MiB), no entry kept
+  // longer than PROMPTCACHE_NEAR_MAX_TTL_SECONDS (60) nor its Redis entry's TTL.
+  std::optional<NearCacheOptions> near;
+  // PROMPTCACHE_NEAR_BCAST_PREFIXES=prompt:,ml: — BCAST tracking of these prefixes (every
+  // change under them is pushed, read or not) instead of tracking the keys read.
+  std::vector<std::string> near_bcast_prefixes;
 
   [[nodiscard]] ServiceOptions service_options() const {
     ServiceOptions o;

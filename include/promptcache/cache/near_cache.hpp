@@ -54,6 +54,9 @@ namespace promptcache::cache {
 // A value as the near cache hands it out: immutable once published, shared by every reader.
 struct NearValue {
   std::string text;  // the JSON text of the cached value
+  // From its envelope: when it was written and when it goes stale (epoch: never).
+  std::chrono::system_clock::time_point created{};
+  std::chrono::system_clock::time_point soft_expiry{};
 };
 using NearValuePtr = std::shared_ptr<const NearValue>;
 

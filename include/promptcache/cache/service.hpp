@@ -30,6 +30,7 @@
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/envelope.hpp"
+#include "promptcache/cache/near_tier.hpp"
 #include "promptcache/store/store.hpp"
 #include "promptcache/telemetry/latency.hpp"
 #include "promptcache/telemetry/tracer.hpp"
@@ -55,11 +56,16 @@ class PromptCacheService {
   // A loader for get_or_load: the value, or nullopt when the source of truth has none.
   using Loader = std::function<boost::asio::awaitable<std::optional<Json>>()>;
 
+  // `near`: an in-process tier in front of the store, kept coherent by the store's client (its
+  // ClientConfig::tracking.listener must be this tier; see near_tier.hpp). Reads of values are
+  // answered from it when it holds them; every write and invalidation through this service
+  // clears its keys first.
   PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
-                     std::shared_ptr<telemetry::Tracer> tracer = nullptr);
+                     std::shared_ptr<telemetry::Tracer> tracer = nullptr,
+                     std::shared_ptr<NearTier> near = nullptr);
 
-  // The service on make_store(config, executors). Throws net::ConfigError for an unusable TLS
-  // file.
+  // The service on make_store(config, executors), with the near tier the configuration asks
+  // for. Throws net::ConfigError for an unusable TLS file.
   [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
       const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
       std::shared_ptr<telemetry::Tracer> tracer = nullptr);
@@ -90,6 +96,12 @@ class PromptCacheService {
       std::string_view analysis_type = "default");
 
   boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
+  // The near tier's value of `key`, if it holds a live one: no I/O, no copy, no counter (the
+  // value is shared and immutable). Null without a near tier or when it misses.
+  [[nodiscard]] NearValuePtr peek(std::string_view key) const;
+  // get_json handing out the near tier's shared value when it holds one (no copy); otherwise
+  // the value read (and kept in the tier when it has a place for it). Null on a miss.
+  boost::asio::awaitable<NearValuePtr> get_shared(std::string_view key);
   // get(key) as serialized JSON (see get_analysis_result_json).
   boost::asio::awaitable<std::optional<std::string>> get_json(std::string_view key);
   // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
@@ -162,6 +174,7 @@ class PromptCacheService {
     std::uint64_t stale_served = 0;   // the loader failed; a stale value was served
     std::uint64_t early_refreshes = 0;
     std::uint64_t lease_waits = 0;  // misses that found another process loading
+    std::uint64_t near_hits = 0;    // hits answered by the near tier (also in `hits`)
   };
   [[nodiscard]] CounterSnapshot counters() const noexcept;
 
@@ -194,6 +207,7 @@ class PromptCacheService {
     std::atomic<std::uint64_t> stale_served{0};
     std::atomic<std::uint64_t> early_refreshes{0};
     std::atomic<std::uint64_t> lease_waits{0};
+    std::atomic<std::uint64_t> near_hits{0};
   };
 
   // What a stored value turned out to be.
@@ -211,8 +225,12 @@ class PromptCacheService {
                                      const Json* value, std::optional<std::int64_t> ttl,
                                      store::SetMode mode, bool absent = false);
   // A stored value through `parse` (JSON text to T; nullopt: not JSON); miss when corrupt.
+  // `text`, if given, receives the JSON text of a value (for the near tier).
   template <class T, class Parse>
-  [[nodiscard]] Found<T> unwrap(std::string_view stored, Parse parse) const;
+  [[nodiscard]] Found<T> unwrap(std::string_view stored, Parse parse,
+                                std::string* text = nullptr) const;
+  // The near tier's part of a write: its copy of `key` goes (before and after the write).
+  void forget(std::string_view key);
   // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
   template <class T, class Parse>
   boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse);
@@ -260,13 +278,16 @@ class PromptCacheService {
   Counters counters_;
   std::array<telemetry::LatencyHistogram, op_count> latency_;
   std::shared_ptr<SingleFlight> flights_;
+  std::shared_ptr<NearTier> near_;
 };
 
 // The store a configuration names: the in-process store without Redis; a Redis Cluster when
 // cluster nodes are given or the one server configured says cluster_enabled:1 (asked once,
 // blocking, up to the connect timeout; a server that cannot be asked is taken as standalone);
 // otherwise one server, standalone or the master Sentinel names. Clients run on `executors`.
+// `tracking`: the listener of the clients' CLIENT TRACKING stream (a near tier), if any.
 [[nodiscard]] std::shared_ptr<store::Store> make_store(
-    const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors);
+    const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
+    std::shared_ptr<net::TrackingListener> tracking = nullptr);
 
 }  // namespace promptcache::cache

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -41,6 +42,28 @@ struct SentinelConfig {
   std::string password;
 };
 
+// Hears what server-assisted client-side caching (CLIENT TRACKING, RESP3) says: a near cache
+// implements it. Called on the connection's executor; must not block.
+class TrackingListener {
+ public:
+  virtual ~TrackingListener() = default;
+  // These keys changed (or were evicted from the server's tracking table).
+  virtual void invalidated(const std::vector<std::string>& keys) = 0;
+  // Every key changed (FLUSHALL / FLUSHDB): a null invalidation.
+  virtual void invalidated_all() = 0;
+  // A connection that carried invalidations dropped: what it tracked is no longer covered.
+  virtual void link_down() = 0;
+  // A connection could not turn tracking on (a RESP2-only server, or the server refused).
+  virtual void tracking_refused(std::string_view why) = 0;
+};
+
+// CLIENT TRACKING ON after every handshake, on the same RESP3 connection (no redirect).
+struct TrackingConfig {
+  std::shared_ptr<TrackingListener> listener;  // null: no tracking
+  bool bcast = false;                 // invalidations for every key under `prefixes`, read or not
+  std::vector<std::string> prefixes;  // BCAST PREFIX …
+};
+
 struct ClientConfig {
   Transport transport = Transport::tcp;
   std::string host = "127.0.0.1";
@@ -53,6 +76,8 @@ struct ClientConfig {
   std::string client_name = "promptcache";
   // A Redis Cluster replica that may serve reads: READONLY after the handshake.
   bool readonly = false;
+  // Server-assisted client-side caching (see TrackingConfig).
+  TrackingConfig tracking;
   // Set: host and port are not configured but asked of these sentinels (and empty until then).
   std::optional<SentinelConfig> sentinel;
   // Several hosts in REDIS_URL ("redis://h1:7000,h2:7000"): a Redis Cluster's seed nodes; host

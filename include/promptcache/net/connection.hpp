@@ -144,6 +144,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Reads more bytes into the read buffer; false on error (ec set).
   boost::asio::awaitable<bool> fill(boost::system::error_code& ec);
+  // An invalidation push, to cfg_.tracking.listener.
+  void track(const resp::Reply& message);
   // Routes one parsed node to the push handler or the front caller; false: protocol error.
   bool dispatch(const resp::Node& node);
   void complete_front(boost::system::error_code ec);

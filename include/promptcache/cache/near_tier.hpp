@@ -1,0 +1,54 @@
+// The near cache as the service uses it: a NearCache kept coherent by Redis. It listens to the
+// client's CLIENT TRACKING stream (net::TrackingListener): a pushed invalidation removes the
+// key's entry or its "caching in progress" placeholder, a null one or a dropped connection
+// flushes everything, and a server that cannot track (RESP2 only, or refusing) turns the near
+// cache off for good — reads then always go to Redis.
+//
+// Wiring, as CacheConfig's from_config does it: make the tier, put it in the Redis client's
+// ClientConfig::tracking.listener before the client is made, and give it to the service.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "promptcache/cache/near_cache.hpp"
+#include "promptcache/net/config.hpp"
+
+namespace promptcache::cache {
+
+class NearTier final : public net::TrackingListener {
+ public:
+  explicit NearTier(NearCacheOptions options = {}) : cache_(options) {}
+
+  [[nodiscard]] NearCache& cache() noexcept { return cache_; }
+  // False once a connection could not turn tracking on: nothing is cached from then on.
+  [[nodiscard]] bool active() const noexcept { return !refused_.load(std::memory_order_acquire); }
+
+  void invalidated(const std::vector<std::string>& keys) override;
+  void invalidated_all() override;
+  void link_down() override;
+  void tracking_refused(std::string_view why) override;
+
+  struct Stats {
+    std::uint64_t pushes = 0;  // invalidation messages received
+    std::uint64_t keys_invalidated = 0;
+    std::uint64_t link_flushes = 0;  // flushes for a dropped connection or a null invalidation
+  };
+  [[nodiscard]] Stats stats() const noexcept {
+    return {pushes_.load(std::memory_order_relaxed), keys_.load(std::memory_order_relaxed),
+            link_flushes_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  NearCache cache_;
+  std::atomic<bool> refused_{false};
+  std::atomic<std::uint64_t> pushes_{0};
+  std::atomic<std::uint64_t> keys_{0};
+  std::atomic<std::uint64_t> link_flushes_{0};
+};
+
+}  // namespace promptcache::cache
