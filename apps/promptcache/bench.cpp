@@ -6,6 +6,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,11 +14,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "promptcache/cache/keys.hpp"
+#include "promptcache/cache/near_tier.hpp"
 #include "promptcache/cache/service.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
@@ -40,6 +43,12 @@ struct BenchOptions {
   std::size_t keys = 10000;
   std::size_t users = 100;
   std::size_t batch = 1000;  // set_multiple entries per call
+  // stampede: the cross-process lease (0: off), a wall-clock start (Unix ms) shared by
+  // several processes, and a name for the run's cold keys shared by them.
+  std::int64_t lease_ms = 0;
+  std::int64_t start_at_ms = 0;
+  std::string nonce;
+  std::size_t threads = 2;  // get_hit_l1: also measured on this many threads
 };
 
 // The standard value (DESIGN.md §7): a prompt-analysis result of `bytes` bytes of JSON, as
@@ -194,6 +203,132 @@ asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
   co_return 0;
 }
 
+// get_hit_l1: near-tier hits (peek: no I/O, no copy) of the standard value over o.keys keys,
+// on one thread and on o.threads threads; the coroutine read of a near hit (get_json, a copy
+// of the text) beside it.
+asio::awaitable<int> run_near(asio::io_context& io, const BenchOptions& o,
+                              cache::PromptCacheService& service, const std::string& value_text) {
+  std::vector<std::string> keys;
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (std::size_t i = 0; i < o.keys; ++i) {
+    keys.push_back(
+        cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default"));
+    entries.emplace_back(keys.back(), value_text);
+  }
+  co_await service.set_multiple_json(entries);
+  std::size_t filled = 0;
+  for (int pass = 0; pass < 3; ++pass) {  // admission wants a key seen more than once
+    for (const auto& k : keys) (void)co_await service.get_json(k);
+  }
+  for (const auto& k : keys) filled += service.peek(k) ? 1 : 0;
+  auto peek_loop = [&](std::size_t n, std::uint32_t seed, std::size_t& hits) {
+    std::uint32_t x = seed;
+    for (std::size_t i = 0; i < n; ++i) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      hits += service.peek(keys[x % keys.size()]) ? 1 : 0;
+    }
+  };
+  const std::size_t n = std::max<std::size_t>(o.ops, 1000);
+  for (std::size_t threads : {std::size_t{1}, o.threads}) {
+    std::vector<std::size_t> hits(threads, 0);
+    std::vector<double> ns(threads, 0);
+    std::vector<std::thread> pool;
+    for (std::size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        peek_loop(n / 10, static_cast<std::uint32_t>(t * 7919 + 1), hits[t]);  // warm-up
+        hits[t] = 0;
+        const auto start = Clock::now();
+        peek_loop(n, static_cast<std::uint32_t>(t * 104729 + 3), hits[t]);
+        ns[t] = std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+                static_cast<double>(n);
+      });
+    }
+    for (auto& th : pool) th.join();
+    std::size_t total = 0;
+    for (auto h : hits) total += h;
+    std::cout << fmt::format(
+                     R"({{"workload":"get_hit_l1","api":"peek","threads":{},"ns_per_hit":{:.1f},)"
+                     R"("hit_ratio":{:.4f},"keys":{},"kept":{},"hits_per_s":{:.0f}}})",
+                     threads, *std::max_element(ns.begin(), ns.end()),
+                     static_cast<double>(total) / static_cast<double>(n * threads), keys.size(),
+                     filled,
+                     static_cast<double>(n * threads) /
+                         (*std::max_element(ns.begin(), ns.end()) * static_cast<double>(n) / 1e9))
+              << std::endl;
+  }
+  // The same hits through the coroutine API (get_json copies the text out).
+  std::minstd_rand rng(11);
+  const std::size_t m = std::max<std::size_t>(n / 10, 1000);
+  const auto start = Clock::now();
+  std::size_t found = 0;
+  for (std::size_t i = 0; i < m; ++i) {
+    found += (co_await service.get_json(keys[rng() % keys.size()])) ? 1 : 0;
+  }
+  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+                    static_cast<double>(m);
+  std::cout << fmt::format(
+                   R"({{"workload":"get_hit_l1","api":"get_json","threads":1,"ns_per_hit":{:.1f},)"
+                   R"("hit_ratio":{:.4f}}})",
+                   ns, static_cast<double>(found) / static_cast<double>(m))
+            << std::endl;
+  (void)io;
+  co_return 0;
+}
+
+// stampede: o.concurrency callers at once on o.keys cold keys, get_with_fallback with a 5 ms
+// fallback; prints the fallback calls made. Several processes given one --nonce and
+// --start-at share the keys and start together (with --lease-ms: the cross-process lease).
+asio::awaitable<int> run_stampede(asio::io_context& io, const BenchOptions& o,
+                                  cache::PromptCacheService& service) {
+  const std::string nonce =
+      o.nonce.empty() ? fmt::format("{}", Clock::now().time_since_epoch().count()) : o.nonce;
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < o.keys; ++i) {
+    keys.push_back(cache::analysis_key(prompt_hash(i), "stampede-" + nonce, "default"));
+  }
+  std::atomic<std::size_t> calls{0};
+  const cache::PromptCacheService::Fallback fallback =
+      [&]() -> asio::awaitable<boost::json::value> {
+    calls.fetch_add(1);
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+    boost::system::error_code ignored;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_return boost::json::value("from the database");
+  };
+  if (o.start_at_ms > 0) {
+    const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(o.start_at_ms));
+    asio::steady_timer t(
+        io, std::chrono::duration_cast<Clock::duration>(at - std::chrono::system_clock::now()));
+    boost::system::error_code ignored;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  const std::size_t callers = o.concurrency.front();
+  std::size_t left = callers;
+  std::size_t right = 0;
+  asio::steady_timer done(io, Clock::time_point::max());
+  const auto start = Clock::now();
+  for (std::size_t i = 0; i < callers; ++i) {
+    asio::co_spawn(io, service.get_with_fallback(keys[i % keys.size()], fallback),
+                   [&](std::exception_ptr e, const boost::json::value& v) {
+                     right += !e && v == boost::json::value("from the database") ? 1 : 0;
+                     if (--left == 0) done.cancel();
+                   });
+  }
+  boost::system::error_code ignored;
+  co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  const auto c = service.counters();
+  std::cout
+      << fmt::format(
+             R"({{"workload":"stampede","callers":{},"keys":{},"lease_ms":{},)"
+             R"("fallback_calls":{},"answered":{},"coalesced":{},"lease_waits":{},"ms":{:.1f}}})",
+             callers, keys.size(), o.lease_ms, calls.load(), right, c.coalesced, c.lease_waits, ms)
+      << std::endl;
+  co_return right == callers ? 0 : 1;
+}
+
 // The number of keys the store holds now (DBSIZE, summed over a cluster's masters).
 asio::awaitable<std::uint64_t> key_count(store::Store& store) {
   auto stats = co_await store.server_stats();
@@ -287,6 +422,14 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     cfg.command_timeout = std::min(cfg.command_timeout, std::chrono::milliseconds(100));
     cfg.connect_timeout = std::min(cfg.connect_timeout, std::chrono::milliseconds(100));
   }
+  std::shared_ptr<cache::NearTier> near;
+  if (o.workload == "get_hit_l1") {
+    cache::NearCacheOptions near_options;
+    near_options.max_entries = o.keys * 2;
+    near_options.max_bytes = o.keys * (o.value_bytes + 512) * 2;
+    near = std::make_shared<cache::NearTier>(near_options);
+    cfg.tracking.listener = near;
+  }
   auto client = std::make_shared<net::Client>(io.get_executor(), cfg);
   if (outage) co_return co_await run_outage(io, o, client);
   // The cache's own settings (codec, breaker, TTL, cluster options) come from the environment,
@@ -316,7 +459,16 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
   }
   const std::string value_text = standard_value(o.value_bytes);
   const boost::json::value value = boost::json::parse(value_text);
-  cache::PromptCacheService service(store, env.service_options());
+  cache::ServiceOptions options = env.service_options();
+  if (o.workload == "stampede") options.lease = std::chrono::milliseconds(o.lease_ms);
+  cache::PromptCacheService service(store, options, nullptr, near);
+  if (o.workload == "get_hit_l1" || o.workload == "stampede") {
+    const int status = o.workload == "stampede" ? co_await run_stampede(io, o, service)
+                                                : co_await run_near(io, o, service, value_text);
+    store->close();
+    client->close();
+    co_return status;
+  }
 
   if (o.workload == "invalidate_user") {
     const int status = co_await run_invalidate(o, service, value_text);
@@ -429,10 +581,11 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache (DESIGN.md §7)");
   cmd->add_option("--workload", opts->workload,
-                  "raw_get, get_hit, set_multiple, set_multiple_json, fallback_outage or "
-                  "invalidate_user")
-      ->check(CLI::IsMember({"raw_get", "get_hit", "set_multiple", "set_multiple_json",
-                             "fallback_outage", "invalidate_user"}))
+                  "raw_get, get_hit, get_hit_l1, set_multiple, set_multiple_json, "
+                  "fallback_outage, invalidate_user or stampede")
+      ->check(
+          CLI::IsMember({"raw_get", "get_hit", "get_hit_l1", "set_multiple", "set_multiple_json",
+                         "fallback_outage", "invalidate_user", "stampede"}))
       ->capture_default_str();
   cmd->add_option("--redis", opts->redis_url,
                   "Redis URL (default: REDIS_URL and REDIS_*); several hosts "
@@ -456,6 +609,16 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--batch", opts->batch, "Entries per set_multiple call")
       ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--lease-ms", opts->lease_ms, "stampede: the cross-process lease (0: off)")
+      ->check(CLI::Range(0, 3600 * 1000))
+      ->capture_default_str();
+  cmd->add_option("--start-at", opts->start_at_ms,
+                  "stampede: start at this Unix time in ms (several processes together)");
+  cmd->add_option("--nonce", opts->nonce,
+                  "stampede: names the cold keys (several processes: the same nonce)");
+  cmd->add_option("--threads", opts->threads, "get_hit_l1: threads of the second run")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   cmd->callback([opts, &exit_code] { exit_code = run_bench(*opts); });
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# get_hit_l1 (DESIGN.md §7, issue 6): hits of the near tier in front of one redis-server, the
+# standard 1 KiB value over 10 000 keys: PromptCacheService::peek (shared value, no copy, no I/O)
+# on one thread and on two, and get_json (a coroutine call, the text copied out) on one
+# (target: <= 100 ns per peek on one thread). Beside it, in the same run, the Redis round trip
+# it saves: redis-benchmark -t get -d 1024 -c 1 -P 50, as ns per GET.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+ops=${OPS:-20000000}
+
+build_release
+start_redis
+url="redis://127.0.0.1:$redis_port"
+rb=$(redis_benchmark_get 2000000)
+"$promptcache_bin" bench --workload get_hit_l1 --redis "$url" --ops "$ops" --threads 2 2>/dev/null |
+  tee /dev/stderr | python3 -c "
+import json, sys
+ref_ns = 1e9 / $rb
+for line in sys.stdin:
+    r = json.loads(line)
+    print('get_hit_l1 %-8s threads=%d %7.1f ns/hit (target <= 100 ns on one thread); '
+          'redis-benchmark GET -P 50: %.0f ns/GET -> %.0f x faster'
+          % (r['api'], r['threads'], r['ns_per_hit'], ref_ns, ref_ns / r['ns_per_hit']))"
