@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <type_traits>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -300,8 +301,13 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
   // read, so that an invalidation arriving meanwhile keeps the reply out of it.
   std::uint64_t ticket = 0;
   if (near_ && near_->active()) {
-    if (NearValuePtr copy = near_->cache().find(key, start)) {
-      found.value = parse(copy->text);
+    if (NearValuePtr copy = near_->cache().find(key, NearCache::coarse_now())) {
+      // The text was checked to be JSON when it was kept: copied out, not checked again.
+      if constexpr (std::is_same_v<T, std::string>) {
+        found.value = copy->text;
+      } else {
+        found.value = parse(copy->text);
+      }
       if (found.value) {
         found.kind = Kind::value;
         found.meta.created = copy->created;
@@ -335,10 +341,12 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
       copy->text = std::move(text);
       copy->created = found.meta.created;
       copy->soft_expiry = found.meta.soft_expiry;
+      // Less a margin: hits look at a coarse clock, up to a tick behind.
       const auto expires = found.meta.soft_expiry == SystemClock::time_point{}
                                ? NearCache::Clock::time_point::max()
-                               : Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                    found.meta.soft_expiry - SystemClock::now());
+                               : Clock::now() - NearCache::coarse_margin +
+                                     std::chrono::duration_cast<Clock::duration>(
+                                         found.meta.soft_expiry - SystemClock::now());
       near_->cache().fill(key, ticket, std::move(copy), expires);
     } else {
       near_->cache().cancel(key, ticket);
@@ -355,7 +363,7 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
 
 NearValuePtr PromptCacheService::peek(std::string_view key) const {
   if (!near_ || !near_->active()) return nullptr;
-  return near_->cache().find(key);
+  return near_->cache().find(key, NearCache::coarse_now());
 }
 
 asio::awaitable<NearValuePtr> PromptCacheService::get_shared(std::string_view key) {
@@ -799,27 +807,27 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
 asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   json::object client;
   client["tier"] = store_->tier();
-  client["hits"] = counters_.hits.load();
-  client["misses"] = counters_.misses.load();
-  client["errors"] = counters_.errors.load();
-  client["corrupt_values"] = counters_.corrupt.load();
-  client["skipped_reads"] = counters_.skipped_reads.load();
-  client["dropped_writes"] = counters_.dropped_writes.load();
-  client["fallback_calls"] = counters_.fallback_calls.load();
-  client["negative_hits"] = counters_.negative_hits.load();
-  client["coalesced"] = counters_.coalesced.load();
-  client["stale_served"] = counters_.stale_served.load();
-  client["early_refreshes"] = counters_.early_refreshes.load();
-  client["lease_waits"] = counters_.lease_waits.load();
+  const CounterSnapshot c = counters();
+  client["hits"] = c.hits;
+  client["misses"] = c.misses;
+  client["errors"] = c.errors;
+  client["corrupt_values"] = c.corrupt;
+  client["skipped_reads"] = c.skipped_reads;
+  client["dropped_writes"] = c.dropped_writes;
+  client["fallback_calls"] = c.fallback_calls;
+  client["negative_hits"] = c.negative_hits;
+  client["coalesced"] = c.coalesced;
+  client["stale_served"] = c.stale_served;
+  client["early_refreshes"] = c.early_refreshes;
+  client["lease_waits"] = c.lease_waits;
   if (near_) {
     const auto n = near_->cache().stats();
-    const auto t = near_->stats();
-    client["near"] =
-        json::object{{"active", near_->active()}, {"hits", counters_.near_hits.load()},
-                     {"entries", n.entries},      {"bytes", n.bytes},
-                     {"fills", n.fills},          {"rejected", n.rejected},
-                     {"evictions", n.evictions},  {"invalidations", t.keys_invalidated},
-                     {"flushes", n.flushes}};
+    client["near"] = json::object{
+        {"active", near_->active()}, {"hits", c.near_hits},
+        {"entries", n.entries},      {"bytes", n.bytes},
+        {"fills", n.fills},          {"rejected", n.rejected},
+        {"evictions", n.evictions},  {"invalidations", near_->stats().keys_invalidated},
+        {"flushes", n.flushes}};
   }
   client["breaker"] = to_string(breaker_.state());
   client["breaker_opened"] = breaker_.times_opened();

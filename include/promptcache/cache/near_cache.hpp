@@ -76,6 +76,13 @@ class NearCache {
   static constexpr std::size_t entry_overhead = 256;
 
   explicit NearCache(NearCacheOptions options = {});
+
+  // Clock::now() from the kernel's coarse clock: a few nanoseconds instead of tens, at most a
+  // tick (1–4 ms) behind. A hit path may pass it to find(); an entry may then be found up to a
+  // tick past its expires_at, so fill() callers that must not overstay subtract a margin
+  // (coarse_margin).
+  [[nodiscard]] static Clock::time_point coarse_now() noexcept;
+  static constexpr std::chrono::milliseconds coarse_margin{10};
   ~NearCache();
   NearCache(const NearCache&) = delete;
   NearCache& operator=(const NearCache&) = delete;
