@@ -150,7 +150,7 @@ std::shared_ptr<store::Store> make_store(const CacheConfig& config,
   }
   if (nodes.empty() && !redis.sentinel && redis.transport != net::Transport::unix_socket) {
     std::string detail;
-    auto enabled = store::probe_cluster_enabled_blocking(redis, detail);
+    auto enabled = store::probe_cluster_enabled_blocking(*config.redis, detail);  // untracked
     if (!enabled) {
       spdlog::warn(
           "cannot ask {} whether it is a cluster node ({}): one server assumed; "
