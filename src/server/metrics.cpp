@@ -122,6 +122,16 @@ std::string Metrics::render(const cache::PromptCacheService& service) const {
       "# HELP promptcache_cache_dropped_writes_total Writes dropped while the breaker was open.\n");
   line("# TYPE promptcache_cache_dropped_writes_total counter\n");
   line("promptcache_cache_dropped_writes_total{{tier=\"{}\"}} {}\n", tier, c.dropped_writes);
+  line("# HELP promptcache_cache_near_hits_total Hits answered by the near tier (also in hits).\n");
+  line("# TYPE promptcache_cache_near_hits_total counter\n");
+  line("promptcache_cache_near_hits_total {}\n", c.near_hits);
+  line("# HELP promptcache_cache_stampede_total Stampede protection at work, by kind.\n");
+  line("# TYPE promptcache_cache_stampede_total counter\n");
+  line("promptcache_cache_stampede_total{{kind=\"coalesced\"}} {}\n", c.coalesced);
+  line("promptcache_cache_stampede_total{{kind=\"lease_wait\"}} {}\n", c.lease_waits);
+  line("promptcache_cache_stampede_total{{kind=\"negative_hit\"}} {}\n", c.negative_hits);
+  line("promptcache_cache_stampede_total{{kind=\"stale_served\"}} {}\n", c.stale_served);
+  line("promptcache_cache_stampede_total{{kind=\"early_refresh\"}} {}\n", c.early_refreshes);
   line(
       "# HELP promptcache_cache_breaker_state The cache breaker: 0 closed, 1 open, 2 half-open.\n");
   line("# TYPE promptcache_cache_breaker_state gauge\n");

@@ -100,6 +100,10 @@ TEST(NearCoherence, a_write_and_a_deletion_in_one_process_reach_the_others_next_
   EXPECT_EQ(Pair::read(*p.r, hash), 1);
   EXPECT_EQ(Pair::read(*p.r, hash), 1);  // from its near tier
   EXPECT_GE(Pair::near_hits(*p.r), 1u);
+  const std::string metrics = p.r->request("GET", "/metrics").body;
+  const auto at = metrics.find("\npromptcache_cache_near_hits_total ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stoull(metrics.substr(at + 35)), 1u);
   p.put(*p.w, "prompt", 2);
   std::this_thread::sleep_for(push_bound);
   EXPECT_EQ(Pair::read(*p.r, hash), 2);
