@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # get_hit_l1 (DESIGN.md §7, issue 6): hits of the near tier in front of one redis-server, the
-# standard 1 KiB value over 10 000 keys: PromptCacheService::peek (shared value, no copy, no I/O)
-# on one thread and on two, and get_json (a coroutine call, the text copied out) on one
-# (target: <= 100 ns per peek on one thread). Beside it, in the same run, the Redis round trip
+# standard 1 KiB value over 10 000 keys: PromptCacheService::peek (a shared reference to the
+# value, no copy, no I/O) and peek_with (the value borrowed for a call: no reference count
+# moves) on one thread and on two, and get_json (a coroutine call, the text copied out) on one
+# (target: <= 100 ns per peek on one thread). Per-hit costs are each thread's CPU time. Beside it, in the same run, the Redis round trip
 # it saves: redis-benchmark -t get -d 1024 -c 1 -P 50, as ns per GET.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -26,7 +27,7 @@ for line in sys.stdin:
         bare = r['ns_per_hit']
         print('keys=%-5d bare locked hash map (the floor) %7.1f ns/lookup' % ($keys, bare))
         continue
-    print('keys=%-5d get_hit_l1 %-8s threads=%d %7.1f ns/hit (target <= 100 ns on one thread); '
+    print('keys=%-5d get_hit_l1 %-9s threads=%d %7.1f ns/hit (target <= 100 ns on one thread); '
           '%.1f x the bare map; redis-benchmark GET -P 50: %.0f ns/GET -> %.0f x faster'
           % ($keys, r['api'], r['threads'], r['ns_per_hit'], r['ns_per_hit'] / bare, ref_ns,
              ref_ns / r['ns_per_hit']))"

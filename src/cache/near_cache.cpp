@@ -435,7 +435,46 @@ struct alignas(64) NearCache::Shard {
   }
 };
 
-NearCache::NearCache(NearCacheOptions options) : options_(options) {
+namespace {
+
+std::atomic<std::uint64_t> next_cache_id{1};
+
+// A thread's front table: the values it found lately, for the cache `owner`.
+struct FrontSlot {
+  std::uint64_t hash = 0;
+  std::uint64_t epoch = 0;  // 0: empty
+  NearCache::Clock::time_point expires{};
+  NearValuePtr value;
+  std::string key;
+};
+struct FrontTable {
+  static constexpr std::size_t size = 1024;
+  std::uint64_t owner = 0;
+  std::uint32_t tick = 0;
+  std::size_t stripe = 0;
+  std::array<FrontSlot, size> slots;
+};
+
+FrontTable& front_table(std::uint64_t owner, std::size_t stripes) {
+  thread_local FrontTable table = [stripes] {
+    FrontTable t;
+    static std::atomic<std::size_t> threads{0};
+    t.stripe = threads.fetch_add(1, std::memory_order_relaxed) % stripes;
+    return t;
+  }();
+  if (table.owner != owner) {  // another cache's slots: start over for this one
+    for (auto& slot : table.slots) slot = FrontSlot{};
+    table.owner = owner;
+  }
+  return table;
+}
+
+}  // namespace
+
+NearCache::NearCache(NearCacheOptions options)
+    : options_(options),
+      id_(next_cache_id.fetch_add(1, std::memory_order_relaxed)),
+      front_hits_(std::make_unique<Stripe[]>(stripes)) {
   enabled_ = options_.max_entries > 0 && options_.max_bytes > 0;
   std::size_t shards = std::bit_ceil(std::clamp<std::size_t>(options_.shards, 1, max_shards));
   while (shards > 1 &&
@@ -466,8 +505,24 @@ NearCache::Clock::time_point NearCache::coarse_now() noexcept {
 }
 
 NearValuePtr NearCache::find(std::string_view key, Clock::time_point now) {
+  NearValuePtr owned;
+  const NearValuePtr* found = lookup(key, now, owned);
+  return found != nullptr ? *found : nullptr;
+}
+
+const NearValuePtr* NearCache::lookup(std::string_view key, Clock::time_point now,
+                                      NearValuePtr& owned) {
   if (!enabled_) return nullptr;
   const std::size_t h = hash_key(key);
+  // Read before the lookup: a slot filled from it is void once anything is invalidated after.
+  const std::uint64_t epoch = epoch_.load(std::memory_order_acquire);
+  FrontTable& front = front_table(id_, stripes);
+  FrontSlot& slot = front.slots[h % FrontTable::size];
+  if (slot.epoch == epoch && slot.hash == h && now < slot.expires && slot.key == key &&
+      (++front.tick & 63) != 0) {
+    front_hits_[front.stripe].hits.fetch_add(1, std::memory_order_relaxed);
+    return &slot.value;
+  }
   Shard& s = shard_for(h);
   std::lock_guard lock(s.mutex);
   s.sketch.record(h);
@@ -485,7 +540,21 @@ NearValuePtr NearCache::find(std::string_view key, Clock::time_point now) {
   }
   s.touch(n);
   ++s.hits;
-  return n.value;
+  if (slot.hash != h) {
+    // A key's first hit here only claims the slot: one-off keys (a scan, a uniform spread over
+    // more keys than slots) do not churn slots, whose old values would cost a cache miss each.
+    slot.hash = h;
+    slot.epoch = 0;
+  } else {
+    slot.epoch = epoch;
+    slot.expires = n.expires_at;
+    if (slot.value != n.value) {  // a sampled hit of the same value moves no reference count
+      slot.value = n.value;
+      slot.key.assign(key);
+    }
+  }
+  owned = n.value;
+  return &owned;
 }
 
 std::uint64_t NearCache::reserve(std::string_view key, Clock::time_point now) {
@@ -559,9 +628,15 @@ void NearCache::invalidate(std::string_view key) {
   Shard& s = shard_for(h);
   std::lock_guard lock(s.mutex);
   const auto it = s.map.find(KeyView{key, h});
-  if (it == s.map.end()) return;
+  // Even for a key the shards do not hold: a front table may (the shards may have evicted it).
+  // Inside the lock, after the removal: a lookup that found the old value started before.
+  if (it == s.map.end()) {
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
   s.erase(it->second);
   ++s.invalidations;
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 void NearCache::flush() {
@@ -569,6 +644,7 @@ void NearCache::flush() {
     std::lock_guard lock(shards_[i].mutex);
     shards_[i].clear();
   }
+  epoch_.fetch_add(1, std::memory_order_acq_rel);  // every front-table slot with it
   flushes_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -591,6 +667,9 @@ NearCache::Stats NearCache::stats() const {
     out.placeholders_dropped += s.placeholders_dropped;
   }
   out.flushes = flushes_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < stripes; ++i) {
+    out.hits += front_hits_[i].hits.load(std::memory_order_relaxed);
+  }
   return out;
 }
 

@@ -301,24 +301,25 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
   // read, so that an invalidation arriving meanwhile keeps the reply out of it.
   std::uint64_t ticket = 0;
   if (near_ && near_->active()) {
-    if (NearValuePtr copy = near_->cache().find(key, NearCache::coarse_now())) {
+    // Borrowed, not shared: no reference count moves on the hit path.
+    const bool held = near_->cache().visit(key, NearCache::coarse_now(), [&](const NearValue& v) {
       // The text was checked to be JSON when it was kept: copied out, not checked again.
       if constexpr (std::is_same_v<T, std::string>) {
-        found.value = copy->text;
+        found.value = v.text;
       } else {
-        found.value = parse(copy->text);
+        found.value = parse(v.text);
       }
-      if (found.value) {
-        found.kind = Kind::value;
-        found.meta.created = copy->created;
-        found.meta.soft_expiry = copy->soft_expiry;
-        counters_.hits.fetch_add(1, std::memory_order_relaxed);
-        counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
-        span.set("cache.hit", true);
-        span.set("cache.tier", "near");
-        record(op_get, start);
-        co_return found;
-      }
+      found.meta.created = v.created;
+      found.meta.soft_expiry = v.soft_expiry;
+    });
+    if (held && found.value) {
+      found.kind = Kind::value;
+      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
+      span.set("cache.hit", true);
+      span.set("cache.tier", "near");
+      record(op_get, start);
+      co_return found;
     }
     ticket = near_->cache().reserve(key, start);
   }

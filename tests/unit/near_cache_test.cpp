@@ -195,6 +195,41 @@ TEST(NearCache, invalidate_removes_a_published_value) {
   EXPECT_EQ(s.invalidations, 1u);
 }
 
+// The front table: repeated hits come from this thread's slot, and an invalidation or a flush
+// (even of a key the shards no longer hold) retires it at once.
+TEST(NearCache, repeated_hits_are_answered_by_the_front_table_until_an_invalidation) {
+  NearCache cache;
+  ASSERT_TRUE(put(cache, "k", "v1"));
+  for (int i = 0; i < 10; ++i) ASSERT_NE(cache.find("k", t0), nullptr);  // slot claimed, filled
+  const NearValue* borrowed = nullptr;
+  EXPECT_TRUE(cache.visit("k", t0, [&](const NearValue& v) { borrowed = &v; }));
+  EXPECT_EQ(borrowed, cache.find("k", t0).get());  // the same value, not a copy
+  EXPECT_EQ(cache.stats().hits, 12u);
+  cache.invalidate("k");
+  EXPECT_EQ(cache.find("k", t0), nullptr);
+  EXPECT_FALSE(cache.visit("k", t0, [](const NearValue&) {}));
+  ASSERT_TRUE(put(cache, "k", "v2"));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(cache.find("k", t0)->text, "v2");
+  cache.flush();
+  EXPECT_EQ(cache.find("k", t0), nullptr);
+  ASSERT_TRUE(put(cache, "k", "v3"));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(cache.find("k", t0)->text, "v3");
+  EXPECT_EQ(cache.find("k", t0 + 2h), nullptr);  // the slot keeps the entry's expiry
+}
+
+TEST(NearCache, an_invalidation_of_a_key_evicted_from_the_shards_still_retires_front_slots) {
+  NearCacheOptions options;
+  options.max_entries = 4;
+  options.shards = 1;
+  NearCache cache(options);
+  ASSERT_TRUE(put(cache, "hot", "v1"));
+  for (int i = 0; i < 10; ++i) ASSERT_NE(cache.find("hot", t0), nullptr);
+  for (int i = 0; i < 1000; ++i) (void)put(cache, "cold" + std::to_string(i), "x");
+  // Whether or not admission kept it, no slot may answer after its invalidation.
+  cache.invalidate("hot");
+  EXPECT_EQ(cache.find("hot", t0), nullptr);
+}
+
 TEST(NearCache, the_entry_bound_holds_after_many_fills) {
   NearCache cache(NearCacheOptions{.max_entries = 100, .shards = 4});
   ASSERT_EQ(cache.shard_count(), 4u);

@@ -36,9 +36,18 @@
 // oldest placeholder (its fill then fails). So memory stays below 1.25 × max_bytes plus the
 // sketch.
 //
-// Threading: any mix of calls from any threads. Each shard has its own mutex (held for a
+// Threading: any mix of calls from any threads. Each shard has its own lock (held for a
 // lookup and a few pointer moves, never across an allocation on the hit path); flush() and
 // stats() take the shards one after another.
+//
+// Front tables: each thread keeps a small direct-mapped table (1 024 slots) of the values it
+// found, each slot stamped with the cache's epoch when its lookup began. invalidate() and
+// flush() move the epoch on (inside the shard lock, after the removal), so a slot is used only
+// while nothing has been invalidated since its value was current: a repeated hit takes no lock
+// and writes nothing shared but the value's reference count. One hit in 64 still goes through
+// the shard, so the admission policy keeps seeing the key. A thread's slots may keep up to 1 024
+// values alive after the shards dropped them (until the next invalidation or their expiry);
+// max_bytes does not count them.
 #pragma once
 
 #include <atomic>
@@ -91,6 +100,19 @@ class NearCache {
   // (hit or miss) in the admission policy's frequency sketch. An expired entry is removed.
   [[nodiscard]] NearValuePtr find(std::string_view key, Clock::time_point now = Clock::now());
 
+  // find() without handing out a reference: calls `use(const NearValue&)` with the live value
+  // of `key` and says whether there was one. On a front-table hit the value is borrowed from
+  // this thread's slot — no reference count moves, nothing shared is written — so `use` must
+  // not call into this cache (that could replace the slot) nor keep the reference.
+  template <class Use>
+  bool visit(std::string_view key, Clock::time_point now, Use&& use) {
+    NearValuePtr owned;
+    const NearValuePtr* found = lookup(key, now, owned);
+    if (found == nullptr) return false;
+    use(**found);
+    return true;
+  }
+
   // Called before a read of `key` from Redis is sent: installs a "caching in progress"
   // placeholder for key (replacing an entry expired at `now`) and returns its ticket (nonzero).
   // 0 when nothing is to be cached: the cache is disabled, the key is too large, or a live entry
@@ -140,12 +162,25 @@ class NearCache {
   struct Shard;
 
   [[nodiscard]] Shard& shard_for(std::size_t hash) const noexcept;
+  // find()'s work: the value found, in this thread's front-table slot or in `owned`; null on a
+  // miss.
+  const NearValuePtr* lookup(std::string_view key, Clock::time_point now, NearValuePtr& owned);
 
   NearCacheOptions options_;
   bool enabled_ = false;
   std::size_t shard_mask_ = 0;
   std::unique_ptr<Shard[]> shards_;
   std::atomic<std::uint64_t> flushes_{0};
+  // Front tables (see find): every invalidate() and flush() moves the epoch on, which retires
+  // every slot filled before it; `id_` tells this cache's slots from another's.
+  std::uint64_t id_ = 0;
+  alignas(64) std::atomic<std::uint64_t> epoch_{1};
+  // Front-table hits, one counter per stripe of threads (no line shared by two busy threads).
+  struct alignas(64) Stripe {
+    std::atomic<std::uint64_t> hits{0};
+  };
+  static constexpr std::size_t stripes = 16;
+  std::unique_ptr<Stripe[]> front_hits_;
 };
 
 }  // namespace promptcache::cache

@@ -99,6 +99,14 @@ class PromptCacheService {
   // The near tier's value of `key`, if it holds a live one: no I/O, no copy, no counter (the
   // value is shared and immutable). Null without a near tier or when it misses.
   [[nodiscard]] NearValuePtr peek(std::string_view key) const;
+  // peek without taking a reference: `use(const NearValue&)` runs on the value if the near
+  // tier holds a live one (see NearCache::visit: `use` must not call into the service's cache
+  // nor keep the reference); whether it did.
+  template <class Use>
+  bool peek_with(std::string_view key, Use&& use) const {
+    if (!near_ || !near_->active()) return false;
+    return near_->cache().visit(key, NearCache::coarse_now(), std::forward<Use>(use));
+  }
   // get_json handing out the near tier's shared value when it holds one (no copy); otherwise
   // the value read (and kept in the tier when it has a place for it). Null on a miss.
   boost::asio::awaitable<NearValuePtr> get_shared(std::string_view key);
