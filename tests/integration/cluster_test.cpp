@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -234,6 +235,62 @@ TEST_F(Cluster, a_users_index_and_entries_share_one_node_and_survive_a_script_ca
     CO_ASSERT(stats);
     EXPECT_EQ(stats->keys, 100u);  // bob's 50 entries and their 50 indexes
   }());
+}
+
+TEST_F(Cluster, stampede_protection_works_on_the_cluster_lease_and_negative_marker_included) {
+  // Two services, each with a cluster client of its own (two processes' worth), the lease on.
+  net::ClientConfig cfg;
+  cfg.command_timeout = 5s;
+  std::vector<asio::any_io_executor> executors;
+  executors.push_back(io_.get_executor());
+  auto other = std::make_shared<ClusterStore>(executors, cfg, seeds_of(cluster_));
+  cache::ServiceOptions options;
+  options.lease = 2000ms;
+  cache::PromptCacheService a(store_, options);
+  cache::PromptCacheService b(other, options);
+  int calls = 0;
+  const cache::PromptCacheService::Fallback slow = [&]() -> asio::awaitable<boost::json::value> {
+    ++calls;
+    co_await testing::sleep_for(50ms);
+    co_return boost::json::value("loaded");
+  };
+  const cache::PromptCacheService::Loader none =
+      [&]() -> asio::awaitable<std::optional<boost::json::value>> {
+    ++calls;
+    co_return std::nullopt;
+  };
+  const std::string key = cache::analysis_key("cold", "lease-user", "t");
+  int answered = 0;
+  run([&]() -> asio::awaitable<void> {
+    bool a_done = false;
+    asio::co_spawn(io_, a.get_with_fallback(key, slow),
+                   [&](std::exception_ptr e, const boost::json::value& v) {
+                     answered += !e && v == boost::json::value("loaded") ? 1 : 0;
+                     a_done = true;
+                   });
+    auto second = co_await b.get_with_fallback(key, slow);  // while a loads: b waits on the lease
+    answered += second == boost::json::value("loaded") ? 1 : 0;
+    while (!a_done) co_await testing::sleep_for(5ms);
+    // A lease is the owner's to release, on whichever master holds its slot.
+    auto got = co_await store_->acquire_lease("promptcache:lease:x", "me", 10s);
+    CO_ASSERT(got && *got);
+    auto theirs = co_await other->acquire_lease("promptcache:lease:x", "them", 10s);
+    CO_ASSERT(theirs);
+    EXPECT_FALSE(*theirs);
+    auto wrong = co_await other->release_lease("promptcache:lease:x", "them");
+    CO_ASSERT(wrong);
+    EXPECT_FALSE(*wrong);
+    auto right = co_await store_->release_lease("promptcache:lease:x", "me");
+    CO_ASSERT(right);
+    EXPECT_TRUE(*right);
+    // "Not found" remembered as a marker in the key's slot.
+    const std::string absent = cache::analysis_key("absent", "lease-user", "t");
+    EXPECT_FALSE(co_await a.get_or_load(absent, none));
+    EXPECT_FALSE(co_await b.get_or_load(absent, none));
+  }());
+  EXPECT_EQ(answered, 2);
+  EXPECT_EQ(calls, 2);  // one load of the cold key, one of the absent one
+  other->close();
 }
 
 TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster) {
