@@ -34,25 +34,26 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
     cfg.cluster.refresh_period = parse_seconds("REDIS_CLUSTER_REFRESH_SECONDS", *v, true);
   }
   if (auto v = getenv("PROMPTCACHE_DEFAULT_TTL")) {
-    cfg.default_ttl =
+    cfg.service.default_ttl =
         std::chrono::seconds(parse_int<std::int64_t>("PROMPTCACHE_DEFAULT_TTL", *v, 0, 1ll << 40));
   }
   if (auto v = getenv("PROMPTCACHE_TTL_JITTER_PERCENT")) {
-    cfg.ttl_jitter = parse_int<int>("PROMPTCACHE_TTL_JITTER_PERCENT", *v, 0, 50) / 100.0;
+    cfg.service.ttl_jitter = parse_int<int>("PROMPTCACHE_TTL_JITTER_PERCENT", *v, 0, 50) / 100.0;
   }
   if (auto v = getenv("PROMPTCACHE_NEGATIVE_TTL_SECONDS")) {
-    cfg.negative_ttl = std::chrono::seconds(
+    cfg.service.negative_ttl = std::chrono::seconds(
         parse_int<std::int64_t>("PROMPTCACHE_NEGATIVE_TTL_SECONDS", *v, 0, 1ll << 40));
   }
   if (auto v = getenv("PROMPTCACHE_STALE_GRACE_SECONDS")) {
-    cfg.stale_grace = std::chrono::seconds(
+    cfg.service.stale_grace = std::chrono::seconds(
         parse_int<std::int64_t>("PROMPTCACHE_STALE_GRACE_SECONDS", *v, 0, 1ll << 40));
   }
   if (auto v = getenv("PROMPTCACHE_EARLY_REFRESH_PERCENT")) {
-    cfg.early_refresh = parse_int<int>("PROMPTCACHE_EARLY_REFRESH_PERCENT", *v, 0, 50) / 100.0;
+    cfg.service.early_refresh =
+        parse_int<int>("PROMPTCACHE_EARLY_REFRESH_PERCENT", *v, 0, 50) / 100.0;
   }
   if (auto v = getenv("PROMPTCACHE_LEASE_MS")) {
-    cfg.lease = std::chrono::milliseconds(
+    cfg.service.lease = std::chrono::milliseconds(
         parse_int<std::int64_t>("PROMPTCACHE_LEASE_MS", *v, 0, 3600 * 1000));
   }
   if (auto v = getenv("PROMPTCACHE_NEAR_CACHE");
@@ -83,7 +84,7 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
     }
   }
   if (auto v = getenv("PROMPTCACHE_COMPRESS_THRESHOLD")) {
-    cfg.codec.compress_threshold =
+    cfg.service.codec.compress_threshold =
         parse_int<std::size_t>("PROMPTCACHE_COMPRESS_THRESHOLD", *v, 0, 1ll << 40);
   }
   if (auto v = getenv("PROMPTCACHE_LOCAL_MAX_ENTRIES")) {
@@ -95,12 +96,13 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
         parse_int<std::size_t>("PROMPTCACHE_LOCAL_MAX_BYTES", *v, 1024, 1ll << 50);
   }
   if (auto v = getenv("PROMPTCACHE_BREAKER_FAILURES")) {
-    cfg.breaker.failure_threshold =
+    cfg.service.breaker.failure_threshold =
         parse_int<unsigned>("PROMPTCACHE_BREAKER_FAILURES", *v, 1, 1000000);
   }
   if (auto v = getenv("PROMPTCACHE_BREAKER_OPEN_SECONDS")) {
-    cfg.breaker.open_for = parse_seconds("PROMPTCACHE_BREAKER_OPEN_SECONDS", *v, false);
-    cfg.breaker.max_open_for = std::max(cfg.breaker.max_open_for, cfg.breaker.open_for);
+    cfg.service.breaker.open_for = parse_seconds("PROMPTCACHE_BREAKER_OPEN_SECONDS", *v, false);
+    cfg.service.breaker.max_open_for =
+        std::max(cfg.service.breaker.max_open_for, cfg.service.breaker.open_for);
   }
   return cfg;
 }

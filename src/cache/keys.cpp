@@ -118,22 +118,18 @@ std::string user_analysis_index_key(std::string_view user_id) {
 std::string analysis_index_of(std::string_view key) {
   if (!key.starts_with(analysis_prefix)) return {};
   key.remove_prefix(analysis_prefix.size());
-  // <hash>:{<user>}:<type>, each part escaped: no ':' or brace inside a part.
-  const auto colon = key.find(':');
-  if (colon == std::string_view::npos ||
-      key.substr(0, colon).find_first_of("{}") != std::string_view::npos) {
-    return {};
-  }
-  const std::string_view rest = key.substr(colon + 1);
-  const auto close = rest.find('}');
-  if (rest.size() < 3 || rest.front() != '{' || close == std::string_view::npos || close < 2 ||
-      close + 1 >= rest.size() || rest[close + 1] != ':' ||
-      rest.substr(1, close - 1).find('{') != std::string_view::npos ||
-      rest.substr(close + 2).find_first_of(":{}") != std::string_view::npos) {
-    return {};
-  }
+  // <hash>:{<user>}:<type>: three parts, none holding ':' or a brace but the tag's own.
+  const auto first = key.find(':');
+  const auto second = key.find(':', first == std::string_view::npos ? first : first + 1);
+  if (second == std::string_view::npos) return {};
+  const std::string_view tag = key.substr(first + 1, second - first - 1);
+  const bool plain = key.substr(0, first).find_first_of("{}") == std::string_view::npos &&
+                     key.substr(second + 1).find_first_of(":{}") == std::string_view::npos;
+  const bool tagged = tag.size() > 2 && tag.front() == '{' && tag.back() == '}' &&
+                      tag.substr(1, tag.size() - 2).find_first_of("{}") == std::string_view::npos;
+  if (!plain || !tagged) return {};
   std::string index(index_prefix);
-  index += rest.substr(0, close + 1);
+  index += tag;
   return index;
 }
 

@@ -4,14 +4,12 @@
 
 namespace promptcache::cache {
 
-void NearTier::invalidated(const std::vector<std::string>& keys) {
-  pushes_.fetch_add(1, std::memory_order_relaxed);
-  keys_.fetch_add(keys.size(), std::memory_order_relaxed);
-  for (const auto& k : keys) cache_.invalidate(k);
+void NearTier::invalidated(std::string_view key) {
+  keys_.fetch_add(1, std::memory_order_relaxed);
+  cache_.invalidate(key);
 }
 
 void NearTier::invalidated_all() {
-  pushes_.fetch_add(1, std::memory_order_relaxed);
   link_flushes_.fetch_add(1, std::memory_order_relaxed);
   cache_.flush();
 }

@@ -181,22 +181,26 @@ bool PromptCacheService::note_result(const error_code& ec) {
   return true;
 }
 
+const std::array<PromptCacheService::CounterField, 13> PromptCacheService::counter_fields = {{
+    {"hits", &Counters::hits, &CounterSnapshot::hits},
+    {"misses", &Counters::misses, &CounterSnapshot::misses},
+    {"errors", &Counters::errors, &CounterSnapshot::errors},
+    {"corrupt_values", &Counters::corrupt, &CounterSnapshot::corrupt},
+    {"skipped_reads", &Counters::skipped_reads, &CounterSnapshot::skipped_reads},
+    {"dropped_writes", &Counters::dropped_writes, &CounterSnapshot::dropped_writes},
+    {"fallback_calls", &Counters::fallback_calls, &CounterSnapshot::fallback_calls},
+    {"negative_hits", &Counters::negative_hits, &CounterSnapshot::negative_hits},
+    {"coalesced", &Counters::coalesced, &CounterSnapshot::coalesced},
+    {"stale_served", &Counters::stale_served, &CounterSnapshot::stale_served},
+    {"early_refreshes", &Counters::early_refreshes, &CounterSnapshot::early_refreshes},
+    {"lease_waits", &Counters::lease_waits, &CounterSnapshot::lease_waits},
+    {"near_hits", &Counters::near_hits, &CounterSnapshot::near_hits},
+}};
+
 PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcept {
-  constexpr auto relaxed = std::memory_order_relaxed;
   CounterSnapshot c;
-  c.hits = counters_.hits.load(relaxed);
-  c.misses = counters_.misses.load(relaxed);
-  c.errors = counters_.errors.load(relaxed);
-  c.corrupt = counters_.corrupt.load(relaxed);
-  c.skipped_reads = counters_.skipped_reads.load(relaxed);
-  c.dropped_writes = counters_.dropped_writes.load(relaxed);
-  c.fallback_calls = counters_.fallback_calls.load(relaxed);
-  c.negative_hits = counters_.negative_hits.load(relaxed);
-  c.coalesced = counters_.coalesced.load(relaxed);
-  c.stale_served = counters_.stale_served.load(relaxed);
-  c.early_refreshes = counters_.early_refreshes.load(relaxed);
-  c.lease_waits = counters_.lease_waits.load(relaxed);
-  c.near_hits = counters_.near_hits.load(relaxed);
+  for (const auto& f : counter_fields)
+    c.*f.copy = (counters_.*f.live).load(std::memory_order_relaxed);
   return c;
 }
 
@@ -272,6 +276,14 @@ PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored,
   return found;
 }
 
+asio::awaitable<PromptCacheService::Found<PromptCacheService::Json>>
+PromptCacheService::read_stored(std::string_view key) {
+  Found<Json> found;
+  auto stored = co_await store_->get(key);
+  if (stored && stored->has_value()) found = unwrap<Json>(**stored, parse_value);
+  co_return found;
+}
+
 asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
   counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
@@ -301,8 +313,9 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
   // read, so that an invalidation arriving meanwhile keeps the reply out of it.
   std::uint64_t ticket = 0;
   if (near_ && near_->active()) {
-    // Borrowed, not shared: no reference count moves on the hit path.
-    const bool held = near_->cache().visit(key, NearCache::coarse_now(), [&](const NearValue& v) {
+    // Borrowed, not shared: no reference count moves on the hit path (and `start`, already
+    // read, is the clock).
+    const bool held = near_->cache().visit(key, start, [&](const NearValue& v) {
       // The text was checked to be JSON when it was kept: copied out, not checked again.
       if constexpr (std::is_same_v<T, std::string>) {
         found.value = v.text;
@@ -375,6 +388,8 @@ asio::awaitable<NearValuePtr> PromptCacheService::get_shared(std::string_view ke
   }
   auto text = co_await get_json(key);
   if (!text) co_return nullptr;
+  // The read kept it in the near tier if it had a place: that one value, not another copy.
+  if (NearValuePtr kept = peek(key)) co_return kept;
   auto value = std::make_shared<NearValue>();
   value->text = std::move(*text);
   co_return value;
@@ -574,11 +589,13 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
 
 asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
     std::string_view key, const Fallback& fallback, std::optional<std::int64_t> ttl) {
-  // A copy of the fallback: an early refresh may call it after this call has returned.
-  const Loader loader = [fallback]() -> asio::awaitable<std::optional<Json>> {
-    co_return co_await fallback();
+  // Made only when a load runs: a hit allocates no loader. A copy of the fallback, since an
+  // early refresh may call it after this call has returned.
+  const auto make_loader = [&fallback] {
+    return Loader(
+        [fallback]() -> asio::awaitable<std::optional<Json>> { co_return co_await fallback(); });
   };
-  auto value = co_await load_through(key, loader, ttl, true);
+  auto value = co_await load_through(key, make_loader, ttl, true);
   // A waiter on a get_or_load of the same key can be told "not found": ask the fallback.
   if (!value) co_return co_await fallback();
   co_return std::move(*value);
@@ -586,7 +603,8 @@ asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load(
     std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl) {
-  return load_through(key, loader, ttl, false);
+  const auto make_loader = [&loader] { return loader; };
+  co_return co_await load_through(key, make_loader, ttl, false);
 }
 
 bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
@@ -601,8 +619,9 @@ bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
   return std::uniform_real_distribution<double>(0, 1)(rng) >= left / window;
 }
 
+template <class MakeLoader>
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_through(
-    std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl,
+    std::string_view key, const MakeLoader& make_loader, std::optional<std::int64_t> ttl,
     bool absent_is_miss) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
@@ -616,7 +635,8 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
       span.set("cache.early_refresh", true);
       // Runs on this loop after the caller has its value; owns copies of the key and loader.
       const auto ex = co_await asio::this_coro::executor;
-      asio::co_spawn(ex, load_once(std::string(key), loader, ttl, std::nullopt, true),
+      Loader loader = make_loader();
+      asio::co_spawn(ex, load_once(std::string(key), std::move(loader), ttl, std::nullopt, true),
                      [](std::exception_ptr e, const std::optional<Json>&) {
                        if (!e) return;
                        try {
@@ -637,6 +657,7 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
   }
   std::optional<Json> stale;
   if (found.kind == Kind::stale) stale = std::move(found.value);
+  Loader loader = make_loader();
   auto result = co_await load_once(std::string(key), loader, ttl, std::move(stale), false);
   record(op_fallback, start);
   co_return result;
@@ -655,13 +676,10 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
   try {
     if (!refresh && breaker_.allow(Clock::now())) {
       // A flight that ended between our miss and our join has stored its value: look again.
-      auto again = co_await store_->get(key);
-      if (again && again->has_value()) {
-        auto found = unwrap<Json>(**again, parse_value);
-        if (found.kind == Kind::value) {
-          lead.flight().publish(found.value);
-          co_return std::move(found.value);
-        }
+      auto again = co_await read_stored(key);
+      if (again.kind == Kind::value) {
+        lead.flight().publish(again.value);
+        co_return std::move(again.value);
       }
     }
     auto result = co_await load_and_store(key, loader, ttl);
@@ -706,12 +724,9 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
       error_code ignored;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       pause = std::min(pause * 2, std::chrono::milliseconds(50));
-      auto value = co_await store_->get(key);
-      if (value && value->has_value()) {
-        auto found = unwrap<Json>(**value, parse_value);
-        if (found.kind == Kind::value) co_return std::move(found.value);
-        if (found.kind == Kind::absent) co_return std::nullopt;
-      }
+      auto found = co_await read_stored(key);
+      if (found.kind == Kind::value) co_return std::move(found.value);
+      if (found.kind == Kind::absent) co_return std::nullopt;
     }
   }
   counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
@@ -809,18 +824,7 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   json::object client;
   client["tier"] = store_->tier();
   const CounterSnapshot c = counters();
-  client["hits"] = c.hits;
-  client["misses"] = c.misses;
-  client["errors"] = c.errors;
-  client["corrupt_values"] = c.corrupt;
-  client["skipped_reads"] = c.skipped_reads;
-  client["dropped_writes"] = c.dropped_writes;
-  client["fallback_calls"] = c.fallback_calls;
-  client["negative_hits"] = c.negative_hits;
-  client["coalesced"] = c.coalesced;
-  client["stale_served"] = c.stale_served;
-  client["early_refreshes"] = c.early_refreshes;
-  client["lease_waits"] = c.lease_waits;
+  for (const auto& f : counter_fields) client[f.name] = c.*f.copy;
   if (near_) {
     const auto n = near_->cache().stats();
     client["near"] = json::object{

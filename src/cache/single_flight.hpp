@@ -5,7 +5,6 @@
 #pragma once
 
 #include <exception>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,20 +26,22 @@ namespace promptcache::cache {
 class Flight {
  public:
   using Value = std::optional<boost::json::value>;  // nullopt: the source said "not found"
+  using Channel = boost::asio::experimental::concurrent_channel<void(boost::system::error_code)>;
 
   // The leader's outcome: its value (a deep copy on the default allocator, safe to change on
   // this thread), or its error rethrown.
   boost::asio::awaitable<Value> wait() {
-    using Channel = boost::asio::experimental::concurrent_channel<void(boost::system::error_code)>;
-    std::shared_ptr<Channel> channel;
+    // Made before the lock: nothing suspends or allocates an executor's work under it.
+    auto channel = std::make_shared<Channel>(co_await boost::asio::this_coro::executor, 1);
+    bool parked = false;
     {
       std::lock_guard lock(mutex_);
       if (!done_) {
-        channel = std::make_shared<Channel>(co_await boost::asio::this_coro::executor, 1);
-        wakers_.push_back([channel] { channel->try_send(boost::system::error_code{}); });
+        waiters_.push_back(channel);
+        parked = true;
       }
     }
-    if (channel) co_await channel->async_receive(boost::asio::use_awaitable);
+    if (parked) co_await channel->async_receive(boost::asio::use_awaitable);
     co_return outcome();
   }
 
@@ -60,15 +61,16 @@ class Flight {
  private:
   template <class Set>
   void finish(Set set) {
-    std::vector<std::function<void()>> wakers;
+    std::vector<std::shared_ptr<Channel>> waiters;
     {
       std::lock_guard lock(mutex_);
       if (done_) return;
       set();
       done_ = true;
-      wakers.swap(wakers_);
+      waiters.swap(waiters_);
     }
-    for (auto& wake : wakers) wake();
+    // Capacity 1: the send lands even if the waiter has not begun to receive.
+    for (auto& w : waiters) w->try_send(boost::system::error_code{});
   }
   Value outcome() const {
     // done_ is set and value_ / error_ never change after it: read without the lock.
@@ -81,7 +83,7 @@ class Flight {
   bool done_ = false;
   Value value_;
   std::exception_ptr error_;
-  std::vector<std::function<void()>> wakers_;
+  std::vector<std::shared_ptr<Channel>> waiters_;
 };
 
 class SingleFlight {

@@ -488,10 +488,7 @@ void Connection::track(const resp::Reply& message) {
     cfg_.tracking.listener->invalidated_all();
     return;
   }
-  std::vector<std::string> names;
-  names.reserve(keys.elements.size());
-  for (const auto& k : keys.elements) names.push_back(k.value);
-  cfg_.tracking.listener->invalidated(names);
+  for (const auto& k : keys.elements) cfg_.tracking.listener->invalidated(k.value);
 }
 
 bool Connection::dispatch(const resp::Node& node) {

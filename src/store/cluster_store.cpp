@@ -535,20 +535,16 @@ asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_indexed(std::string_
   const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
     scripts::push_drain(req, by_sha, index);
   };
-  std::uint64_t deleted = 0;
-  for (;;) {
+  const auto drain_once = [&]() -> asio::awaitable<Result<std::string>> {
     std::vector<Command> commands(1);
     commands[0].key = index;  // the index and its members share one slot
     auto replies = co_await run_scripts(std::move(commands), push);
-    const Reply& r = replies.front();
+    Reply& r = replies.front();
     if (r.error) co_return r.error;
     if (resp::is_error(r.type)) co_return make_error_code(error::server_error);
-    scripts::Drained step;
-    if (!scripts::parse_drained(r.value, step)) co_return make_error_code(error::unexpected_reply);
-    deleted += step.deleted;
-    if (progress && step.deleted > 0) progress(deleted);
-    if (step.left == 0) co_return deleted;
-  }
+    co_return std::move(r.value);
+  };
+  co_return co_await scripts::drain_all(drain_once, progress);
 }
 
 asio::awaitable<Result<bool>> ClusterStore::acquire_lease(std::string_view key,

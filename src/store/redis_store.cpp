@@ -241,19 +241,13 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_indexed(std::string_vi
   const auto push = [&](resp::Request& req, bool by_sha) {
     scripts::push_drain(req, by_sha, index);
   };
-  std::uint64_t deleted = 0;
-  for (;;) {
+  const auto drain_once = [&]() -> asio::awaitable<Result<std::string>> {
     auto reply = co_await run_script(*client_, push);
     if (!reply) co_return reply.error();
     if (reply->is_error()) co_return make_error_code(error::server_error);
-    scripts::Drained step;
-    if (!scripts::parse_drained(reply->value, step)) {
-      co_return make_error_code(error::unexpected_reply);
-    }
-    deleted += step.deleted;
-    if (progress && step.deleted > 0) progress(deleted);
-    if (step.left == 0) co_return deleted;
-  }
+    co_return std::move(reply->value);
+  };
+  co_return co_await scripts::drain_all(drain_once, progress);
 }
 
 asio::awaitable<Result<bool>> RedisStore::acquire_lease(std::string_view key,

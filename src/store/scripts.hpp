@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+
+#include "promptcache/error.hpp"
 #include "promptcache/resp/request.hpp"
 #include "promptcache/store/store.hpp"
 
@@ -38,6 +41,24 @@ struct Drained {
   std::uint64_t left = 0;
 };
 [[nodiscard]] bool parse_drained(std::string_view reply, Drained& out);
+
+// Runs drain calls until the index is empty: `drain_once()` sends one (push_drain) and gives
+// its reply's text, or the error that ends the drain. How many keys were deleted; `progress`
+// hears the running count.
+template <class DrainOnce>
+boost::asio::awaitable<Result<std::uint64_t>> drain_all(const DrainOnce& drain_once,
+                                                        const Progress& progress) {
+  std::uint64_t deleted = 0;
+  for (;;) {
+    Result<std::string> reply = co_await drain_once();
+    if (!reply) co_return reply.error();
+    Drained step;
+    if (!parse_drained(*reply, step)) co_return make_error_code(error::unexpected_reply);
+    deleted += step.deleted;
+    if (progress && step.deleted > 0) progress(deleted);
+    if (step.left == 0) co_return deleted;
+  }
+}
 
 // Whether a server error says the script is not in its cache (restart, SCRIPT FLUSH, failover).
 [[nodiscard]] bool is_noscript(std::string_view error) noexcept;

@@ -340,7 +340,7 @@ void race(bool flush_instead) {
     if (flush_instead) {
       near->link_down();
     } else {
-      near->invalidated(std::vector<std::string>(1, key));  // the push for the write
+      near->invalidated(key);  // the push for the write
     }
     co_await sleep_for(100ms);                       // the raced read has completed
     EXPECT_EQ(raced, std::optional<Json>(Json(1)));  // it read before the write: fine

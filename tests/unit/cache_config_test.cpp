@@ -30,9 +30,9 @@ std::string error_of(const Env& env) {
 TEST(CacheConfig, without_redis_variables_the_in_process_store_is_used) {
   const CacheConfig cfg = load({});
   EXPECT_FALSE(cfg.redis.has_value());
-  EXPECT_EQ(cfg.default_ttl.count(), 3600);
-  EXPECT_EQ(cfg.codec.compress_threshold, 1024u);
-  EXPECT_EQ(cfg.breaker.failure_threshold, 5u);
+  EXPECT_EQ(cfg.service.default_ttl.count(), 3600);
+  EXPECT_EQ(cfg.service.codec.compress_threshold, 1024u);
+  EXPECT_EQ(cfg.service.breaker.failure_threshold, 5u);
 }
 
 TEST(CacheConfig, redis_url_or_host_selects_redis) {
@@ -57,8 +57,8 @@ TEST(CacheConfig, redis_cluster_nodes_selects_a_cluster_with_the_shared_settings
 }
 
 TEST(CacheConfig, ttl_jitter_is_a_percentage_from_0_to_50) {
-  EXPECT_EQ(load({}).ttl_jitter, 0.0);
-  EXPECT_DOUBLE_EQ(load({{"PROMPTCACHE_TTL_JITTER_PERCENT", "10"}}).ttl_jitter, 0.10);
+  EXPECT_EQ(load({}).service.ttl_jitter, 0.0);
+  EXPECT_DOUBLE_EQ(load({{"PROMPTCACHE_TTL_JITTER_PERCENT", "10"}}).service.ttl_jitter, 0.10);
   for (const std::string bad : {"-1", "51", "ten", "5.5", ""}) {
     EXPECT_NE(
         error_of({{"PROMPTCACHE_TTL_JITTER_PERCENT", bad}}).find("PROMPTCACHE_TTL_JITTER_PERCENT"),
@@ -112,12 +112,12 @@ TEST(CacheConfig, reads_every_promptcache_variable) {
                                 {"PROMPTCACHE_LOCAL_MAX_BYTES", "2048"},
                                 {"PROMPTCACHE_BREAKER_FAILURES", "2"},
                                 {"PROMPTCACHE_BREAKER_OPEN_SECONDS", "0.5"}});
-  EXPECT_EQ(cfg.default_ttl.count(), 0);
-  EXPECT_EQ(cfg.codec.compress_threshold, 4096u);
+  EXPECT_EQ(cfg.service.default_ttl.count(), 0);
+  EXPECT_EQ(cfg.service.codec.compress_threshold, 4096u);
   EXPECT_EQ(cfg.local.max_entries, 10u);
   EXPECT_EQ(cfg.local.max_bytes, 2048u);
-  EXPECT_EQ(cfg.breaker.failure_threshold, 2u);
-  EXPECT_EQ(cfg.breaker.open_for.count(), 500);
+  EXPECT_EQ(cfg.service.breaker.failure_threshold, 2u);
+  EXPECT_EQ(cfg.service.breaker.open_for.count(), 500);
 }
 
 TEST(CacheConfig, every_bad_value_names_its_variable) {

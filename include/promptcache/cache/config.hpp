@@ -53,16 +53,11 @@ struct CacheConfig {
   std::vector<cluster::NodeAddress> cluster_nodes;
   // REDIS_READ_FROM_REPLICAS (false), REDIS_CLUSTER_REFRESH_SECONDS (10; 0: no periodic reload).
   store::ClusterOptions cluster;
-  std::chrono::seconds default_ttl{3600};  // PROMPTCACHE_DEFAULT_TTL
-  double ttl_jitter = 0;    // PROMPTCACHE_TTL_JITTER_PERCENT (0–50) / 100: see ServiceOptions
-  CodecOptions codec;       // PROMPTCACHE_COMPRESS_THRESHOLD (bytes)
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
-  CircuitBreaker::Options
-      breaker;  // PROMPTCACHE_BREAKER_FAILURES, PROMPTCACHE_BREAKER_OPEN_SECONDS
-  std::chrono::seconds negative_ttl{60};  // PROMPTCACHE_NEGATIVE_TTL_SECONDS
-  std::chrono::seconds stale_grace{0};    // PROMPTCACHE_STALE_GRACE_SECONDS
-  double early_refresh = 0;               // PROMPTCACHE_EARLY_REFRESH_PERCENT (0–50) / 100
-  std::chrono::milliseconds lease{0};     // PROMPTCACHE_LEASE_MS
+  // The service's own options: PROMPTCACHE_DEFAULT_TTL, _TTL_JITTER_PERCENT (0–50),
+  // _COMPRESS_THRESHOLD, _BREAKER_FAILURES, _BREAKER_OPEN_SECONDS, _NEGATIVE_TTL_SECONDS,
+  // _STALE_GRACE_SECONDS, _EARLY_REFRESH_PERCENT (0–50), _LEASE_MS.
+  ServiceOptions service;
   // The near tier (with Redis only): PROMPTCACHE_NEAR_CACHE=on, bounded by
   // PROMPTCACHE_NEAR_MAX_ENTRIES (10 000) and PROMPTCACHE_NEAR_MAX_BYTES (64 MiB), no entry kept
   // longer than PROMPTCACHE_NEAR_MAX_TTL_SECONDS (60) nor its Redis entry's TTL.
@@ -71,18 +66,7 @@ struct CacheConfig {
   // change under them is pushed, read or not) instead of tracking the keys read.
   std::vector<std::string> near_bcast_prefixes;
 
-  [[nodiscard]] ServiceOptions service_options() const {
-    ServiceOptions o;
-    o.default_ttl = default_ttl;
-    o.codec = codec;
-    o.breaker = breaker;
-    o.ttl_jitter = ttl_jitter;
-    o.negative_ttl = negative_ttl;
-    o.stale_grace = stale_grace;
-    o.early_refresh = early_refresh;
-    o.lease = lease;
-    return o;
-  }
+  [[nodiscard]] const ServiceOptions& service_options() const noexcept { return service; }
 
   // Throws net::ConfigError naming the variable.
   [[nodiscard]] static CacheConfig from_env(

@@ -13,7 +13,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "promptcache/cache/near_cache.hpp"
 #include "promptcache/net/config.hpp"
@@ -28,25 +27,22 @@ class NearTier final : public net::TrackingListener {
   // False once a connection could not turn tracking on: nothing is cached from then on.
   [[nodiscard]] bool active() const noexcept { return !refused_.load(std::memory_order_acquire); }
 
-  void invalidated(const std::vector<std::string>& keys) override;
+  void invalidated(std::string_view key) override;
   void invalidated_all() override;
   void link_down() override;
   void tracking_refused(std::string_view why) override;
 
   struct Stats {
-    std::uint64_t pushes = 0;  // invalidation messages received
-    std::uint64_t keys_invalidated = 0;
+    std::uint64_t keys_invalidated = 0;  // keys named by invalidation pushes
     std::uint64_t link_flushes = 0;  // flushes for a dropped connection or a null invalidation
   };
   [[nodiscard]] Stats stats() const noexcept {
-    return {pushes_.load(std::memory_order_relaxed), keys_.load(std::memory_order_relaxed),
-            link_flushes_.load(std::memory_order_relaxed)};
+    return {keys_.load(std::memory_order_relaxed), link_flushes_.load(std::memory_order_relaxed)};
   }
 
  private:
   NearCache cache_;
   std::atomic<bool> refused_{false};
-  std::atomic<std::uint64_t> pushes_{0};
   std::atomic<std::uint64_t> keys_{0};
   std::atomic<std::uint64_t> link_flushes_{0};
 };

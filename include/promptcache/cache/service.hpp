@@ -10,6 +10,7 @@
 // coroutine, the store decides where its I/O happens (see net::Client).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -218,6 +219,14 @@ class PromptCacheService {
     std::atomic<std::uint64_t> near_hits{0};
   };
 
+  // Every counter once: its name in get_cache_stats, where it lives, where counters() copies it.
+  struct CounterField {
+    const char* name;
+    std::atomic<std::uint64_t> Counters::*live;
+    std::uint64_t CounterSnapshot::*copy;
+  };
+  static const std::array<CounterField, 13> counter_fields;
+
   // What a stored value turned out to be.
   enum class Kind : std::uint8_t { miss, value, absent, stale };
   template <class T>
@@ -239,12 +248,17 @@ class PromptCacheService {
                                 std::string* text = nullptr) const;
   // The near tier's part of a write: its copy of `key` goes (before and after the write).
   void forget(std::string_view key);
+  // The store's value of `key` now, unwrapped: no near tier, counter or span (the re-reads of a
+  // load: the leader's second look, a lease waiter's poll). A store error reads as a miss.
+  boost::asio::awaitable<Found<Json>> read_stored(std::string_view key);
   // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
   template <class T, class Parse>
   boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse);
-  // get_or_load and get_with_fallback (`absent_is_miss`: the latter).
+  // get_or_load and get_with_fallback (`absent_is_miss`: the latter). `make_loader()` gives the
+  // Loader, called only when one is needed (a miss, an early refresh): a hit builds none.
+  template <class MakeLoader>
   boost::asio::awaitable<std::optional<Json>> load_through(std::string_view key,
-                                                           const Loader& loader,
+                                                           const MakeLoader& make_loader,
                                                            std::optional<std::int64_t> ttl,
                                                            bool absent_is_miss);
   // The single-flight leader's or waiter's part of a miss; `stale`: served if the loader fails.

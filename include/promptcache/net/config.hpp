@@ -47,8 +47,8 @@ struct SentinelConfig {
 class TrackingListener {
  public:
   virtual ~TrackingListener() = default;
-  // These keys changed (or were evicted from the server's tracking table).
-  virtual void invalidated(const std::vector<std::string>& keys) = 0;
+  // This key changed (or was evicted from the server's tracking table); once per key of a push.
+  virtual void invalidated(std::string_view key) = 0;
   // Every key changed (FLUSHALL / FLUSHDB): a null invalidation.
   virtual void invalidated_all() = 0;
   // A connection that carried invalidations dropped: what it tracked is no longer covered.
