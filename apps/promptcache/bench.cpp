@@ -1,5 +1,6 @@
 #include "bench.hpp"
 
+#include <time.h>
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -8,7 +9,6 @@
 #include <random>
 #include <string>
 #include <thread>
-#include <time.h>
 #include <unordered_map>
 #include <vector>
 
@@ -20,12 +20,12 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/near_tier.hpp"
 #include "promptcache/cache/service.hpp"
 #include "promptcache/error.hpp"
+#include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/redis_store.hpp"
@@ -67,7 +67,7 @@ std::string standard_value(std::size_t bytes) {
     v += R"(],"tokens":412,"pad":")";
     v.append(pad, 'x');
     v += "\"}";
-    return boost::json::serialize(boost::json::parse(v));
+    return json_text(boost::json::parse(v));
   };
   const std::size_t bare = with_pad(0).size();
   return with_pad(bytes > bare ? bytes - bare : 0);

@@ -11,12 +11,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
+#include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/redis_store.hpp"
@@ -157,7 +157,7 @@ void add_common(CLI::App* cmd, Common& c) {
 
 asio::awaitable<int> print_value(const std::optional<json::value>& v) {
   if (!v) co_return 1;  // a miss: nothing on stdout
-  std::cout << json::serialize(*v) << "\n";
+  std::cout << json_text(*v) << "\n";
   co_return 0;
 }
 
@@ -169,7 +169,7 @@ void print_table(const json::object& o, int indent = 0) {
       print_table(value.as_object(), indent + 2);
     } else {
       const std::string text =
-          value.is_string() ? std::string(value.as_string()) : json::serialize(value);
+          value.is_string() ? std::string(value.as_string()) : json_text(value);
       std::cout << fmt::format("{:{}}{:<{}} {}\n", "", indent, std::string_view(key),
                                std::max(1, 28 - indent), text);
     }
@@ -280,7 +280,7 @@ void add_operator_commands(CLI::App& app, int& exit_code) {
         Cache c = co_await connect_cache(*common);
         const json::object s = co_await c.service->get_cache_stats();
         if (*as_json || isatty(STDOUT_FILENO) == 0) {
-          std::cout << json::serialize(s) << "\n";
+          std::cout << json_text(s) << "\n";
         } else {
           print_table(s);
         }
@@ -317,24 +317,36 @@ void add_operator_commands(CLI::App& app, int& exit_code) {
         Cache c = co_await connect_cache(*common);
         ProgressBar bar("warmed", database->count(a->user));
         std::uint64_t done = 0;
+        std::uint64_t skipped = 0;
         std::int64_t after = 0;
         for (;;) {
           const auto rows = database->page(after, a->batch, a->user);
           if (rows.empty()) break;
-          std::vector<std::pair<std::string, std::string>> entries;
+          // Written at each row's version: a row changed meanwhile by `serve` keeps its newer
+          // cache entry. A row that cannot be decoded is reported and skipped, not cached.
+          std::vector<cache::PromptCacheService::VersionedEntry> entries;
           entries.reserve(rows.size());
           for (const auto& r : rows) {
-            entries.emplace_back(cache::analysis_key(r.prompt_hash, r.user_id, r.analysis_type),
-                                 json::serialize(db::to_json(r)));
+            if (!r.corrupt.empty()) {
+              ++skipped;
+              std::cerr << fmt::format(
+                  "warm: skipped the row with id {} (prompt_hash {}, user_id {:?}, "
+                  "analysis_type {:?}): {}\n",
+                  r.id, r.prompt_hash, r.user_id, r.analysis_type, r.corrupt);
+              continue;
+            }
+            entries.push_back({cache::analysis_key(r.prompt_hash, r.user_id, r.analysis_type),
+                               json_text(db::to_json(r)), static_cast<std::uint64_t>(r.version)});
           }
-          co_await c.service->set_multiple_json(entries);
-          done += rows.size();
+          co_await c.service->set_multiple_versioned(entries);
+          done += entries.size();
           after = rows.back().id;
-          bar.update(done);
+          bar.update(done + skipped);
         }
         bar.finish();
         std::cout << done << "\n";
-        co_return 0;
+        if (skipped > 0) std::cerr << fmt::format("warm: {} rows skipped\n", skipped);
+        co_return skipped > 0 ? 1 : 0;
       });
     });
   }

@@ -1,9 +1,11 @@
 #include "serve.hpp"
 
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -31,6 +33,9 @@ struct ServeOptions {
   std::size_t db_connections = 4;
   std::size_t body_limit = 1024 * 1024;
   unsigned shutdown_grace = 10;
+  // Per request and cache operation (docs/consistency.md): past it, the database answers.
+  unsigned cache_read_budget_ms = 100;
+  unsigned cache_write_budget_ms = 250;
 };
 
 // host:port, [v6]:port, or :port (all interfaces).
@@ -90,6 +95,11 @@ int serve(const ServeOptions& o) {
   } catch (const net::ConfigError& e) {
     return fail(e.what());
   }
+  // serve fences its fills with the lease (a Redis restart voids a fill in flight) and makes
+  // one database read per key across processes, unless PROMPTCACHE_LEASE_MS says otherwise.
+  if (std::getenv("PROMPTCACHE_LEASE_MS") == nullptr) {
+    cache_config.service.lease = std::chrono::milliseconds(2000);
+  }
   std::unique_ptr<db::Database> database;
   try {
     database = db::open_database(o.db, o.db_connections);
@@ -117,6 +127,8 @@ int serve(const ServeOptions& o) {
   server::ApiOptions api_options;
   api_options.api_key = o.api_key;
   api_options.db_threads = o.db_connections;
+  api_options.cache_read_budget = std::chrono::milliseconds(o.cache_read_budget_ms);
+  api_options.cache_write_budget = std::chrono::milliseconds(o.cache_write_budget_ms);
   server::Api api(*service, *database, api_options);
   api_ptr = &api;
   api.start_invalidation_retry(server.executors().front());
@@ -154,6 +166,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   o->listen = env_or("PROMPTCACHE_LISTEN", o->listen);
   o->db = env_or("PROMPTCACHE_DATABASE_URL", o->db);
   o->api_key = env_or("PROMPTCACHE_API_KEY", "");
+  const std::string read_budget = env_or("PROMPTCACHE_CACHE_READ_BUDGET_MS", "");
+  const std::string write_budget = env_or("PROMPTCACHE_CACHE_WRITE_BUDGET_MS", "");
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve the prompt-analysis HTTP API: the database behind, the cache in front");
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (env PROMPTCACHE_LISTEN)")
@@ -175,7 +189,36 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--shutdown-grace", o->shutdown_grace,
                   "Seconds to finish requests in flight at SIGTERM/SIGINT")
       ->capture_default_str();
-  cmd->callback([o, &exit_code] { exit_code = serve(*o); });
+  cmd->add_option("--cache-read-budget-ms", o->cache_read_budget_ms,
+                  "Longest wait for a cache read (and lease) per request before the database "
+                  "answers (env PROMPTCACHE_CACHE_READ_BUDGET_MS)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  cmd->add_option("--cache-write-budget-ms", o->cache_write_budget_ms,
+                  "Longest wait for a cache write or fill per request; a write that fails is "
+                  "repaired later (env PROMPTCACHE_CACHE_WRITE_BUDGET_MS)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  cmd->callback([o, cmd, read_budget, write_budget, &exit_code] {
+    // A variable counts unless the flag was given; a bad value is a clear error naming it.
+    for (const auto& [flag, name, value, target] :
+         {std::tuple{"--cache-read-budget-ms", "PROMPTCACHE_CACHE_READ_BUDGET_MS", read_budget,
+                     &o->cache_read_budget_ms},
+          std::tuple{"--cache-write-budget-ms", "PROMPTCACHE_CACHE_WRITE_BUDGET_MS", write_budget,
+                     &o->cache_write_budget_ms}}) {
+      if (value.empty() || cmd->count(flag) > 0) continue;
+      unsigned ms = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec != std::errc{} || end != value.data() + value.size() || ms < 1 || ms > 60000) {
+        std::cerr << fmt::format("promptcache serve: {}={:?}: expected milliseconds, 1 to 60000\n",
+                                 name, value);
+        exit_code = 1;
+        return;
+      }
+      *target = ms;
+    }
+    exit_code = serve(*o);
+  });
 }
 
 }  // namespace promptcache::app

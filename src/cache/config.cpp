@@ -56,6 +56,10 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
     cfg.service.lease = std::chrono::milliseconds(
         parse_int<std::int64_t>("PROMPTCACHE_LEASE_MS", *v, 0, 3600 * 1000));
   }
+  if (auto v = getenv("PROMPTCACHE_TOMBSTONE_SECONDS")) {
+    cfg.service.tombstone_ttl = std::chrono::seconds(
+        parse_int<std::int64_t>("PROMPTCACHE_TOMBSTONE_SECONDS", *v, 2, 1ll << 31));
+  }
   if (auto v = getenv("PROMPTCACHE_NEAR_CACHE");
       v && net::parse_bool("PROMPTCACHE_NEAR_CACHE", *v)) {
     NearCacheOptions near;

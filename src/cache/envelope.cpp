@@ -10,11 +10,13 @@ namespace promptcache::cache {
 namespace {
 
 constexpr char magic[] = {'\0', 'P', 'C'};
-constexpr std::uint8_t version = 1;
+constexpr std::uint8_t format = 2;
+constexpr std::uint8_t format_unversioned = 1;
 constexpr std::uint8_t codec_json = 1;
 constexpr std::uint8_t flag_zstd = 1;
 constexpr std::uint8_t flag_absent = 2;
-constexpr std::size_t header_size = 22;
+constexpr std::size_t header_size = 30;
+constexpr std::size_t unversioned_header_size = 22;
 
 void put_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
@@ -78,11 +80,12 @@ std::string encode_value(std::string_view json, const EnvelopeMeta& meta,
   std::string out;
   out.reserve(header_size + (compress ? ZSTD_compressBound(json.size()) : json.size()));
   out.append(magic, sizeof magic);
-  out += static_cast<char>(version);
+  out += static_cast<char>(format);
   out += static_cast<char>((compress ? flag_zstd : 0) | (meta.absent ? flag_absent : 0));
   out += static_cast<char>(codec_json);
   put_u64(out, to_ms(meta.created));
   put_u64(out, to_ms(meta.soft_expiry));
+  put_u64(out, meta.version);
   if (!compress) {
     out.append(json);
     return out;
@@ -112,8 +115,11 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
     value.legacy = true;
     return value;
   }
-  if (stored.size() < header_size || std::memcmp(stored.data(), magic, sizeof magic) != 0 ||
-      static_cast<std::uint8_t>(stored[3]) != version ||
+  const auto stored_format = stored.size() > 3 ? static_cast<std::uint8_t>(stored[3]) : 0;
+  const std::size_t header =
+      stored_format == format_unversioned ? unversioned_header_size : header_size;
+  if (stored.size() < header || std::memcmp(stored.data(), magic, sizeof magic) != 0 ||
+      (stored_format != format && stored_format != format_unversioned) ||
       static_cast<std::uint8_t>(stored[5]) != codec_json ||
       (static_cast<std::uint8_t>(stored[4]) & ~(flag_zstd | flag_absent)) != 0) {
     return make_error_code(error::corrupt_value);
@@ -126,7 +132,8 @@ boost::system::result<DecodedValue> decode_value(std::string_view stored,
   if (created > max_ms || soft_expiry > max_ms) return make_error_code(error::corrupt_value);
   value.meta.created = from_ms(created);
   value.meta.soft_expiry = from_ms(soft_expiry);
-  const std::string_view payload = stored.substr(header_size);
+  if (stored_format == format) value.meta.version = get_u64(stored.substr(22, 8));
+  const std::string_view payload = stored.substr(header);
   if ((static_cast<std::uint8_t>(stored[4]) & flag_absent) != 0) {
     if (!payload.empty() || (static_cast<std::uint8_t>(stored[4]) & flag_zstd) != 0) {
       return make_error_code(error::corrupt_value);

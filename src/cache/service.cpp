@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <type_traits>
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,7 +23,9 @@
 #include "cache/single_flight.hpp"
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/ttl.hpp"
+#include "promptcache/cluster/slot.hpp"
 #include "promptcache/error.hpp"
+#include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/detect.hpp"
@@ -226,13 +229,18 @@ std::chrono::seconds PromptCacheService::stored_ttl(std::chrono::seconds ttl) co
   return ttl.count() > 0 ? ttl + options_.stale_grace : ttl;
 }
 
-std::string PromptCacheService::encode(std::string_view json_text, std::chrono::seconds ttl,
-                                       bool absent) const {
+std::string PromptCacheService::encode(std::string_view text, std::chrono::seconds ttl, bool absent,
+                                       std::uint64_t version) const {
   EnvelopeMeta meta;
   meta.created = std::chrono::system_clock::now();
   if (ttl.count() > 0) meta.soft_expiry = meta.created + ttl;
   meta.absent = absent;
-  return encode_value(json_text, meta, options_.codec);
+  meta.version = version;
+  return encode_value(text, meta, options_.codec);
+}
+
+store::Deadline PromptCacheService::deadline_in(std::chrono::milliseconds budget) {
+  return budget.count() > 0 ? Clock::now() + budget : store::Deadline{};
 }
 
 namespace {
@@ -241,8 +249,9 @@ namespace {
 // allocation to build and one to free, not one each.
 std::optional<json::value> parse_value(std::string_view text) {
   error_code ec;
+  // Exact: Boost.JSON 1.81's own parse may be an ulp off, and what was stored is what is served.
   json::value value =
-      json::parse(text, ec, json::make_shared_resource<json::monotonic_resource>(text.size() * 2));
+      parse_exact(text, ec, json::make_shared_resource<json::monotonic_resource>(text.size() * 2));
   if (ec) return std::nullopt;
   return value;
 }
@@ -276,11 +285,11 @@ PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored,
   return found;
 }
 
-asio::awaitable<PromptCacheService::Found<PromptCacheService::Json>>
-PromptCacheService::read_stored(std::string_view key) {
-  Found<Json> found;
-  auto stored = co_await store_->get(key);
-  if (stored && stored->has_value()) found = unwrap<Json>(**stored, parse_value);
+asio::awaitable<PromptCacheService::Found<std::string>> PromptCacheService::read_stored(
+    std::string_view key, std::chrono::milliseconds budget) {
+  Found<std::string> found;
+  auto stored = co_await store_->get(key, deadline_in(budget));
+  if (stored && stored->has_value()) found = unwrap<std::string>(**stored, checked_text);
   co_return found;
 }
 
@@ -295,8 +304,8 @@ asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::siz
 }
 
 template <class T, class Parse>
-asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std::string_view key,
-                                                                             Parse parse) {
+asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(
+    std::string_view key, Parse parse, store::Deadline deadline) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_get");
   span.set("cache.key", key);
@@ -307,6 +316,7 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
     counters_.misses.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.hit", false);
     span.set("cache.skipped", true);
+    found.failed = true;
     co_return found;
   }
   // The near tier first: a live copy answers without I/O; otherwise a placeholder before the
@@ -324,6 +334,7 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
       }
       found.meta.created = v.created;
       found.meta.soft_expiry = v.soft_expiry;
+      found.meta.version = v.version;
     });
     if (held && found.value) {
       found.kind = Kind::value;
@@ -336,9 +347,10 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
     }
     ticket = near_->cache().reserve(key, start);
   }
-  auto stored = co_await store_->get(key);
+  auto stored = co_await store_->get(key, deadline);
   std::string text;
   if (note_result(stored)) {
+    found.failed = true;
     const std::string message = stored.error().message();
     span.record_exception(message);
     spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
@@ -355,6 +367,7 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(std
       copy->text = std::move(text);
       copy->created = found.meta.created;
       copy->soft_expiry = found.meta.soft_expiry;
+      copy->version = found.meta.version;
       // Less a margin: hits look at a coarse clock, up to a tick behind.
       const auto expires = found.meta.soft_expiry == SystemClock::time_point{}
                                ? NearCache::Clock::time_point::max()
@@ -440,49 +453,71 @@ asio::awaitable<void> PromptCacheService::add_analysis_result(std::string_view p
                                                               const Json& value,
                                                               std::optional<std::int64_t> ttl) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_await write(key, {}, &value, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS,
-                 store::SetMode::if_absent);
+  Put put;
+  put.value = &value;
+  put.ttl = ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS;
+  put.mode = store::SetMode::if_absent;
+  (void)co_await write(key, put);
 }
 
 asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
                                               std::optional<std::int64_t> ttl) {
-  co_await write(key, {}, &value, ttl, store::SetMode::always);
+  Put put;
+  put.value = &value;
+  put.ttl = ttl;
+  (void)co_await write(key, put);
 }
 
 asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
                                                    std::optional<std::int64_t> ttl) {
-  co_await write(key, json_text, nullptr, ttl, store::SetMode::always);
+  Put put;
+  put.json_text = json_text;
+  put.ttl = ttl;
+  (void)co_await write(key, put);
 }
 
-asio::awaitable<void> PromptCacheService::write(std::string_view key, std::string_view json_text,
-                                                const Json* value, std::optional<std::int64_t> ttl,
-                                                store::SetMode mode, bool absent) {
+asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put& put) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
   span.set("cache.tier", store_->tier());
-  const auto seconds = effective_ttl(ttl);
+  if (put.version > 0) span.set("cache.version", static_cast<std::int64_t>(put.version));
+  const auto seconds = effective_ttl(put.ttl);
   if (!breaker_.allow(start)) {
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.skipped", true);
     throw CacheError(fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
   }
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
-  const std::string serialized = value != nullptr ? json::serialize(*value) : std::string();
+  const std::string serialized = put.value != nullptr ? json_text(*put.value) : std::string();
   const auto spread = jittered(seconds);
   const std::string stored =
-      encode(value != nullptr ? std::string_view(serialized) : json_text, spread, absent);
+      encode(put.value != nullptr ? std::string_view(serialized) : put.json_text, spread,
+             put.absent, put.version);
   // An analysis key is recorded in its user's index with the write (one script on Redis).
   const std::string index = analysis_index_of(key);
+  store::Write w;
+  w.key = key;
+  w.value = stored;
+  w.ttl = stored_ttl(spread);
+  w.mode = put.mode;
+  w.index = index;
+  w.version = put.version;
+  w.not_after_ms = put.not_after_ms;
+  w.lease = put.lease;
+  w.token = put.token;
   forget(key);  // before: no read starting now is answered by the old copy
-  const error_code ec = co_await store_->set(key, stored, stored_ttl(spread), mode, index);
+  auto done = co_await store_->write(w, put.deadline);
   forget(key);  // after: a read that raced the write keeps its reply out of the near tier
   record(op_set, start);
-  if (note_result(ec)) {
-    span.record_exception(ec.message());
-    spdlog::warn("cache set failed op=set key={} error=\"{}\"", loggable(key), ec.message());
-    throw CacheError(fmt::format("cache set failed for {}: {}", loggable(key), ec.message()));
+  if (note_result(done)) {
+    const std::string message = done.error().message();
+    span.record_exception(message);
+    spdlog::warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
+    throw CacheError(fmt::format("cache set failed for {}: {}", loggable(key), message));
   }
+  span.set("cache.written", *done);
+  co_return *done;
 }
 
 asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
@@ -546,13 +581,32 @@ asio::awaitable<void> PromptCacheService::set_multiple(
     const std::vector<std::pair<std::string, Json>>& entries, std::optional<std::int64_t> ttl) {
   std::vector<std::pair<std::string, std::string>> texts;
   texts.reserve(entries.size());
-  for (const auto& [key, value] : entries) texts.emplace_back(key, json::serialize(value));
+  for (const auto& [key, value] : entries) texts.emplace_back(key, json_text(value));
   co_await set_multiple_json(texts, ttl);
 }
 
 asio::awaitable<void> PromptCacheService::set_multiple_json(
     const std::vector<std::pair<std::string, std::string>>& entries,
     std::optional<std::int64_t> ttl) {
+  co_await write_batch(entries, ttl, [](const auto& e) {
+    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.first, e.second, 0);
+  });
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple_versioned(
+    const std::vector<VersionedEntry>& entries, std::optional<std::int64_t> ttl) {
+  for (const auto& e : entries) {
+    if (e.version == 0) throw CacheError("a versioned write needs a version above 0");
+  }
+  co_await write_batch(entries, ttl, [](const VersionedEntry& e) {
+    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.key, e.json, e.version);
+  });
+}
+
+template <class Entries, class Fields>
+asio::awaitable<void> PromptCacheService::write_batch(const Entries& entries,
+                                                      std::optional<std::int64_t> ttl,
+                                                      Fields fields) {
   if (entries.empty()) co_return;
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_set_multiple");
@@ -566,9 +620,11 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   }
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
-  for (const auto& [key, text] : entries) {
+  for (const auto& entry : entries) {
+    const auto [key, text, version] = fields(entry);
     const auto spread = jittered(seconds);
-    encoded.push_back({key, encode(text, spread), stored_ttl(spread), analysis_index_of(key)});
+    encoded.emplace_back(std::string(key), encode(text, spread, false, version), stored_ttl(spread),
+                         analysis_index_of(key), version);
   }
   for (const auto& e : encoded) forget(e.key);
   auto failed = co_await store_->set_multiple(encoded);
@@ -587,24 +643,71 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
   spdlog::debug("set {} cache entries op=set_multiple", entries.size());
 }
 
+namespace {
+
+// A loaded text as the caller's type.
+template <class T>
+std::optional<T> from_text(std::string&& text) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return std::move(text);
+  } else {
+    return parse_value(text);
+  }
+}
+
+template <class T>
+std::string to_text(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return value;
+  } else {
+    return json_text(value);
+  }
+}
+
+}  // namespace
+
 asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
     std::string_view key, const Fallback& fallback, std::optional<std::int64_t> ttl) {
   // Made only when a load runs: a hit allocates no loader. A copy of the fallback, since an
   // early refresh may call it after this call has returned.
   const auto make_loader = [&fallback] {
-    return Loader(
-        [fallback]() -> asio::awaitable<std::optional<Json>> { co_return co_await fallback(); });
+    return TextLoader([fallback]() -> asio::awaitable<Versioned> {
+      // Named: g++ 12 destroys a temporary of a co_await expression twice.
+      const Json value = co_await fallback();
+      Versioned out;
+      out.json = json_text(value);
+      co_return out;
+    });
   };
-  auto value = co_await load_through(key, make_loader, ttl, true);
+  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, true, {});
   // A waiter on a get_or_load of the same key can be told "not found": ask the fallback.
-  if (!value) co_return co_await fallback();
-  co_return std::move(*value);
+  if (!found.value) co_return co_await fallback();
+  co_return std::move(*found.value);
 }
 
 asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load(
     std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl) {
+  const auto make_loader = [&loader] {
+    return TextLoader([loader]() -> asio::awaitable<Versioned> {
+      Versioned out;
+      if (auto value = co_await loader()) out.json = json_text(*value);
+      co_return out;
+    });
+  };
+  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, false, {});
+  co_return std::move(found.value);
+}
+
+asio::awaitable<PromptCacheService::Lookup> PromptCacheService::get_or_load_versioned(
+    std::string_view key, const VersionedLoader& loader, std::optional<std::int64_t> ttl,
+    std::chrono::milliseconds budget) {
   const auto make_loader = [&loader] { return loader; };
-  co_return co_await load_through(key, make_loader, ttl, false);
+  auto found =
+      co_await load_through<std::string>(key, checked_text, make_loader, ttl, false, budget);
+  Lookup out;
+  out.json = std::move(found.value);
+  out.hit = found.hit;
+  co_return out;
 }
 
 bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
@@ -619,25 +722,27 @@ bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
   return std::uniform_real_distribution<double>(0, 1)(rng) >= left / window;
 }
 
-template <class MakeLoader>
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_through(
-    std::string_view key, const MakeLoader& make_loader, std::optional<std::int64_t> ttl,
-    bool absent_is_miss) {
+template <class T, class Parse, class MakeLoader>
+asio::awaitable<PromptCacheService::Loaded<T>> PromptCacheService::load_through(
+    std::string_view key, Parse parse, const MakeLoader& make_loader,
+    std::optional<std::int64_t> ttl, bool absent_is_miss, std::chrono::milliseconds budget) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
   span.set("cache.key", key);
   (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
-  auto found = co_await read_value<Json>(key, parse_value);  // fails open: a miss
+  // Fails open: a miss.
+  auto found = co_await read_value<T>(key, parse, deadline_in(budget));
   span.set("cache.hit", found.kind == Kind::value);
+  Loaded<T> out;
+  LoadPlan plan{ttl, budget, !found.failed};
   if (found.kind == Kind::value) {
     if (due_for_refresh(found.meta) && !flights_->in_flight(key)) {
       counters_.early_refreshes.fetch_add(1, std::memory_order_relaxed);
       span.set("cache.early_refresh", true);
       // Runs on this loop after the caller has its value; owns copies of the key and loader.
       const auto ex = co_await asio::this_coro::executor;
-      Loader loader = make_loader();
-      asio::co_spawn(ex, load_once(std::string(key), std::move(loader), ttl, std::nullopt, true),
-                     [](std::exception_ptr e, const std::optional<Json>&) {
+      asio::co_spawn(ex, load_once(std::string(key), make_loader(), plan, std::nullopt, true),
+                     [](std::exception_ptr e, const std::optional<std::string>&) {
                        if (!e) return;
                        try {
                          std::rethrow_exception(e);
@@ -647,24 +752,31 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
                      });
     }
     record(op_fallback, start);
-    co_return std::move(found.value);
+    out.value = std::move(found.value);
+    out.hit = true;
+    co_return out;
   }
   if (found.kind == Kind::absent && !absent_is_miss) {
     counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.not_found", true);
     record(op_fallback, start);
-    co_return std::nullopt;
+    out.hit = true;
+    co_return out;
   }
-  std::optional<Json> stale;
-  if (found.kind == Kind::stale) stale = std::move(found.value);
-  Loader loader = make_loader();
-  auto result = co_await load_once(std::string(key), loader, ttl, std::move(stale), false);
+  std::optional<std::string> stale;
+  if (found.kind == Kind::stale) stale = to_text(*found.value);
+  // Named, not temporaries of the co_await expression (g++ 12 destroys those twice).
+  std::string owned_key(key);
+  TextLoader loader = make_loader();
+  auto text =
+      co_await load_once(std::move(owned_key), std::move(loader), plan, std::move(stale), false);
   record(op_fallback, start);
-  co_return result;
+  if (text) out.value = from_text<T>(std::move(*text));
+  co_return out;
 }
 
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_once(
-    std::string key, Loader loader, std::optional<std::int64_t> ttl, std::optional<Json> stale,
+asio::awaitable<std::optional<std::string>> PromptCacheService::load_once(
+    std::string key, TextLoader loader, LoadPlan plan, std::optional<std::string> stale,
     bool refresh) {
   auto [flight, leads] = flights_->join(key);
   if (!leads) {
@@ -674,15 +786,15 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
   FlightLead lead(flights_, key, flight);
   std::exception_ptr failure;
   try {
-    if (!refresh && breaker_.allow(Clock::now())) {
+    if (!refresh && plan.use_store && breaker_.allow(Clock::now())) {
       // A flight that ended between our miss and our join has stored its value: look again.
-      auto again = co_await read_stored(key);
+      auto again = co_await read_stored(key, plan.budget);
       if (again.kind == Kind::value) {
         lead.flight().publish(again.value);
         co_return std::move(again.value);
       }
     }
-    auto result = co_await load_and_store(key, loader, ttl);
+    auto result = co_await load_and_store(key, loader, plan);
     lead.flight().publish(result);
     co_return result;
   } catch (...) {
@@ -698,18 +810,19 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
   std::rethrow_exception(failure);
 }
 
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::load_and_store(
-    const std::string& key, const Loader& loader, std::optional<std::int64_t> ttl) {
+asio::awaitable<std::optional<std::string>> PromptCacheService::load_and_store(
+    const std::string& key, const TextLoader& loader, const LoadPlan& plan) {
   std::string lease_key;
   std::string token;
-  if (options_.lease.count() > 0 && breaker_.allow(Clock::now())) {
+  if (options_.lease.count() > 0 && plan.use_store && breaker_.allow(Clock::now())) {
     lease_key = "promptcache:lease:" + key;  // the key's hash tag, if any, still comes first
     thread_local std::mt19937_64 rng(std::random_device{}());
     token = fmt::format("{:016x}{:016x}", rng(), rng());
     const auto deadline = Clock::now() + 2 * options_.lease;
     auto pause = std::chrono::milliseconds(2);
     for (;;) {
-      auto got = co_await store_->acquire_lease(lease_key, token, options_.lease);
+      auto got = co_await store_->acquire_lease(lease_key, token, options_.lease,
+                                                deadline_in(plan.budget));
       if (!got || *got) {
         if (!got) lease_key.clear();  // the store failed: load without a lease
         break;
@@ -724,40 +837,65 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::loa
       error_code ignored;
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       pause = std::min(pause * 2, std::chrono::milliseconds(50));
-      auto found = co_await read_stored(key);
+      auto found = co_await read_stored(key, plan.budget);
       if (found.kind == Kind::value) co_return std::move(found.value);
       if (found.kind == Kind::absent) co_return std::nullopt;
     }
   }
   counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
-  std::optional<Json> result;
+  // Taken before the load: a fill is bounded by when its read began.
+  const auto read_at = SystemClock::now();
+  Versioned result;
   std::exception_ptr failure;
   try {
     result = co_await loader();  // its error is the caller's
   } catch (...) {
     failure = std::current_exception();
   }
-  if (!failure) co_await store_loaded(key, result, ttl);
-  if (!lease_key.empty()) (void)co_await store_->release_lease(lease_key, token);
+  // The fill is fenced by the lease when the two share a cluster slot (the write script then
+  // checks and releases it); otherwise the lease is released on its own.
+  const bool fenced = !lease_key.empty() && cluster::key_slot(lease_key) == cluster::key_slot(key);
+  // Views, not temporaries of the co_await expression (g++ 12 destroys those twice).
+  const std::string_view fence = fenced ? std::string_view(lease_key) : std::string_view();
+  const std::string_view fence_token = fenced ? std::string_view(token) : std::string_view();
+  bool released = false;
+  if (!failure && plan.use_store) {
+    released = co_await store_loaded(key, result, plan, read_at, fence, fence_token) && fenced;
+  }
+  if (!lease_key.empty() && !released) {
+    (void)co_await store_->release_lease(lease_key, token, deadline_in(plan.budget));
+  }
   if (failure) std::rethrow_exception(failure);
-  co_return result;
+  co_return std::move(result.json);
 }
 
-asio::awaitable<void> PromptCacheService::store_loaded(const std::string& key,
-                                                       const std::optional<Json>& value,
-                                                       std::optional<std::int64_t> ttl) {
-  if (!value && options_.negative_ttl.count() <= 0) co_return;
+asio::awaitable<bool> PromptCacheService::store_loaded(
+    const std::string& key, const Versioned& loaded, const LoadPlan& plan,
+    SystemClock::time_point read_at, std::string_view lease, std::string_view token) {
+  const bool absent = !loaded.json;
+  if (absent && options_.negative_ttl.count() <= 0) co_return false;
   if (breaker_.rejecting(Clock::now())) {
     // During an outage the write is dropped (and counted) without a throw or a log line.
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    co_return;
+    co_return false;
+  }
+  Put put;
+  put.json_text = absent ? std::string_view() : std::string_view(*loaded.json);
+  put.ttl = absent ? std::optional<std::int64_t>(options_.negative_ttl.count()) : plan.ttl;
+  put.absent = absent;
+  put.version = loaded.version;
+  put.lease = lease;
+  put.token = token;
+  put.deadline = deadline_in(plan.budget);
+  if (loaded.version > 0) {
+    // No fill outlives the tombstone that must stop it (see ServiceOptions::tombstone_ttl).
+    const auto bound = read_at + options_.tombstone_ttl / 2;
+    put.not_after_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(bound.time_since_epoch()).count();
   }
   try {
-    if (value) {
-      co_await write(key, {}, &*value, ttl, store::SetMode::always);
-    } else {
-      co_await write(key, {}, nullptr, options_.negative_ttl.count(), store::SetMode::always, true);
-    }
+    (void)co_await write(key, put);
+    co_return true;
   } catch (const CacheError& e) {
     // While the breaker is open every write is dropped (and counted): one line per call would
     // flood the log during an outage.
@@ -766,6 +904,33 @@ asio::awaitable<void> PromptCacheService::store_loaded(const std::string& key,
                    e.what());
     }
   }
+  co_return false;
+}
+
+asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
+                                                        std::string_view json_text,
+                                                        std::uint64_t version,
+                                                        std::optional<std::int64_t> ttl,
+                                                        std::chrono::milliseconds budget) {
+  if (version == 0) throw CacheError("a versioned write needs a version above 0");
+  Put put;
+  put.json_text = json_text;
+  put.ttl = ttl;
+  put.version = version;
+  put.deadline = deadline_in(budget);
+  co_return co_await write(key, put);
+}
+
+asio::awaitable<bool> PromptCacheService::delete_versioned(std::string_view key,
+                                                           std::uint64_t version,
+                                                           std::chrono::milliseconds budget) {
+  if (version == 0) throw CacheError("a versioned delete needs a version above 0");
+  Put put;
+  put.ttl = options_.tombstone_ttl.count();
+  put.absent = true;
+  put.version = version;
+  put.deadline = deadline_in(budget);
+  co_return co_await write(key, put);
 }
 
 asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(

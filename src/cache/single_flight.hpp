@@ -19,17 +19,15 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/value.hpp>
 
 namespace promptcache::cache {
 
 class Flight {
  public:
-  using Value = std::optional<boost::json::value>;  // nullopt: the source said "not found"
+  using Value = std::optional<std::string>;  // JSON text; nullopt: the source said "not found"
   using Channel = boost::asio::experimental::concurrent_channel<void(boost::system::error_code)>;
 
-  // The leader's outcome: its value (a deep copy on the default allocator, safe to change on
-  // this thread), or its error rethrown.
+  // The leader's outcome: a copy of its value, or its error rethrown.
   boost::asio::awaitable<Value> wait() {
     // Made before the lock: nothing suspends or allocates an executor's work under it.
     auto channel = std::make_shared<Channel>(co_await boost::asio::this_coro::executor, 1);
@@ -46,9 +44,7 @@ class Flight {
   }
 
   void publish(const Value& value) {
-    finish([&] {
-      if (value) value_.emplace(boost::json::value(*value, boost::json::storage_ptr()));
-    });
+    finish([&] { value_ = value; });
   }
   void fail(std::exception_ptr error) {
     finish([&] { error_ = std::move(error); });
@@ -75,8 +71,7 @@ class Flight {
   Value outcome() const {
     // done_ is set and value_ / error_ never change after it: read without the lock.
     if (error_) std::rethrow_exception(error_);
-    if (!value_) return std::nullopt;
-    return boost::json::value(*value_, boost::json::storage_ptr());
+    return value_;
   }
 
   mutable std::mutex mutex_;

@@ -18,8 +18,9 @@ namespace promptcache::db {
 // Now, as stored: UTC, ISO 8601, milliseconds.
 [[nodiscard]] std::string utc_now_iso();
 
-// A JSON column read back; a value of the wrong kind is a corrupt row (DbError naming `what`).
-[[nodiscard]] boost::json::object object_column(std::string_view text, std::string_view what);
-[[nodiscard]] boost::json::array array_column(std::string_view text, std::string_view what);
+// The row's JSON columns read back. A column that is not JSON, of the wrong kind, or holding a
+// number no double can keep leaves `r.corrupt` saying so (the row is reported, not thrown).
+void decode_columns(AnalysisRecord& r, std::string_view quality_scores,
+                    std::string_view improvement_suggestions, std::string_view metadata);
 
 }  // namespace promptcache::db

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 
 #include "db/backends.hpp"
+#include "promptcache/json_text.hpp"
 
 namespace promptcache::db {
 
@@ -23,6 +24,7 @@ json::object to_json(const AnalysisRecord& r) {
   o["processing_time_ms"] =
       r.processing_time_ms ? json::value(*r.processing_time_ms) : json::value(nullptr);
   o["model_version"] = r.model_version ? json::value(*r.model_version) : json::value(nullptr);
+  o["version"] = r.version;
   o["created_at"] = r.created_at;
   o["updated_at"] = r.updated_at;
   return o;
@@ -37,25 +39,39 @@ std::string utc_now_iso() {
 
 namespace {
 
-json::value parse_column(std::string_view text, std::string_view what) {
+// The column's value, or nullopt with `r.corrupt` saying why (the first problem is kept).
+std::optional<json::value> parse_column(AnalysisRecord& r, std::string_view text,
+                                        std::string_view what, json::kind expected) {
+  auto fail = [&](std::string why) -> std::optional<json::value> {
+    if (r.corrupt.empty()) r.corrupt = fmt::format("{} {}", what, why);
+    return std::nullopt;
+  };
+  if (auto bad = find_unrepresentable_number(text)) {
+    return fail(fmt::format("holds the number {} ({})", bad->literal, bad->reason));
+  }
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec) throw DbError(fmt::format("corrupt row: {} is not JSON", what));
+  json::value v = parse_exact(text, ec);
+  if (ec) return fail("is not JSON");
+  if (v.kind() != expected) {
+    return fail(expected == json::kind::object ? "is not a JSON object" : "is not a JSON array");
+  }
   return v;
 }
 
 }  // namespace
 
-json::object object_column(std::string_view text, std::string_view what) {
-  json::value v = parse_column(text, what);
-  if (!v.is_object()) throw DbError(fmt::format("corrupt row: {} is not a JSON object", what));
-  return std::move(v.as_object());
-}
-
-json::array array_column(std::string_view text, std::string_view what) {
-  json::value v = parse_column(text, what);
-  if (!v.is_array()) throw DbError(fmt::format("corrupt row: {} is not a JSON array", what));
-  return std::move(v.as_array());
+void decode_columns(AnalysisRecord& r, std::string_view quality_scores,
+                    std::string_view improvement_suggestions, std::string_view metadata) {
+  if (auto v = parse_column(r, quality_scores, "quality_scores", json::kind::object)) {
+    r.quality_scores = std::move(v->as_object());
+  }
+  if (auto v =
+          parse_column(r, improvement_suggestions, "improvement_suggestions", json::kind::array)) {
+    r.improvement_suggestions = std::move(v->as_array());
+  }
+  if (auto v = parse_column(r, metadata, "metadata", json::kind::object)) {
+    r.metadata = std::move(v->as_object());
+  }
 }
 
 std::string redact_url(std::string_view url) {

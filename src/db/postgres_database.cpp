@@ -6,11 +6,11 @@
 #include <utility>
 
 #include <fmt/format.h>
-#include <boost/json/serialize.hpp>
 
 #include "db/backends.hpp"
 #include "db/migrations.hpp"
 #include "db/pool.hpp"
+#include "promptcache/json_text.hpp"
 
 namespace promptcache::db {
 namespace {
@@ -21,7 +21,13 @@ constexpr const char* columns =
     "id, user_id, prompt_text, prompt_hash, analysis_type, quality_scores::text, "
     "improvement_suggestions::text, metadata::text, processing_time_ms, model_version, "
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), version";
+// The same columns of the row `r` joined to its key's version row `v` (lookup).
+constexpr const char* joined_columns =
+    "r.id, r.user_id, r.prompt_text, r.prompt_hash, r.analysis_type, r.quality_scores::text, "
+    "r.improvement_suggestions::text, r.metadata::text, r.processing_time_ms, r.model_version, "
+    "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+    "to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), v.version";
 
 constexpr const char* version_sql = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
 
@@ -47,7 +53,6 @@ class Result {
   [[nodiscard]] std::int64_t integer(int row, int col) const {
     return std::stoll(std::string(text(row, col)));
   }
-  [[nodiscard]] std::string affected() const { return PQcmdTuples(r_); }
 
  private:
   PGresult* r_;
@@ -60,13 +65,12 @@ AnalysisRecord read_row(const Result& r, int row) {
   a.prompt_text = r.text(row, 2);
   a.prompt_hash = r.text(row, 3);
   a.analysis_type = r.text(row, 4);
-  a.quality_scores = object_column(r.text(row, 5), "quality_scores");
-  a.improvement_suggestions = array_column(r.text(row, 6), "improvement_suggestions");
-  a.metadata = object_column(r.text(row, 7), "metadata");
+  decode_columns(a, r.text(row, 5), r.text(row, 6), r.text(row, 7));
   if (!r.is_null(row, 8)) a.processing_time_ms = r.integer(row, 8);
   if (!r.is_null(row, 9)) a.model_version = std::string(r.text(row, 9));
   a.created_at = r.text(row, 10);
   a.updated_at = r.text(row, 11);
+  a.version = r.integer(row, 12);
   return a;
 }
 
@@ -77,25 +81,36 @@ struct Prepared {
 
 const std::vector<Prepared>& statements() {
   static const std::vector<Prepared> all{
+      // The key's version row is locked (and moved on) first, as by every change of the key:
+      // the row's insert needs the version, so the CTE runs before it.
       {"upsert",
-       fmt::format("INSERT INTO prompt_analysis_results (user_id, prompt_text, prompt_hash, "
+       fmt::format("WITH v AS (INSERT INTO prompt_analysis_versions (prompt_hash, user_id, "
+                   "analysis_type, version) VALUES ($3, $1, $4, 1) "
+                   "ON CONFLICT (prompt_hash, user_id, analysis_type) DO UPDATE SET "
+                   "version = prompt_analysis_versions.version + 1 RETURNING version) "
+                   "INSERT INTO prompt_analysis_results (user_id, prompt_text, prompt_hash, "
                    "analysis_type, quality_scores, improvement_suggestions, metadata, "
-                   "processing_time_ms, model_version, created_at, updated_at) VALUES ($1, $2, "
-                   "$3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::bigint, $9, now(), now()) "
+                   "processing_time_ms, model_version, created_at, updated_at, version) VALUES "
+                   "($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::bigint, $9, now(), "
+                   "now(), (SELECT version FROM v)) "
                    "ON CONFLICT (prompt_hash, user_id, analysis_type) DO UPDATE SET "
                    "prompt_text = excluded.prompt_text, quality_scores = excluded.quality_scores, "
                    "improvement_suggestions = excluded.improvement_suggestions, "
                    "metadata = excluded.metadata, "
                    "processing_time_ms = excluded.processing_time_ms, "
-                   "model_version = excluded.model_version, updated_at = excluded.updated_at "
+                   "model_version = excluded.model_version, updated_at = excluded.updated_at, "
+                   "version = excluded.version "
                    "RETURNING {}",
                    columns)},
-      {"find", fmt::format("SELECT {} FROM prompt_analysis_results WHERE prompt_hash = $1 AND "
-                           "user_id = $2 AND analysis_type = $3",
-                           columns)},
-      {"remove",
-       "DELETE FROM prompt_analysis_results WHERE prompt_hash = $1 AND user_id = $2 AND "
-       "analysis_type = $3"},
+      // One statement, one snapshot: the row and the version agree.
+      {"lookup", fmt::format("SELECT {} FROM prompt_analysis_versions v "
+                             "LEFT JOIN prompt_analysis_results r ON "
+                             "r.prompt_hash = v.prompt_hash AND r.user_id = v.user_id AND "
+                             "r.analysis_type = v.analysis_type "
+                             "WHERE v.prompt_hash = $1 AND v.user_id = $2 AND "
+                             "v.analysis_type = $3",
+                             joined_columns)},
+      {"remove", "SELECT removed, new_version FROM promptcache_remove_analysis($1, $2, $3)"},
       {"page_all", fmt::format("SELECT {} FROM prompt_analysis_results WHERE id > $1::bigint "
                                "ORDER BY id LIMIT $2::bigint",
                                columns)},
@@ -181,9 +196,9 @@ class PostgresDatabase final : public Database {
         in.prompt_text,
         in.prompt_hash,
         in.analysis_type,
-        json::serialize(in.quality_scores),
-        json::serialize(in.improvement_suggestions),
-        json::serialize(in.metadata),
+        json_text(in.quality_scores),
+        json_text(in.improvement_suggestions),
+        json_text(in.metadata),
         in.processing_time_ms ? std::optional<std::string>(std::to_string(*in.processing_time_ms))
                               : std::nullopt,
         in.model_version};
@@ -194,19 +209,25 @@ class PostgresDatabase final : public Database {
     });
   }
 
-  std::optional<AnalysisRecord> find(std::string_view hash, std::string_view user,
-                                     std::string_view type) override {
+  Lookup lookup(std::string_view hash, std::string_view user, std::string_view type) override {
     const auto params = key_params(hash, user, type);
-    return call([&](Connection& c) -> std::optional<AnalysisRecord> {
-      Result r = c.run("find", params);
-      if (r.rows() == 0) return std::nullopt;
-      return read_row(r, 0);
+    return call([&](Connection& c) {
+      Result r = c.run("lookup", params);
+      Lookup found;
+      if (r.rows() == 0) return found;
+      found.version = r.integer(0, 12);
+      if (!r.is_null(0, 0)) found.row = read_row(r, 0);
+      return found;
     });
   }
 
-  bool remove(std::string_view hash, std::string_view user, std::string_view type) override {
+  Removal remove(std::string_view hash, std::string_view user, std::string_view type) override {
     const auto params = key_params(hash, user, type);
-    return call([&](Connection& c) { return c.run("remove", params).affected() != "0"; });
+    return call([&](Connection& c) {
+      Result r = c.run("remove", params);
+      if (r.rows() != 1) throw DbError("postgresql: the delete returned no row");
+      return Removal{r.text(0, 0) == "t", r.integer(0, 1)};
+    });
   }
 
   std::vector<AnalysisRecord> page(std::int64_t after_id, std::size_t limit,

@@ -5,11 +5,11 @@
 #include <filesystem>
 
 #include <fmt/format.h>
-#include <boost/json/serialize.hpp>
 
 #include "db/backends.hpp"
 #include "db/migrations.hpp"
 #include "db/pool.hpp"
+#include "promptcache/json_text.hpp"
 
 namespace promptcache::db {
 namespace {
@@ -19,7 +19,12 @@ namespace json = boost::json;
 constexpr const char* columns =
     "id, user_id, prompt_text, prompt_hash, analysis_type, quality_scores, "
     "improvement_suggestions, metadata, processing_time_ms, model_version, created_at, "
-    "updated_at";
+    "updated_at, version";
+// The same columns of the row `r` joined to its key's version row `v` (lookup).
+constexpr const char* joined_columns =
+    "r.id, r.user_id, r.prompt_text, r.prompt_hash, r.analysis_type, r.quality_scores, "
+    "r.improvement_suggestions, r.metadata, r.processing_time_ms, r.model_version, "
+    "r.created_at, r.updated_at, v.version";
 
 // One prepared statement, reset after each use.
 class Statement {
@@ -93,13 +98,12 @@ AnalysisRecord read_row(const Statement& s) {
   r.prompt_text = s.text(2);
   r.prompt_hash = s.text(3);
   r.analysis_type = s.text(4);
-  r.quality_scores = object_column(s.text(5), "quality_scores");
-  r.improvement_suggestions = array_column(s.text(6), "improvement_suggestions");
-  r.metadata = object_column(s.text(7), "metadata");
+  decode_columns(r, s.text(5), s.text(6), s.text(7));
   if (!s.is_null(8)) r.processing_time_ms = s.integer(8);
   if (!s.is_null(9)) r.model_version = std::string(s.text(9));
   r.created_at = s.text(10);
   r.updated_at = s.text(11);
+  r.version = s.integer(12);
   return r;
 }
 
@@ -137,8 +141,9 @@ class Connection {
     return prepared(
         0, fmt::format("INSERT INTO prompt_analysis_results (user_id, prompt_text, "
                        "prompt_hash, analysis_type, quality_scores, improvement_suggestions, "
-                       "metadata, processing_time_ms, model_version, created_at, updated_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) "
+                       "metadata, processing_time_ms, model_version, created_at, updated_at, "
+                       "version) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) "
                        "ON CONFLICT (prompt_hash, user_id, analysis_type) DO UPDATE SET "
                        "prompt_text = excluded.prompt_text, "
                        "quality_scores = excluded.quality_scores, "
@@ -146,14 +151,31 @@ class Connection {
                        "metadata = excluded.metadata, "
                        "processing_time_ms = excluded.processing_time_ms, "
                        "model_version = excluded.model_version, "
-                       "updated_at = excluded.updated_at "
+                       "updated_at = excluded.updated_at, version = excluded.version "
                        "RETURNING {}",
                        columns));
   }
-  Statement& find() {
-    return prepared(1, fmt::format("SELECT {} FROM prompt_analysis_results WHERE prompt_hash = ?1 "
-                                   "AND user_id = ?2 AND analysis_type = ?3",
-                                   columns));
+  // A key with no version row was never written: no row, version 0.
+  Statement& lookup() {
+    return prepared(1, fmt::format("SELECT {} FROM prompt_analysis_versions v "
+                                   "LEFT JOIN prompt_analysis_results r ON "
+                                   "r.prompt_hash = v.prompt_hash AND r.user_id = v.user_id AND "
+                                   "r.analysis_type = v.analysis_type "
+                                   "WHERE v.prompt_hash = ?1 AND v.user_id = ?2 AND "
+                                   "v.analysis_type = ?3",
+                                   joined_columns));
+  }
+  Statement& bump_version() {
+    return prepared(8,
+                    "INSERT INTO prompt_analysis_versions (prompt_hash, user_id, analysis_type, "
+                    "version) VALUES (?1, ?2, ?3, 1) "
+                    "ON CONFLICT (prompt_hash, user_id, analysis_type) DO UPDATE SET "
+                    "version = version + 1 RETURNING version");
+  }
+  Statement& current_version() {
+    return prepared(9,
+                    "SELECT version FROM prompt_analysis_versions WHERE prompt_hash = ?1 AND "
+                    "user_id = ?2 AND analysis_type = ?3");
   }
   Statement& remove() {
     return prepared(2,
@@ -189,6 +211,29 @@ class Connection {
   sqlite3* db_ = nullptr;
   std::vector<std::unique_ptr<Statement>> statements_;
 };
+
+// Runs `f` in a write transaction: BEGIN IMMEDIATE takes the database's one write lock at
+// once, so every change (and its version) is ordered.
+template <class F>
+auto in_transaction(Connection& c, F&& f) {
+  c.exec("BEGIN IMMEDIATE");
+  try {
+    auto result = f();
+    c.exec("COMMIT");
+    return result;
+  } catch (...) {
+    sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::int64_t next_version(Connection& c, std::string_view hash, std::string_view user,
+                          std::string_view type) {
+  Use use(c.bump_version());
+  use.s.bind(1, hash).bind(2, user).bind(3, type);
+  if (!use.s.step()) throw DbError("sqlite: the version update returned no row");
+  return use.s.integer(0);
+}
 
 void migrate(Connection& c) {
   c.exec("BEGIN IMMEDIATE");  // one migrator at a time, even across processes
@@ -229,38 +274,57 @@ class SqliteDatabase final : public Database {
 
   AnalysisRecord upsert(const AnalysisInput& in) override {
     auto c = pool_.acquire();
-    Use use(c->upsert());
-    use.s.bind(1, in.user_id)
-        .bind(2, in.prompt_text)
-        .bind(3, in.prompt_hash)
-        .bind(4, in.analysis_type)
-        .bind(5, json::serialize(in.quality_scores))
-        .bind(6, json::serialize(in.improvement_suggestions))
-        .bind(7, json::serialize(in.metadata))
-        .bind(8, in.processing_time_ms)
-        .bind(9, in.model_version)
-        .bind(10, utc_now_iso());
-    if (!use.s.step()) throw DbError("sqlite: the upsert returned no row");
-    AnalysisRecord r = read_row(use.s);
-    use.s.step();  // runs the statement to its end: the commit happens here
-    return r;
+    return in_transaction(*c, [&] {
+      const std::int64_t version = next_version(*c, in.prompt_hash, in.user_id, in.analysis_type);
+      Use use(c->upsert());
+      use.s.bind(1, in.user_id)
+          .bind(2, in.prompt_text)
+          .bind(3, in.prompt_hash)
+          .bind(4, in.analysis_type)
+          .bind(5, json_text(in.quality_scores))
+          .bind(6, json_text(in.improvement_suggestions))
+          .bind(7, json_text(in.metadata))
+          .bind(8, in.processing_time_ms)
+          .bind(9, in.model_version)
+          .bind(10, utc_now_iso())
+          .bind(11, version);
+      if (!use.s.step()) throw DbError("sqlite: the upsert returned no row");
+      AnalysisRecord r = read_row(use.s);
+      use.s.step();  // runs the statement to its end
+      return r;
+    });
   }
 
-  std::optional<AnalysisRecord> find(std::string_view hash, std::string_view user,
-                                     std::string_view type) override {
+  Lookup lookup(std::string_view hash, std::string_view user, std::string_view type) override {
     auto c = pool_.acquire();
-    Use use(c->find());
+    Use use(c->lookup());
     use.s.bind(1, hash).bind(2, user).bind(3, type);
-    if (!use.s.step()) return std::nullopt;
-    return read_row(use.s);
+    Lookup found;
+    if (!use.s.step()) return found;
+    found.version = use.s.integer(12);
+    if (!use.s.is_null(0)) found.row = read_row(use.s);
+    return found;
   }
 
-  bool remove(std::string_view hash, std::string_view user, std::string_view type) override {
+  Removal remove(std::string_view hash, std::string_view user, std::string_view type) override {
     auto c = pool_.acquire();
-    Use use(c->remove());
-    use.s.bind(1, hash).bind(2, user).bind(3, type);
-    use.s.step();
-    return sqlite3_changes(c->handle()) > 0;
+    return in_transaction(*c, [&] {
+      Removal out;
+      {
+        Use use(c->remove());
+        use.s.bind(1, hash).bind(2, user).bind(3, type);
+        use.s.step();
+        out.removed = sqlite3_changes(c->handle()) > 0;
+      }
+      if (out.removed) {
+        out.version = next_version(*c, hash, user, type);
+      } else {
+        Use use(c->current_version());
+        use.s.bind(1, hash).bind(2, user).bind(3, type);
+        if (use.s.step()) out.version = use.s.integer(0);
+      }
+      return out;
+    });
   }
 
   std::vector<AnalysisRecord> page(std::int64_t after_id, std::size_t limit,

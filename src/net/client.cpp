@@ -105,9 +105,10 @@ asio::awaitable<Result<resp::Reply>> Client::command(resp::Request req) {
   co_return std::move(out.replies().front());
 }
 
-asio::awaitable<Result<std::optional<std::string>>> Client::get(std::string_view key) {
+asio::awaitable<Result<std::optional<std::string>>> Client::get(
+    std::string_view key, std::chrono::steady_clock::time_point deadline) {
   resp::Request req;
-  req.push("GET", key).set_idempotent(true);
+  req.push("GET", key).set_idempotent(true).set_deadline(deadline);
   BulkSink sink;
   if (error_code ec = co_await execute(req, sink)) co_return ec;
   if (sink.error) co_return sink.error;

@@ -699,15 +699,17 @@ asio::awaitable<void> Connection::until_finished(Waiter* w) {
 // One coroutine frame per command, retry included: this is the hot path.
 asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink) {
   if (req.empty()) co_return error_code{};
+  const bool budgeted = req.deadline() != Clock::time_point{};
   for (int attempt = 0;; ++attempt) {
     Waiter* w = nullptr;
-    error_code ec = enqueue(req, sink, Clock::now() + cfg_.command_timeout, w);
+    const auto deadline = Clock::now() + cfg_.command_timeout;
+    error_code ec = enqueue(req, sink, budgeted ? std::min(deadline, req.deadline()) : deadline, w);
     if (ec) co_return ec;
     co_await until_finished(w);
     ec = w->ec;
     release_waiter(w);
     if (ec == error::timeout && attempt == 0 && cfg_.retry_on_timeout && req.idempotent() &&
-        !closed_) {
+        !budgeted && !closed_) {
       sink.reset();
       continue;
     }

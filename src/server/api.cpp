@@ -12,10 +12,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
 #include "promptcache/cache/keys.hpp"
+#include "promptcache/json_text.hpp"
 #include "server/sha256.hpp"
 
 namespace promptcache::server {
@@ -77,7 +77,7 @@ Response json_text_response(unsigned status, std::string body) {
 }
 
 Response json_response(unsigned status, const json::value& body) {
-  return json_text_response(status, json::serialize(body));
+  return json_text_response(status, json_text(body));
 }
 
 std::size_t utf8_chars(std::string_view s) {
@@ -85,11 +85,18 @@ std::size_t utf8_chars(std::string_view s) {
       s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
+// What is stored is what is served: a number no double can keep exactly as written (out of
+// range, underflowing to 0, an integer beyond 64 bits) is refused, naming its field.
 json::object parse_body(const Request& req) {
   boost::system::error_code ec;
-  json::value v = json::parse(req.body(), ec);
+  json::value v = parse_exact(req.body(), ec);
   if (ec) throw Refusal{400, fmt::format("malformed JSON: {}", ec.message())};
   if (!v.is_object()) throw Refusal{422, "the body must be a JSON object"};
+  if (auto bad = find_unrepresentable_number(req.body())) {
+    throw Refusal{422, fmt::format("{}: the number {} is {}",
+                                   bad->field.empty() ? std::string("body") : bad->field,
+                                   bad->literal, bad->reason)};
+  }
   return std::move(v.as_object());
 }
 
@@ -401,51 +408,72 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
 
   auto upsert = [this, in]() { return db_.upsert(in); };
   const db::AnalysisRecord record = co_await on_db(DbOp::upsert, upsert);
-  const json::value stored = db::to_json(record);
-  // The row is the truth and is durable now: whatever the cache does, the answer is 201. A
-  // cache entry that could not be replaced must not be read: drop_cached sees to it.
+  std::string text = json_text(db::to_json(record));
+  // The row is the truth and is durable now: whatever the cache does, the answer is 201. The
+  // cache write carries the row's version, so a slower writer of an older version, or a fill
+  // that read one, can never replace it; a write that failed is repaired later.
+  std::string key = cache::analysis_key(record.prompt_hash, record.user_id, record.analysis_type);
   out.cache = "write";
   try {
-    co_await cache_.set_analysis_result(record.prompt_hash, record.user_id, record.analysis_type,
-                                        stored);
+    (void)co_await cache_.set_versioned(key, text, static_cast<std::uint64_t>(record.version), {},
+                                        options_.cache_write_budget);
   } catch (const cache::CacheError&) {
     out.cache = "write-failed";
+    repair_later(std::move(key), Item{record.prompt_hash, record.user_id, record.analysis_type});
   }
-  if (out.cache != "write") {
-    co_await drop_cached(
-        cache::analysis_key(record.prompt_hash, record.user_id, record.analysis_type));
+  co_return json_text_response(201, std::move(text));
+}
+
+asio::awaitable<cache::PromptCacheService::Versioned> Api::load(const std::string& hash,
+                                                                const std::string& user,
+                                                                const std::string& type) {
+  auto find = [this, hash, user, type]() { return db_.lookup(hash, user, type); };
+  const db::Lookup found = co_await on_db(DbOp::find, find);
+  cache::PromptCacheService::Versioned out;
+  out.version = static_cast<std::uint64_t>(found.version);
+  if (!found.row) co_return out;
+  if (!found.row->corrupt.empty()) {
+    metrics_.corrupt_row();
+    spdlog::error(
+        "stored analysis cannot be decoded prompt_hash={} user_id={:?} analysis_type={:?} "
+        "problem=\"{}\"",
+        hash, user, type, found.row->corrupt);
+    throw Refusal{500, fmt::format("the stored analysis (prompt_hash {}, user_id {:?}, "
+                                   "analysis_type {:?}) cannot be decoded: {}",
+                                   hash, user, type, found.row->corrupt)};
   }
-  co_return json_response(201, stored);
+  out.json = json_text(db::to_json(*found.row));
+  co_return out;
 }
 
 asio::awaitable<Response> Api::read(std::string hash, std::string user, std::string type,
                                     Outcome& out) {
   const std::string key = cache::analysis_key(hash, user, type);
-  const bool bypass = is_pending(key);
-  if (!bypass) {
-    // Sent on as stored: no parse into a value and no serialization per hit.
-    if (auto hit = co_await cache_.get_analysis_result_json(hash, user, type)) {
-      out.cache = "hit";
-      Response res = json_text_response(200, std::move(*hit));
-      res.set("X-Cache", "hit");
-      co_return res;
-    }
+  cache::PromptCacheService::Lookup found;
+  if (is_pending(key)) {
+    // The cache may hold an older state until the repair lands: the database answers.
+    out.cache = "bypass";
+    auto item = co_await load(hash, user, type);
+    found.json = std::move(item.json);
+  } else {
+    // Through the library's stampede protection: one database read per key at a time in this
+    // process (one across processes with a lease), the row filled at the version it was read
+    // with, a 404 remembered as a versioned "not found" marker. The cache's own failures and
+    // budget overruns fall through to the database.
+    const cache::PromptCacheService::VersionedLoader loader =
+        [this, hash, user, type]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
+      co_return co_await load(hash, user, type);
+    };
+    found = co_await cache_.get_or_load_versioned(key, loader, {}, options_.cache_read_budget);
+    out.cache = found.hit ? "hit" : "miss";
   }
-  out.cache = bypass ? "bypass" : "miss";
-  auto find = [this, hash, user, type]() { return db_.find(hash, user, type); };
-  const std::optional<db::AnalysisRecord> row = co_await on_db(DbOp::find, find);
-  if (!row) throw Refusal{404, "no analysis for this prompt_hash, user_id and analysis_type"};
-  const json::value value = db::to_json(*row);
-  if (!bypass) {
-    try {
-      // Only into an empty place: a POST that stored a newer value meanwhile wins.
-      co_await cache_.add_analysis_result(hash, user, type, value);
-    } catch (const cache::CacheError&) {
-      // Nothing to undo: the entry was absent and stays absent.
-    }
+  if (!found.json) {
+    Response res = error(404, "no analysis for this prompt_hash, user_id and analysis_type");
+    res.set("X-Cache", out.cache);
+    co_return res;
   }
-  Response res = json_response(200, value);
-  res.set("X-Cache", "miss");
+  Response res = json_text_response(200, std::move(*found.json));
+  res.set("X-Cache", out.cache);
   co_return res;
 }
 
@@ -462,10 +490,22 @@ asio::awaitable<Response> Api::lookup(Request& req, Outcome& out) {
 asio::awaitable<Response> Api::remove(std::string hash, std::string user, std::string type,
                                       Outcome& out) {
   auto erase = [this, hash, user, type]() { return db_.remove(hash, user, type); };
-  const bool removed = co_await on_db(DbOp::remove, erase);
+  const db::Removal removal = co_await on_db(DbOp::remove, erase);
   out.cache = "delete";
-  co_await drop_cached(cache::analysis_key(hash, user, type));
-  if (!removed) throw Refusal{404, "no analysis for this prompt_hash, user_id and analysis_type"};
+  if (removal.version > 0) {
+    // A tombstone at the delete's version: no fill that read the row before it lands after it.
+    std::string key = cache::analysis_key(hash, user, type);
+    try {
+      (void)co_await cache_.delete_versioned(key, static_cast<std::uint64_t>(removal.version),
+                                             options_.cache_write_budget);
+    } catch (const cache::CacheError&) {
+      out.cache = "delete-failed";
+      repair_later(std::move(key), Item{hash, user, type});
+    }
+  }
+  if (!removal.removed) {
+    throw Refusal{404, "no analysis for this prompt_hash, user_id and analysis_type"};
+  }
   json::object body;
   body["deleted"] = true;
   body["prompt_hash"] = hash;
@@ -509,15 +549,30 @@ asio::awaitable<Response> Api::ready() {
   co_return json_response(200, body);
 }
 
-asio::awaitable<void> Api::drop_cached(std::string key) {
-  try {
-    (void)co_await cache_.delete_key(key);
-    co_return;
-  } catch (const cache::CacheError&) {
-  }
-  spdlog::warn("cache entry could not be removed; bypassed and retried key={:?}", key);
+void Api::repair_later(std::string key, Item item) {
+  spdlog::warn("cache entry could not be written; bypassed and repaired later key={:?}", key);
   std::lock_guard lock(pending_mutex_);
-  pending_.insert(std::move(key));
+  item.ticket = ++next_ticket_;
+  pending_.insert_or_assign(std::move(key), std::move(item));
+}
+
+asio::awaitable<bool> Api::repair(const std::string& key, const Item& item) {
+  cache::PromptCacheService::Versioned now;
+  try {
+    now = co_await load(item.hash, item.user, item.type);
+  } catch (const Refusal&) {
+    co_return false;  // the database is down (or the row corrupt): not repaired yet
+  }
+  try {
+    if (now.json) {
+      (void)co_await cache_.set_versioned(key, *now.json, now.version);
+    } else if (now.version > 0) {
+      (void)co_await cache_.delete_versioned(key, now.version);
+    }
+  } catch (const cache::CacheError&) {
+    co_return false;
+  }
+  co_return true;
 }
 
 void Api::start_invalidation_retry(const asio::any_io_executor& ex) {
@@ -531,19 +586,18 @@ asio::awaitable<void> Api::retry_invalidations() {
     boost::system::error_code ec;
     co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
-    std::vector<std::string> keys;
+    std::vector<std::pair<std::string, Item>> items;
     {
       std::lock_guard lock(pending_mutex_);
-      keys.assign(pending_.begin(), pending_.end());
+      items.assign(pending_.begin(), pending_.end());
     }
-    for (const auto& key : keys) {
-      try {
-        (void)co_await cache_.delete_key(key);
-      } catch (const cache::CacheError&) {
-        break;  // still down: the next tick tries again
-      }
+    for (const auto& [key, item] : items) {
+      if (!co_await repair(key, item)) break;  // still down: the next tick tries again
+      // A write that failed after this repair read the database has registered the key anew
+      // (a new ticket): only the entry repaired here may go.
       std::lock_guard lock(pending_mutex_);
-      pending_.erase(key);
+      auto it = pending_.find(key);
+      if (it != pending_.end() && it->second.ticket == item.ticket) pending_.erase(it);
     }
   }
 }

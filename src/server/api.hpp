@@ -4,9 +4,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -28,8 +28,12 @@ struct ApiOptions {
   std::size_t max_analysis_type_chars = 50;
   std::size_t max_model_version_bytes = 200;
   std::size_t db_threads = 4;
-  // How often cache deletions that failed (Redis down) are tried again.
+  // How often cache writes that failed (Redis down) are repaired.
   std::chrono::milliseconds invalidation_retry{500};
+  // How long a request waits for the cache per operation (a read; a write or a fill) before
+  // it goes on without it: the database answers, and the timeout counts toward the breaker.
+  std::chrono::milliseconds cache_read_budget{100};
+  std::chrono::milliseconds cache_write_budget{250};
 };
 
 class Api {
@@ -42,12 +46,12 @@ class Api {
   boost::asio::awaitable<Response> handle(Request& req);
   // A JSON error body {"error": message} with `status`.
   [[nodiscard]] static Response error(unsigned status, std::string_view message);
-  // Keeps retrying the cache deletions that failed, on `ex`, until the executor stops.
+  // Keeps repairing the cache entries whose write failed, on `ex`, until the executor stops.
   void start_invalidation_retry(const boost::asio::any_io_executor& ex);
 
   [[nodiscard]] Metrics& metrics() noexcept { return metrics_; }
   // Keys whose cache entry may be stale (a delete or write failed) and is bypassed until a
-  // retry removes it.
+  // repair writes the database's current state over it.
   [[nodiscard]] std::size_t pending_invalidations() const;
 
  private:
@@ -63,11 +67,26 @@ class Api {
   boost::asio::awaitable<Response> stats();
   boost::asio::awaitable<Response> ready();
   boost::asio::awaitable<void> retry_invalidations();
+  // The key's row (or its absence) and version from the database, for the cache. A row that
+  // cannot be decoded is refused with a clear error (and counted), never cached.
+  boost::asio::awaitable<cache::PromptCacheService::Versioned> load(const std::string& hash,
+                                                                    const std::string& user,
+                                                                    const std::string& type);
   // Runs a blocking database call on the database threads; resumes on the caller's.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&>> on_db(DbOp op, F& f);
-  // The cache entry for `key` is deleted, now or (if the cache is down) by the retry loop.
-  boost::asio::awaitable<void> drop_cached(std::string key);
+  // A key whose cache write failed: bypassed by this process's reads until retry_invalidations
+  // has written the database's current state (versioned) over whatever the cache holds.
+  struct Item {
+    std::string hash;
+    std::string user;
+    std::string type;
+    std::uint64_t ticket = 0;  // which failure registered it (a later one replaces it)
+  };
+  void repair_later(std::string key, Item item);
+  // Writes the key's current state from the database into the cache; false if the cache
+  // failed.
+  boost::asio::awaitable<bool> repair(const std::string& key, const Item& item);
   [[nodiscard]] bool is_pending(const std::string& key) const;
 
   cache::PromptCacheService& cache_;
@@ -77,7 +96,8 @@ class Api {
   boost::asio::thread_pool db_threads_;
   std::shared_ptr<spdlog::logger> access_log_;  // "access" if registered, else the default
   mutable std::mutex pending_mutex_;
-  std::set<std::string> pending_;
+  std::map<std::string, Item> pending_;
+  std::uint64_t next_ticket_ = 0;  // guarded by pending_mutex_
 };
 
 }  // namespace promptcache::server

@@ -98,6 +98,9 @@ std::string Metrics::render(const cache::PromptCacheService& service) const {
     line("promptcache_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", name, total);
   }
 
+  line("# HELP promptcache_db_corrupt_rows_total Rows that could not be decoded (not served).\n");
+  line("# TYPE promptcache_db_corrupt_rows_total counter\n");
+  line("promptcache_db_corrupt_rows_total {}\n", corrupt_rows_.load(relaxed));
   line("# HELP promptcache_db_calls_total Calls to the database, by operation and outcome.\n");
   line("# TYPE promptcache_db_calls_total counter\n");
   for (std::size_t o = 0; o < ops; ++o) {

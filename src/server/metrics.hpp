@@ -35,6 +35,8 @@ class Metrics {
  public:
   void request(Route route, unsigned status, std::chrono::nanoseconds duration) noexcept;
   void db_call(DbOp op, bool ok) noexcept;
+  // A row the database returned that could not be decoded (reported, never served).
+  void corrupt_row() noexcept { corrupt_rows_.fetch_add(1, std::memory_order_relaxed); }
   // Everything, with the cache's counters and breaker read from `service` at this moment.
   [[nodiscard]] std::string render(const cache::PromptCacheService& service) const;
 
@@ -51,6 +53,7 @@ class Metrics {
   std::array<std::array<std::atomic<std::uint64_t>, bounds.size() + 1>, routes> buckets_{};
   std::array<std::atomic<std::uint64_t>, routes> duration_ns_{};
   std::array<std::array<std::atomic<std::uint64_t>, 2>, ops> db_calls_{};  // [op][ok]
+  std::atomic<std::uint64_t> corrupt_rows_{0};
 };
 
 }  // namespace promptcache::server

@@ -256,7 +256,13 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
     Recorder recorder;
     error_code ec;
   };
+  // A caller's budget (the commands of one call share it) ends the retries too.
+  const auto deadline = commands.empty() ? Deadline{} : commands.front().request.deadline();
   for (int attempt = 0; !pending.empty(); ++attempt) {
+    if (attempt > 0 && deadline != Deadline{} && std::chrono::steady_clock::now() >= deadline) {
+      for (std::size_t i : pending) out[i].error = make_error_code(error::timeout);
+      break;
+    }
     const bool last_try = attempt + 1 == max_attempts;
     std::map<std::string, Group> groups;
     std::vector<std::size_t> retry;
@@ -276,6 +282,7 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
       }
       Group& g = groups[target->to_string()];
       g.node = *target;
+      g.request.set_deadline(deadline);
       g.commands.push_back(i);
       if (ask_to[i]) g.request.push("ASKING");
       g.request.append(commands[i].request);
@@ -357,17 +364,18 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<
   co_return out;
 }
 
-asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key) {
+asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key,
+                                                                      Deadline deadline) {
   // The common case in one round trip without the batch machinery: the key's master answers.
   // A redirect, a busy cluster or a failed node goes the general way, which follows it.
   if (auto client = options_.read_from_replicas ? nullptr : master_client(key)) {
-    auto value = co_await client->get(key);
-    if (value) co_return value;
+    auto value = co_await client->get(key, deadline);
+    if (value || value.error() == error::timeout) co_return value;
   }
   std::vector<Command> commands(1);
   commands[0].key = key;
   commands[0].read = true;
-  commands[0].request.push("GET", key);
+  commands[0].request.push("GET", key).set_deadline(deadline);
   auto replies = co_await run(std::move(commands));
   Reply& r = replies.front();
   if (r.error) co_return r.error;
@@ -393,24 +401,6 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> ClusterStore::g
   }
   co_return values;
 }
-
-namespace {
-
-void push_set(resp::Request& req, std::string_view key, std::string_view value,
-              std::chrono::seconds ttl, SetMode mode) {
-  const bool nx = mode == SetMode::if_absent;
-  if (ttl.count() > 0 && nx) {
-    req.push("SET", key, value, "NX", "EX", ttl.count());
-  } else if (ttl.count() > 0) {
-    req.push("SET", key, value, "EX", ttl.count());
-  } else if (nx) {
-    req.push("SET", key, value, "NX");
-  } else {
-    req.push("SET", key, value);
-  }
-}
-
-}  // namespace
 
 asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run_scripts(
     std::vector<Command> commands, const ScriptPush& push) {
@@ -439,24 +429,27 @@ asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run_scripts(
   co_return replies;
 }
 
-asio::awaitable<error_code> ClusterStore::set(std::string_view key, std::string_view value,
-                                              std::chrono::seconds ttl, SetMode mode,
-                                              std::string_view index) {
+asio::awaitable<Result<bool>> ClusterStore::write(const Write& w, Deadline deadline) {
   std::vector<Command> commands(1);
-  commands[0].key = key;
+  commands[0].key = w.key;
   std::vector<Reply> replies;
-  if (index.empty()) {
-    push_set(commands[0].request, key, value, ttl, mode);
+  if (!scripts::needs_script(w)) {
+    scripts::push_plain_set(commands[0].request, w.key, w.value, w.ttl, w.mode);
+    commands[0].request.set_deadline(deadline);
     replies = co_await run(std::move(commands));
   } else {
     const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
-      scripts::push_indexed_set(req, by_sha, key, value, ttl, mode, index);
+      scripts::push_write(req, by_sha, w);
+      req.set_deadline(deadline);
     };
     replies = co_await run_scripts(std::move(commands), push);
   }
-  if (replies[0].error) co_return replies[0].error;
-  if (resp::is_error(replies[0].type)) co_return make_error_code(error::server_error);
-  co_return error_code{};
+  const Reply& r = replies[0];
+  if (r.error) co_return failure(r.error);
+  if (resp::is_error(r.type)) co_return failure(make_error_code(error::server_error));
+  // The script: 1 or 0; SET: OK, or null when NX found the key.
+  if (r.type == resp::Type::number) co_return answer(r.value == "1");
+  co_return answer(r.type != resp::Type::null);
 }
 
 asio::awaitable<Result<std::size_t>> ClusterStore::set_multiple(const std::vector<Entry>& entries) {
@@ -466,10 +459,10 @@ asio::awaitable<Result<std::size_t>> ClusterStore::set_multiple(const std::vecto
   // Plain entries get a SET now; indexed ones their script (again with EVAL if need be).
   const ScriptPush push = [&](resp::Request& req, std::size_t i, bool by_sha) {
     const Entry& e = entries[i];
-    if (e.index.empty()) {
-      push_set(req, e.key, e.value, e.ttl, SetMode::always);
+    if (e.index.empty() && e.version == 0) {
+      scripts::push_plain_set(req, e.key, e.value, e.ttl, SetMode::always);
     } else {
-      scripts::push_indexed_set(req, by_sha, e.key, e.value, e.ttl, SetMode::always, e.index);
+      scripts::push_write(req, by_sha, e);
     }
   };
   auto replies = co_await run_scripts(std::move(commands), push);
@@ -549,10 +542,12 @@ asio::awaitable<Result<std::uint64_t>> ClusterStore::delete_indexed(std::string_
 
 asio::awaitable<Result<bool>> ClusterStore::acquire_lease(std::string_view key,
                                                           std::string_view token,
-                                                          std::chrono::milliseconds ttl) {
+                                                          std::chrono::milliseconds ttl,
+                                                          Deadline deadline) {
   std::vector<Command> commands(1);
   commands[0].key = key;
   scripts::push_acquire(commands[0].request, key, token, ttl);
+  commands[0].request.set_deadline(deadline);
   auto replies = co_await run(std::move(commands));
   const Reply& r = replies.front();
   if (r.error) co_return failure(r.error);
@@ -561,9 +556,11 @@ asio::awaitable<Result<bool>> ClusterStore::acquire_lease(std::string_view key,
 }
 
 asio::awaitable<Result<bool>> ClusterStore::release_lease(std::string_view key,
-                                                          std::string_view token) {
+                                                          std::string_view token,
+                                                          Deadline deadline) {
   const ScriptPush push = [&](resp::Request& req, std::size_t, bool by_sha) {
     scripts::push_release(req, by_sha, key, token);
+    req.set_deadline(deadline);
   };
   std::vector<Command> commands(1);
   commands[0].key = key;

@@ -84,7 +84,8 @@ std::size_t LocalStore::bytes() const {
   return bytes_;
 }
 
-asio::awaitable<Result<std::optional<std::string>>> LocalStore::get(std::string_view key) {
+asio::awaitable<Result<std::optional<std::string>>> LocalStore::get(std::string_view key,
+                                                                    Deadline) {
   co_return get_now(key);
 }
 
@@ -96,21 +97,43 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> LocalStore::get
   co_return values;
 }
 
-asio::awaitable<error_code> LocalStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl, SetMode mode,
-                                            std::string_view index) {
+asio::awaitable<Result<bool>> LocalStore::write(const Write& w, Deadline) {
   std::lock_guard lock(mutex_);
+  ++commands_;
   const auto now = now_();
-  if (mode == SetMode::always || find_live(key, now) == lru_.end()) {
-    put(key, value, ttl, now, index);
+  // The same checks, in the same order, as the Redis stores' write script.
+  if (!w.token.empty()) {
+    auto lease = leases_.find(std::string(w.lease));
+    if (lease == leases_.end() || lease->second.expires <= now || lease->second.token != w.token) {
+      co_return answer(false);
+    }
+    leases_.erase(lease);
   }
-  co_return error_code{};
+  if (w.not_after_ms > 0) {
+    const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    if (wall.count() > w.not_after_ms) co_return answer(false);
+  }
+  const auto held = find_live(w.key, now);
+  if (w.version > 0) {
+    if (held != lru_.end() && stored_version(held->value) >= w.version) co_return answer(false);
+  } else if (w.mode == SetMode::if_absent && held != lru_.end()) {
+    co_return answer(false);
+  }
+  put(w.key, w.value, w.ttl, now, w.index);
+  co_return answer(true);
 }
 
 asio::awaitable<Result<std::size_t>> LocalStore::set_multiple(const std::vector<Entry>& entries) {
   std::lock_guard lock(mutex_);
   const auto now = now_();
-  for (const auto& e : entries) put(e.key, e.value, e.ttl, now, e.index);
+  for (const auto& e : entries) {
+    if (e.version > 0) {
+      const auto held = find_live(e.key, now);
+      if (held != lru_.end() && stored_version(held->value) >= e.version) continue;
+    }
+    put(e.key, e.value, e.ttl, now, e.index);
+  }
   co_return std::size_t{0};
 }
 
@@ -162,7 +185,7 @@ asio::awaitable<Result<std::uint64_t>> LocalStore::delete_indexed(std::string_vi
 
 asio::awaitable<Result<bool>> LocalStore::acquire_lease(std::string_view key,
                                                         std::string_view token,
-                                                        std::chrono::milliseconds ttl) {
+                                                        std::chrono::milliseconds ttl, Deadline) {
   std::lock_guard lock(mutex_);
   ++commands_;
   const auto now = now_();
@@ -173,7 +196,7 @@ asio::awaitable<Result<bool>> LocalStore::acquire_lease(std::string_view key,
 }
 
 asio::awaitable<Result<bool>> LocalStore::release_lease(std::string_view key,
-                                                        std::string_view token) {
+                                                        std::string_view token, Deadline) {
   std::lock_guard lock(mutex_);
   ++commands_;
   auto it = leases_.find(std::string(key));

@@ -48,15 +48,6 @@ class ValuesSink final : public resp::ReplySink {
   error_code error;
 };
 
-void push_set(resp::Request& req, std::string_view key, std::string_view value,
-              std::chrono::seconds ttl) {
-  if (ttl.count() > 0) {
-    req.push("SET", key, value, "EX", ttl.count());
-  } else {
-    req.push("SET", key, value);
-  }
-}
-
 // A script command built by `push(request, by_sha)`: EVALSHA first, EVAL when the server does
 // not have the script cached.
 template <class Push>
@@ -78,8 +69,9 @@ std::uint64_t to_u64(std::string_view s) {
 
 }  // namespace
 
-asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_view key) {
-  return client_->get(key);  // the same result type: no coroutine frame of its own
+asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_view key,
+                                                                    Deadline deadline) {
+  return client_->get(key, deadline);  // the same result type: no coroutine frame of its own
 }
 
 asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get_multiple(
@@ -94,32 +86,25 @@ asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get
   co_return std::move(sink.values);
 }
 
-asio::awaitable<error_code> RedisStore::set(std::string_view key, std::string_view value,
-                                            std::chrono::seconds ttl, SetMode mode,
-                                            std::string_view index) {
-  if (!index.empty()) {
+asio::awaitable<Result<bool>> RedisStore::write(const Write& w, Deadline deadline) {
+  Result<resp::Reply> reply = make_error_code(error::closed);
+  if (scripts::needs_script(w)) {
     const auto push = [&](resp::Request& req, bool by_sha) {
-      scripts::push_indexed_set(req, by_sha, key, value, ttl, mode, index);
+      scripts::push_write(req, by_sha, w);
+      req.set_deadline(deadline);
     };
-    auto reply = co_await run_script(*client_, push);
-    if (!reply) co_return reply.error();
-    co_return reply->is_error() ? make_error_code(error::server_error) : error_code{};
-  }
-  if (mode == SetMode::if_absent) {
+    reply = co_await run_script(*client_, push);
+  } else {
     resp::Request req;
-    if (ttl.count() > 0) {
-      req.push("SET", key, value, "NX", "EX", ttl.count());
-    } else {
-      req.push("SET", key, value, "NX");
-    }
-    resp::StatusTally sink;  // OK when stored, null when the key was there: both fine
-    if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
-    co_return sink.errors > 0 ? make_error_code(error::server_error) : error_code{};
+    scripts::push_plain_set(req, w.key, w.value, w.ttl, w.mode);
+    req.set_idempotent(w.mode == SetMode::always).set_deadline(deadline);
+    reply = co_await client_->command(std::move(req));
   }
-  co_return co_await client_->set(
-      key, value,
-      ttl.count() > 0 ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(ttl.count()))
-                      : std::nullopt);
+  if (!reply) co_return failure(reply.error());
+  if (reply->is_error()) co_return failure(make_error_code(error::server_error));
+  // The script: 1 or 0; SET: OK, or null when NX found the key.
+  if (reply->type == resp::Type::number) co_return answer(reply->as_int().value_or(0) == 1);
+  co_return answer(reply->type != resp::Type::null);
 }
 
 // A batch goes out as requests of about `chunk_bytes`, at most `window` of them in flight: the
@@ -167,15 +152,15 @@ asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<
     if (batch->chunks.size() == window) co_await retire();
     Chunk& c = batch->chunks.emplace_back();
     c.req.reserve(chunk_bytes + 64 * 1024);
-    bool loaded = false;  // the indexed write's script, for this chunk's EVALSHAs
+    bool loaded = false;  // the write script, for this chunk's EVALSHAs
     for (; i < entries.size() && c.req.payload().size() < chunk_bytes; ++i, ++c.entries) {
       const Entry& e = entries[i];
-      if (e.index.empty()) {
-        push_set(c.req, e.key, e.value, e.ttl);
+      if (e.index.empty() && e.version == 0) {
+        scripts::push_plain_set(c.req, e.key, e.value, e.ttl, SetMode::always);
         continue;
       }
-      if (!std::exchange(loaded, true)) scripts::push_load_indexed_set(c.req);
-      scripts::push_indexed_set(c.req, true, e.key, e.value, e.ttl, SetMode::always, e.index);
+      if (!std::exchange(loaded, true)) scripts::push_load_write(c.req);
+      scripts::push_write(c.req, true, e);
     }
     sent += c.entries;
     asio::co_spawn(ex, client_->execute(c.req, c.sink),
@@ -252,9 +237,11 @@ asio::awaitable<Result<std::uint64_t>> RedisStore::delete_indexed(std::string_vi
 
 asio::awaitable<Result<bool>> RedisStore::acquire_lease(std::string_view key,
                                                         std::string_view token,
-                                                        std::chrono::milliseconds ttl) {
+                                                        std::chrono::milliseconds ttl,
+                                                        Deadline deadline) {
   resp::Request req;
   scripts::push_acquire(req, key, token, ttl);
+  req.set_deadline(deadline);
   auto reply = co_await client_->command(std::move(req));
   if (!reply) co_return failure(reply.error());
   if (reply->is_error()) co_return failure(make_error_code(error::server_error));
@@ -262,9 +249,10 @@ asio::awaitable<Result<bool>> RedisStore::acquire_lease(std::string_view key,
 }
 
 asio::awaitable<Result<bool>> RedisStore::release_lease(std::string_view key,
-                                                        std::string_view token) {
+                                                        std::string_view token, Deadline deadline) {
   const auto push = [&](resp::Request& req, bool by_sha) {
     scripts::push_release(req, by_sha, key, token);
+    req.set_deadline(deadline);
   };
   auto reply = co_await run_script(*client_, push);
   if (!reply) co_return failure(reply.error());

@@ -9,38 +9,68 @@
 namespace promptcache::store::scripts {
 namespace {
 
-// KEYS[1] entry, KEYS[2] index; ARGV[1] value, ARGV[2] TTL in seconds (0: none), ARGV[3] "1"
-// for NX. The index's score is the entry's expiry by the server's clock (+inf: none), so the
-// members whose entries have expired are dropped on every write and the index lives exactly as
-// long as its longest-lived entry.
-constexpr std::string_view indexed_set_text = R"lua(
+// The one write of an entry that needs more than SET: indexed, versioned, fenced or bounded.
+// KEYS[1] entry, then KEYS[2] the index when ARGV[7] is "1", then the lease when ARGV[6] is a
+// token. ARGV[1] value, ARGV[2] TTL in seconds (0: none), ARGV[3] "1" for NX, ARGV[4] version
+// (0: none), ARGV[5] not-after in Unix ms (0: none), ARGV[6] lease token ("": no lease),
+// ARGV[7] "1" with an index. Replies 1 when written, 0 when not.
+//
+// A version is compared with the one in the held value's envelope header (bytes 23–30 of
+// "\0PC\2…", little endian; read with GETRANGE, never the whole value). The index's score is
+// the entry's expiry by the server's clock (+inf: none), so the members whose entries have
+// expired are dropped on every write and the index lives exactly as long as its longest-lived
+// entry.
+constexpr std::string_view write_text = R"lua(
 local ttl = tonumber(ARGV[2])
+local version = tonumber(ARGV[4])
+local not_after = tonumber(ARGV[5])
+if ARGV[6] ~= '' then
+  local lease = KEYS[#KEYS]
+  if redis.call('GET', lease) ~= ARGV[6] then return 0 end
+  redis.call('DEL', lease)
+end
+local now = nil
+if not_after > 0 or ARGV[7] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not_after > 0 and now > not_after then return 0 end
+end
+local nx = ARGV[3] == '1'
+if version > 0 then
+  nx = false
+  local head = redis.call('GETRANGE', KEYS[1], 0, 29)
+  if #head == 30 and string.sub(head, 1, 4) == '\0PC\2' then
+    local held = 0
+    for i = 30, 23, -1 do held = held * 256 + string.byte(head, i) end
+    if held >= version then return 0 end
+  end
+end
 local written
 if ttl > 0 then
-  if ARGV[3] == '1' then
+  if nx then
     written = redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl, 'NX')
   else
     written = redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
   end
-elseif ARGV[3] == '1' then
+elseif nx then
   written = redis.call('SET', KEYS[1], ARGV[1], 'NX')
 else
   written = redis.call('SET', KEYS[1], ARGV[1])
 end
 if not written then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local life = redis.call('PTTL', KEYS[2])
+if ARGV[7] ~= '1' then return 1 end
+local index = KEYS[2]
+local life = redis.call('PTTL', index)
 if ttl > 0 then
-  redis.call('ZADD', KEYS[2], string.format('%d', now + ttl * 1000), KEYS[1])
+  redis.call('ZADD', index, string.format('%d', now + ttl * 1000), KEYS[1])
 else
-  redis.call('ZADD', KEYS[2], '+inf', KEYS[1])
+  redis.call('ZADD', index, '+inf', KEYS[1])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('(%d', now))
+redis.call('ZREMRANGEBYSCORE', index, '-inf', string.format('(%d', now))
 if ttl == 0 then
-  redis.call('PERSIST', KEYS[2])
+  redis.call('PERSIST', index)
 elseif life ~= -1 and life < ttl * 1000 then
-  redis.call('PEXPIRE', KEYS[2], ttl * 1000)
+  redis.call('PEXPIRE', index, ttl * 1000)
 end
 return 1
 )lua";
@@ -73,8 +103,8 @@ std::string sha1_hex(std::string_view text) {
   return out;
 }
 
-const std::string& indexed_set_sha() {
-  static const std::string sha = sha1_hex(indexed_set_text);
+const std::string& write_sha() {
+  static const std::string sha = sha1_hex(write_text);
   return sha;
 }
 
@@ -99,19 +129,61 @@ void push_acquire(resp::Request& req, std::string_view key, std::string_view tok
   req.push("SET", key, token, "NX", "PX", std::max<std::int64_t>(1, ttl.count()));
 }
 
-void push_indexed_set(resp::Request& req, bool by_sha, std::string_view key, std::string_view value,
-                      std::chrono::seconds ttl, SetMode mode, std::string_view index) {
-  const std::string_view nx = mode == SetMode::if_absent ? "1" : "0";
-  req.push(by_sha ? "EVALSHA" : "EVAL", by_sha ? indexed_set_sha() : indexed_set_text, 2, key,
-           index, value, ttl.count(), nx);
+bool needs_script(const Write& w) noexcept {
+  return !w.index.empty() || w.version > 0 || w.not_after_ms > 0 || !w.token.empty();
+}
+
+void push_write(resp::Request& req, bool by_sha, const Write& w) {
+  const std::string_view nx = w.mode == SetMode::if_absent ? "1" : "0";
+  const std::string_view script = by_sha ? std::string_view(write_sha()) : write_text;
+  const std::string_view command = by_sha ? "EVALSHA" : "EVAL";
+  const std::string_view indexed = w.index.empty() ? "0" : "1";
+  const int keys = 1 + (w.index.empty() ? 0 : 1) + (w.token.empty() ? 0 : 1);
+  if (!w.index.empty() && !w.token.empty()) {
+    req.push(command, script, keys, w.key, w.index, w.lease, w.value, w.ttl.count(), nx, w.version,
+             w.not_after_ms, w.token, indexed);
+  } else if (!w.index.empty()) {
+    req.push(command, script, keys, w.key, w.index, w.value, w.ttl.count(), nx, w.version,
+             w.not_after_ms, w.token, indexed);
+  } else if (!w.token.empty()) {
+    req.push(command, script, keys, w.key, w.lease, w.value, w.ttl.count(), nx, w.version,
+             w.not_after_ms, w.token, indexed);
+  } else {
+    req.push(command, script, keys, w.key, w.value, w.ttl.count(), nx, w.version, w.not_after_ms,
+             w.token, indexed);
+  }
+}
+
+void push_write(resp::Request& req, bool by_sha, const Entry& e) {
+  Write w;
+  w.key = e.key;
+  w.value = e.value;
+  w.ttl = e.ttl;
+  w.index = e.index;
+  w.version = e.version;
+  push_write(req, by_sha, w);
+}
+
+void push_plain_set(resp::Request& req, std::string_view key, std::string_view value,
+                    std::chrono::seconds ttl, SetMode mode) {
+  const bool nx = mode == SetMode::if_absent;
+  if (ttl.count() > 0 && nx) {
+    req.push("SET", key, value, "NX", "EX", ttl.count());
+  } else if (ttl.count() > 0) {
+    req.push("SET", key, value, "EX", ttl.count());
+  } else if (nx) {
+    req.push("SET", key, value, "NX");
+  } else {
+    req.push("SET", key, value);
+  }
 }
 
 void push_drain(resp::Request& req, bool by_sha, std::string_view index) {
   req.push(by_sha ? "EVALSHA" : "EVAL", by_sha ? drain_sha() : drain_text, 1, index, drain_batch);
 }
 
-void push_load_indexed_set(resp::Request& req) {
-  req.push("SCRIPT", "LOAD", indexed_set_text);
+void push_load_write(resp::Request& req) {
+  req.push("SCRIPT", "LOAD", write_text);
 }
 
 bool parse_drained(std::string_view reply, Drained& out) {

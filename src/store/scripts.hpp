@@ -20,11 +20,19 @@ namespace promptcache::store::scripts {
 // index never blocks the server for long.
 inline constexpr std::uint64_t drain_batch = 1000;
 
-// EVALSHA when `by_sha`, else EVAL with the script's text (after a NOSCRIPT reply).
-// SET key value [EX ttl] [NX]; then, if it was written, ZADD index <expiry ms> key, the index's
-// expired members removed, and the index kept alive as long as its longest-lived member.
-void push_indexed_set(resp::Request& req, bool by_sha, std::string_view key, std::string_view value,
-                      std::chrono::seconds ttl, SetMode mode, std::string_view index);
+// Whether a write needs the write script (an index, a version, a fence or a time bound), or is
+// a plain SET.
+[[nodiscard]] bool needs_script(const Write& w) noexcept;
+// EVALSHA when `by_sha`, else EVAL with the script's text (after a NOSCRIPT reply): the write
+// as Write describes it — the lease checked and released, the time bound and the version
+// checked, SET key value [EX ttl] [NX]; then, if it was written and indexed, ZADD index
+// <expiry ms> key, the index's expired members removed, and the index kept alive as long as
+// its longest-lived member. Replies 1 when written, 0 when not.
+void push_write(resp::Request& req, bool by_sha, const Write& w);
+void push_write(resp::Request& req, bool by_sha, const Entry& e);
+// SET key value [NX] [EX ttl]: a write that needs no script.
+void push_plain_set(resp::Request& req, std::string_view key, std::string_view value,
+                    std::chrono::seconds ttl, SetMode mode);
 // UNLINKs up to drain_batch members of `index` and removes them from it. Replies with the bulk
 // string "<deleted> <left>".
 void push_drain(resp::Request& req, bool by_sha, std::string_view index);
@@ -63,7 +71,7 @@ boost::asio::awaitable<Result<std::uint64_t>> drain_all(const DrainOnce& drain_o
 // Whether a server error says the script is not in its cache (restart, SCRIPT FLUSH, failover).
 [[nodiscard]] bool is_noscript(std::string_view error) noexcept;
 
-// SCRIPT LOAD of the indexed write: sent ahead of a batch of EVALSHAs on the same connection.
-void push_load_indexed_set(resp::Request& req);
+// SCRIPT LOAD of the write script: sent ahead of a batch of EVALSHAs on the same connection.
+void push_load_write(resp::Request& req);
 
 }  // namespace promptcache::store::scripts

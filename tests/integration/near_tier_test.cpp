@@ -21,6 +21,7 @@
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 #include "support/co_assert.hpp"
+#include "support/hooked_store.hpp"
 #include "support/io_runner.hpp"
 #include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
@@ -269,56 +270,14 @@ namespace {
 // A store whose reads take their value at once but answer only after `delay`: what a read
 // looks like when a write and its invalidation push land between the server's reply and the
 // caller's resumption.
-class SlowReads final : public store::Store {
- public:
-  SlowReads(std::shared_ptr<store::Store> inner, std::chrono::milliseconds delay)
-      : inner_(std::move(inner)), delay_(delay) {}
-  std::string_view tier() const noexcept override { return "redis"; }
-  asio::awaitable<store::Result<std::optional<std::string>>> get(std::string_view key) override {
-    auto value = co_await inner_->get(key);  // read now...
-    co_await sleep_for(delay_);              // ...answered later
-    co_return value;
-  }
-  asio::awaitable<store::Result<std::vector<std::optional<std::string>>>> get_multiple(
-      const std::vector<std::string>& keys) override {
-    return inner_->get_multiple(keys);
-  }
-  asio::awaitable<boost::system::error_code> set(std::string_view key, std::string_view value,
-                                                 std::chrono::seconds ttl, store::SetMode mode,
-                                                 std::string_view index) override {
-    return inner_->set(key, value, ttl, mode, index);
-  }
-  asio::awaitable<store::Result<std::size_t>> set_multiple(
-      const std::vector<store::Entry>& entries) override {
-    return inner_->set_multiple(entries);
-  }
-  asio::awaitable<store::Result<std::uint64_t>> del(const std::vector<std::string>& keys) override {
-    return inner_->del(keys);
-  }
-  asio::awaitable<store::Result<std::uint64_t>> delete_matching(
-      std::string_view pattern, const store::Progress& progress) override {
-    return inner_->delete_matching(pattern, progress);
-  }
-  asio::awaitable<store::Result<std::uint64_t>> delete_indexed(
-      std::string_view index, const store::Progress& progress) override {
-    return inner_->delete_indexed(index, progress);
-  }
-  asio::awaitable<store::Result<bool>> acquire_lease(std::string_view key, std::string_view token,
-                                                     std::chrono::milliseconds ttl) override {
-    return inner_->acquire_lease(key, token, ttl);
-  }
-  asio::awaitable<store::Result<bool>> release_lease(std::string_view key,
-                                                     std::string_view token) override {
-    return inner_->release_lease(key, token);
-  }
-  asio::awaitable<store::Result<store::ServerStats>> server_stats() override {
-    return inner_->server_stats();
-  }
-
- private:
-  std::shared_ptr<store::Store> inner_;
-  std::chrono::milliseconds delay_;
-};
+std::shared_ptr<store::Store> slow_reads(std::shared_ptr<store::Store> inner,
+                                         std::chrono::milliseconds delay) {
+  auto hooked = std::make_shared<testing::HookedStore>(std::move(inner));
+  hooked->after = [delay](std::string_view op, std::string) -> asio::awaitable<void> {
+    if (op == "get") co_await sleep_for(delay);  // read now, answered later
+  };
+  return hooked;
+}
 
 // The race the placeholder exists for, on both kinds of coherence loss: the value a read took
 // before a change is answered to that read but never kept.
@@ -326,8 +285,7 @@ void race(bool flush_instead) {
   asio::io_context io;
   auto inner = std::make_shared<store::LocalStore>();
   auto near = std::make_shared<NearTier>();
-  PromptCacheService service(std::make_shared<SlowReads>(inner, 50ms), cache::ServiceOptions{},
-                             nullptr, near);
+  PromptCacheService service(slow_reads(inner, 50ms), cache::ServiceOptions{}, nullptr, near);
   PromptCacheService writer(inner);  // another process: its writes bypass our near tier
   const std::string key = cache::analysis_key("h", "u", "t");
   std::optional<Json> raced;

@@ -25,6 +25,7 @@
 
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/service.hpp"
+#include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
@@ -599,8 +600,9 @@ TEST_P(Service, get_json_hands_back_the_stored_text_and_discards_what_is_not_jso
     EXPECT_EQ(co_await svc().get_json("raw:good"), std::optional<std::string>(text));
     // The analysis form reads the same key as get_analysis_result.
     co_await svc().set_analysis_result(hash(7), "u:1", "default", json::parse(text));
+    // Written as given: numbers in their shortest form (0.87, not Boost's 8.7E-1).
     EXPECT_EQ(co_await svc().get_analysis_result_json(hash(7), "u:1"),
-              std::optional<std::string>(json::serialize(json::parse(text))));
+              std::optional<std::string>(text));
     // A value compressed in its envelope comes back as the JSON text too.
     const std::string big = json::serialize(json::value(std::string(4000, 'x')));
     co_await svc().set_json("raw:big", big);
@@ -728,7 +730,8 @@ TEST_P(Service, value_above_one_kib_is_stored_compressed_and_reads_back_equal) {
     stored_size = (*raw)->size();
     auto got = co_await svc().get("big");
     CO_ASSERT(got.has_value());
-    EXPECT_EQ(*got, value);
+    // The same numbers: 2.0 is written (and read back) as the integer 2, as JSON has it.
+    EXPECT_EQ(json_text(*got), json_text(value));
 
     co_await svc().set("huge", huge);
     got = co_await svc().get("huge");
@@ -948,8 +951,8 @@ TEST_F(ServiceOnRedis, server_stopped_reads_miss_writes_throw_cache_error_and_fa
     }
     CO_ASSERT(stats.contains("client"));
     // get, get_analysis_result, get_multiple, set, set_multiple, delete_key, two
-    // invalidations, and get_with_fallback's get and set.
-    EXPECT_EQ(stats.at("client").at("errors").to_number<std::uint64_t>(), 10u)
+    // invalidations, and get_with_fallback's get (a load after a failed read fills nothing).
+    EXPECT_EQ(stats.at("client").at("errors").to_number<std::uint64_t>(), 9u)
         << json::serialize(stats);
     EXPECT_EQ(svc().breaker().state(), BreakerState::closed);
   }());
@@ -996,9 +999,10 @@ TEST_F(ServiceOnRedis, circuit_breaker_opens_after_threshold_skips_the_network_t
     EXPECT_EQ(cache_errors, 10);
     EXPECT_EQ(svc().breaker().state(), BreakerState::open);
     EXPECT_EQ(redis_store_->client().stats().timeouts, timeouts_before);
-    // get, get_analysis_result and get_with_fallback's get; set and the fallback's set.
+    // get, get_analysis_result and get_with_fallback's get; set (a load after a skipped read
+    // does not try to fill).
     EXPECT_EQ(co_await client_counter(svc(), "skipped_reads"), 30u);
-    EXPECT_EQ(co_await client_counter(svc(), "dropped_writes"), 20u);
+    EXPECT_EQ(co_await client_counter(svc(), "dropped_writes"), 10u);
     EXPECT_EQ(co_await client_counter(svc(), "errors"), 3u);
   }());
 

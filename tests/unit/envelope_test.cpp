@@ -2,6 +2,7 @@
 // the compression threshold, metadata to the millisecond, legacy plain JSON from the seed, and
 // every kind of corrupt stored value giving error::corrupt_value — never a crash.
 #include "promptcache/cache/envelope.hpp"
+#include "promptcache/store/store.hpp"
 
 #include <gtest/gtest.h>
 #include <zstd.h>
@@ -30,7 +31,7 @@ using promptcache::cache::encode_value;
 using promptcache::cache::EnvelopeMeta;
 using promptcache::cache::SystemClock;
 
-constexpr std::size_t kHeader = 22;
+constexpr std::size_t kHeader = 30;
 
 SystemClock::time_point at_ms(std::int64_t ms) {
   return SystemClock::time_point(std::chrono::milliseconds(ms));
@@ -86,6 +87,7 @@ std::string header(std::uint8_t version, std::uint8_t flags, std::uint8_t codec,
   h += static_cast<char>(codec);
   h += u64_le(created_ms);
   h += u64_le(soft_ms);
+  if (version >= 2) h += u64_le(0);  // the item version (format 2)
   return h;
 }
 
@@ -139,12 +141,43 @@ TEST(Envelope, header_has_the_documented_layout) {
   const std::string stored = encode_value("[1]", sample_meta(), CodecOptions{});
   ASSERT_GE(stored.size(), kHeader);
   EXPECT_EQ(stored.substr(0, 3), "\0PC"s);
-  EXPECT_EQ(static_cast<unsigned char>(stored[3]), 1u) << "version";
+  EXPECT_EQ(static_cast<unsigned char>(stored[3]), 2u) << "format";
   EXPECT_EQ(static_cast<unsigned char>(stored[4]), 0u) << "flags";
   EXPECT_EQ(static_cast<unsigned char>(stored[5]), 1u) << "codec JSON";
   EXPECT_EQ(read_u64_le(std::string_view(stored).substr(6, 8)), 1'700'000'000'123u);
   EXPECT_EQ(read_u64_le(std::string_view(stored).substr(14, 8)), 1'700'000'030'130u);
+  EXPECT_EQ(read_u64_le(std::string_view(stored).substr(22, 8)), 0u) << "unversioned";
   EXPECT_EQ(stored.substr(kHeader), "[1]");
+}
+
+TEST(Envelope, item_version_is_stored_at_bytes_22_to_29_where_the_write_script_reads_it) {
+  EnvelopeMeta meta = sample_meta();
+  meta.version = 0x0102030405060708ull;
+  const std::string stored = encode_value("[1]", meta, CodecOptions{});
+  EXPECT_EQ(read_u64_le(std::string_view(stored).substr(22, 8)), 0x0102030405060708ull);
+  EXPECT_EQ(promptcache::store::stored_version(stored), 0x0102030405060708ull);
+  std::string scratch;
+  const auto r = decode_value(stored, CodecOptions{}, scratch);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->meta.version, 0x0102030405060708ull);
+  EXPECT_EQ(r->json, "[1]");
+  EXPECT_EQ(promptcache::store::stored_version("[1]"), 0u) << "a legacy value has no version";
+}
+
+TEST(Envelope, format_1_envelope_without_a_version_still_decodes_as_unversioned) {
+  // The format written before versions: 22 header bytes, format byte 1.
+  std::string old = "\0PC"s;
+  old += '\1';
+  old += '\0';
+  old += '\1';
+  for (int i = 0; i < 16; ++i) old += '\0';
+  old += "[7]";
+  std::string scratch;
+  const auto r = decode_value(old, CodecOptions{}, scratch);
+  ASSERT_TRUE(r.has_value()) << describe(r);
+  EXPECT_EQ(r->json, "[7]");
+  EXPECT_EQ(r->meta.version, 0u);
+  EXPECT_EQ(promptcache::store::stored_version(old), 0u);
 }
 
 TEST(Envelope, large_value_is_stored_compressed_smaller_and_round_trips) {
@@ -240,7 +273,7 @@ TEST(Envelope, not_found_marker_round_trips_with_no_payload_and_differs_from_eve
   EnvelopeMeta meta = sample_meta();
   meta.absent = true;
   const std::string marker = encode_value("ignored", meta, options);
-  EXPECT_EQ(marker.size(), 22u);
+  EXPECT_EQ(marker.size(), kHeader);
   std::string scratch;
   const auto r = decode_value(marker, options, scratch);
   ASSERT_TRUE(r.has_value()) << describe(r);
@@ -314,7 +347,7 @@ TEST(Envelope, header_timestamps_beyond_the_clocks_range_never_decode_to_a_wrapp
   for (std::uint64_t ms : huge) {
     for (bool in_created : {true, false}) {
       const std::string stored =
-          header(1, 0, 1, in_created ? ms : 1000, in_created ? 0 : ms) + "{}";
+          header(2, 0, 1, in_created ? ms : 1000, in_created ? 0 : ms) + "{}";
       std::string scratch;
       const auto r = decode_value(stored, {}, scratch);
       if (is_corrupt(r)) continue;
@@ -367,12 +400,13 @@ TEST(Envelope, empty_stored_value_is_corrupt) {
 }
 
 TEST(Envelope, nul_prefixed_value_shorter_than_the_header_is_corrupt) {
-  const std::string full = header(1, 0, 1, 1, 2);
+  const std::string full = header(2, 0, 1, 1, 2);
   for (std::size_t n = 1; n < kHeader; ++n) {
     const ExactDecode d(std::string_view(full).substr(0, n), {});
     EXPECT_TRUE(is_corrupt(d.result)) << "length " << n << ": " << describe(d.result);
   }
-  for (std::string_view s : {"\0"sv, "\0\0\0\0"sv, "\0PC"sv, "\0PC\x01\x00\x01"sv}) {
+  for (std::string_view s :
+       {"\0"sv, "\0\0\0\0"sv, "\0PC"sv, "\0PC\x01\x00\x01"sv, "\0PC\x02\x00\x01"sv}) {
     const ExactDecode d(s, {});
     EXPECT_TRUE(is_corrupt(d.result)) << describe(d.result);
   }
@@ -380,7 +414,7 @@ TEST(Envelope, nul_prefixed_value_shorter_than_the_header_is_corrupt) {
 
 TEST(Envelope, wrong_magic_is_corrupt) {
   for (std::string magic : {"\0PD"s, "\0pc"s, "\0\0\0"s, "\0CP"s, "\0P\0"s}) {
-    std::string stored = header(1, 0, 1) + "{}";
+    std::string stored = header(2, 0, 1) + "{}";
     stored.replace(0, 3, magic);
     const ExactDecode d(stored, {});
     EXPECT_TRUE(is_corrupt(d.result)) << describe(d.result);
@@ -388,7 +422,7 @@ TEST(Envelope, wrong_magic_is_corrupt) {
 }
 
 TEST(Envelope, unknown_version_is_corrupt) {
-  for (int version : {0, 2, 3, 0x7f, 0x80, 0xff}) {
+  for (int version : {0, 3, 0x7f, 0x80, 0xff}) {
     const ExactDecode d(header(static_cast<std::uint8_t>(version), 0, 1) + "{}", {});
     EXPECT_TRUE(is_corrupt(d.result)) << "version " << version << ": " << describe(d.result);
   }
@@ -396,14 +430,14 @@ TEST(Envelope, unknown_version_is_corrupt) {
 
 TEST(Envelope, unknown_codec_is_corrupt) {
   for (int codec : {0, 2, 3, 0x80, 0xff}) {
-    const ExactDecode d(header(1, 0, static_cast<std::uint8_t>(codec)) + "{}", {});
+    const ExactDecode d(header(2, 0, static_cast<std::uint8_t>(codec)) + "{}", {});
     EXPECT_TRUE(is_corrupt(d.result)) << "codec " << codec << ": " << describe(d.result);
   }
 }
 
 TEST(Envelope, unknown_flag_bits_are_corrupt) {
   for (int flags = 2; flags < 256; ++flags) {
-    const ExactDecode d(header(1, static_cast<std::uint8_t>(flags), 1) + "{}", {});
+    const ExactDecode d(header(2, static_cast<std::uint8_t>(flags), 1) + "{}", {});
     EXPECT_TRUE(is_corrupt(d.result)) << "flags " << flags << ": " << describe(d.result);
   }
 }
@@ -412,7 +446,7 @@ TEST(Envelope, compressed_flag_with_garbage_payload_is_corrupt) {
   for (std::string payload :
        {""s, "{}"s, R"({"a":1})"s, "\x28\xb5\x2f"s, "\x28\xb5\x2f\xfd"s, std::string(64, '\xff'),
         std::string(1000, 'a'), "\x28\xb5\x2f\xfd\xff\xff\xff\xff\xff\xff\xff\xff"s}) {
-    const ExactDecode d(header(1, 1, 1) + payload, {});
+    const ExactDecode d(header(2, 1, 1) + payload, {});
     EXPECT_TRUE(is_corrupt(d.result))
         << "payload of " << payload.size() << " bytes: " << describe(d.result);
   }
@@ -455,7 +489,7 @@ TEST(Envelope, zstd_frame_without_a_declared_size_is_corrupt) {
   ASSERT_FALSE(ZSTD_isError(n));
   frame.resize(n);
   ASSERT_EQ(ZSTD_getFrameContentSize(frame.data(), frame.size()), ZSTD_CONTENTSIZE_UNKNOWN);
-  const ExactDecode d(header(1, 1, 1) + frame, {});
+  const ExactDecode d(header(2, 1, 1) + frame, {});
   EXPECT_TRUE(is_corrupt(d.result)) << describe(d.result);
 }
 

@@ -1,5 +1,5 @@
 // Everything the cache service is configured with, read and validated from the environment
-// up front (DESIGN.md §5): a bad value is a startup error naming its variable.
+// up front: a bad value is a startup error naming its variable.
 #pragma once
 
 #include <chrono>
@@ -41,6 +41,10 @@ struct ServiceOptions {
   // process that finds it taken polls the cache (2 ms doubling to 50 ms) until the value comes
   // or the lease expires. 0: off (single-flight within the process only).
   std::chrono::milliseconds lease{0};
+  // delete_versioned: how long a tombstone keeps older fills out. A fill that read the source
+  // of truth more than half of this ago is dropped by the store (its clock), so no fill can
+  // outlive the tombstone that must stop it. At least 2 s.
+  std::chrono::seconds tombstone_ttl{60};
 };
 
 struct CacheConfig {
@@ -56,7 +60,7 @@ struct CacheConfig {
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
   // The service's own options: PROMPTCACHE_DEFAULT_TTL, _TTL_JITTER_PERCENT (0–50),
   // _COMPRESS_THRESHOLD, _BREAKER_FAILURES, _BREAKER_OPEN_SECONDS, _NEGATIVE_TTL_SECONDS,
-  // _STALE_GRACE_SECONDS, _EARLY_REFRESH_PERCENT (0–50), _LEASE_MS.
+  // _STALE_GRACE_SECONDS, _EARLY_REFRESH_PERCENT (0–50), _LEASE_MS, _TOMBSTONE_SECONDS.
   ServiceOptions service;
   // The near tier (with Redis only): PROMPTCACHE_NEAR_CACHE=on, bounded by
   // PROMPTCACHE_NEAR_MAX_ENTRIES (10 000) and PROMPTCACHE_NEAR_MAX_BYTES (64 MiB), no entry kept

@@ -4,12 +4,13 @@
 //
 // Stored layout (little endian):
 //   0  "\0PC"  magic: a NUL never starts JSON, so a legacy value cannot look like an envelope
-//   3  u8      version (1)
+//   3  u8      format (2; format 1, without the item version, still decodes)
 //   4  u8      flags: bit 0 zstd-compressed payload; bit 1 "not found" marker (no payload)
 //   5  u8      codec: 1 = JSON
 //   6  u64     created, Unix milliseconds
 //  14  u64     soft expiry, Unix milliseconds; 0 = none
-//  22  …       payload
+//  22  u64     the item's version (0: unversioned); the Redis write script reads these bytes
+//  30  …       payload
 #pragma once
 
 #include <chrono>
@@ -30,6 +31,8 @@ struct EnvelopeMeta {
   // The negative-cache marker: the source of truth said "not found". Never confused with a
   // value, not even an empty one: it has no payload and a flag of its own.
   bool absent = false;
+  // The source of truth's version of the item (see store::Write::version); 0: unversioned.
+  std::uint64_t version = 0;
 };
 
 struct CodecOptions {

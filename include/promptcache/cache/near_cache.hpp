@@ -66,6 +66,10 @@ struct NearValue {
   // From its envelope: when it was written and when it goes stale (epoch: never).
   std::chrono::system_clock::time_point created{};
   std::chrono::system_clock::time_point soft_expiry{};
+  // The source of truth's version of the item (0: unversioned). A fill never replaces a value:
+  // it only takes a placeholder a read installed (see reserve), and every write or push of the
+  // key removes the placeholder first, so an older read never lands over a newer value.
+  std::uint64_t version = 0;
 };
 using NearValuePtr = std::shared_ptr<const NearValue>;
 

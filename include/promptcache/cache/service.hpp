@@ -57,6 +57,28 @@ class PromptCacheService {
   // A loader for get_or_load: the value, or nullopt when the source of truth has none.
   using Loader = std::function<boost::asio::awaitable<std::optional<Json>>()>;
 
+  // An item as the source of truth holds it: its JSON text, or nullopt when it has none, at
+  // the item's version there. The source moves an item's version on with every change of it,
+  // deletes included, in the change's own transaction; 0 means the item never existed.
+  struct Versioned {
+    std::optional<std::string> json;
+    std::uint64_t version = 0;
+  };
+  // Reads an item and its version together (one snapshot of the source of truth).
+  using VersionedLoader = std::function<boost::asio::awaitable<Versioned>()>;
+  // What get_or_load_versioned answers: the JSON text (nullopt: the source has no such item),
+  // and whether the cache answered it (a value or a "not found" marker) without the loader.
+  struct Lookup {
+    std::optional<std::string> json;
+    bool hit = false;
+  };
+  // One entry of set_multiple_versioned.
+  struct VersionedEntry {
+    std::string key;
+    std::string json;
+    std::uint64_t version = 0;
+  };
+
   // `near`: an in-process tier in front of the store, kept coherent by the store's client (its
   // ClientConfig::tracking.listener must be this tier; see near_tier.hpp). Reads of values are
   // answered from it when it holds them; every write and invalidation through this service
@@ -134,6 +156,46 @@ class PromptCacheService {
   boost::asio::awaitable<void> set_multiple_json(
       const std::vector<std::pair<std::string, std::string>>& entries,
       std::optional<std::int64_t> ttl = {});
+  // --- Versioned writes (docs/consistency.md) ---------------------------------------------
+  // Writes carrying the source of truth's version of the item take effect only if they are
+  // newer than what the cache holds, checked atomically where the entry lives (the write
+  // script on Redis): whatever order concurrent writers' cache writes arrive in, the newest
+  // version stays, and a delete's tombstone keeps every older fill out. The unversioned
+  // writes above (set, set_json, set_multiple…) stay last-writer-wins, as in the seed.
+  //
+  // `budget` bounds the wait for the store (0: the client's command timeout, as for every
+  // other call); a call past it fails with a timeout, which counts toward the breaker.
+
+  // Stores `json_text` for `key` at `version` unless the cache holds that version or a newer
+  // one (or its tombstone); whether it was stored. Throws CacheError (the breaker open, a store
+  // error, a version of 0).
+  boost::asio::awaitable<bool> set_versioned(std::string_view key, std::string_view json_text,
+                                             std::uint64_t version,
+                                             std::optional<std::int64_t> ttl = {},
+                                             std::chrono::milliseconds budget = {});
+  // The source of truth deleted the item at `version`: a tombstone replaces any older entry —
+  // a "not found" marker holding the version, kept for ServiceOptions::tombstone_ttl, so that
+  // no fill that read the item before the delete can bring it back. Whether it was stored (not
+  // when the cache already holds a newer version). Throws CacheError as set_versioned.
+  boost::asio::awaitable<bool> delete_versioned(std::string_view key, std::uint64_t version,
+                                                std::chrono::milliseconds budget = {});
+  // Cache-aside over a versioned source: the cached JSON text (or a remembered "not found");
+  // on a miss the loader's item, stored at the version it was read with (a fill never replaces
+  // a newer entry, and is dropped if it took longer than half a tombstone's life). Concurrent
+  // misses of one key in this process make one loader call; with ServiceOptions::lease, one
+  // across processes too, and fills are then fenced by the lease (a Redis restart between the
+  // read and the fill voids the fill). A "not found" is remembered for negative_ttl (as a
+  // marker holding the version, which any later versioned write replaces). The cache's errors
+  // and `budget` overruns never reach the caller (the loader answers); the loader's own do.
+  boost::asio::awaitable<Lookup> get_or_load_versioned(std::string_view key,
+                                                       const VersionedLoader& loader,
+                                                       std::optional<std::int64_t> ttl = {},
+                                                       std::chrono::milliseconds budget = {});
+  // set_versioned of many entries in one pipelined write (as set_multiple_json). Throws
+  // CacheError saying how many entries failed; an entry the cache holds newer is not a failure.
+  boost::asio::awaitable<void> set_multiple_versioned(const std::vector<VersionedEntry>& entries,
+                                                      std::optional<std::int64_t> ttl = {});
+
   // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
   // Stampede-protected as get_or_load (a "not found" marker there is a miss here).
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
@@ -234,13 +296,29 @@ class PromptCacheService {
     Kind kind = Kind::miss;
     std::optional<T> value;  // value and stale
     EnvelopeMeta meta;
+    bool failed = false;  // the store failed the read (or the breaker skipped it)
   };
 
-  // set and set_json: `value` when given, else `json_text`.
-  // `absent`: the "not found" marker instead of a value.
-  boost::asio::awaitable<void> write(std::string_view key, std::string_view json_text,
-                                     const Json* value, std::optional<std::int64_t> ttl,
-                                     store::SetMode mode, bool absent = false);
+  // One write of the service: everything write() needs besides the key.
+  struct Put {
+    std::string_view json_text;   // the value's text, unless `value` is given
+    const Json* value = nullptr;  // serialized only once the write goes ahead
+    std::optional<std::int64_t> ttl;
+    store::SetMode mode = store::SetMode::always;
+    bool absent = false;  // the "not found" marker (or a tombstone) instead of a value
+    std::uint64_t version = 0;
+    std::int64_t not_after_ms = 0;  // see store::Write
+    std::string_view lease;         // a fill fenced by this lease (see store::Write)
+    std::string_view token;
+    store::Deadline deadline{};
+  };
+  // The write; whether it took effect. Throws CacheError.
+  boost::asio::awaitable<bool> write(std::string_view key, const Put& put);
+  // set_multiple_json and set_multiple_versioned: `fields(entry)` gives its key, JSON text and
+  // version (0: unversioned).
+  template <class Entries, class Fields>
+  boost::asio::awaitable<void> write_batch(const Entries& entries, std::optional<std::int64_t> ttl,
+                                           Fields fields);
   // A stored value through `parse` (JSON text to T; nullopt: not JSON); miss when corrupt.
   // `text`, if given, receives the JSON text of a value (for the near tier).
   template <class T, class Parse>
@@ -248,38 +326,65 @@ class PromptCacheService {
                                 std::string* text = nullptr) const;
   // The near tier's part of a write: its copy of `key` goes (before and after the write).
   void forget(std::string_view key);
-  // The store's value of `key` now, unwrapped: no near tier, counter or span (the re-reads of a
-  // load: the leader's second look, a lease waiter's poll). A store error reads as a miss.
-  boost::asio::awaitable<Found<Json>> read_stored(std::string_view key);
+  // The store's value of `key` now as JSON text, unwrapped: no near tier, counter or span (the
+  // re-reads of a load: the leader's second look, a lease waiter's poll). A store error reads
+  // as a miss.
+  boost::asio::awaitable<Found<std::string>> read_stored(std::string_view key,
+                                                         std::chrono::milliseconds budget);
   // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
   template <class T, class Parse>
-  boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse);
-  // get_or_load and get_with_fallback (`absent_is_miss`: the latter). `make_loader()` gives the
-  // Loader, called only when one is needed (a miss, an early refresh): a hit builds none.
-  template <class MakeLoader>
-  boost::asio::awaitable<std::optional<Json>> load_through(std::string_view key,
-                                                           const MakeLoader& make_loader,
-                                                           std::optional<std::int64_t> ttl,
-                                                           bool absent_is_miss);
-  // The single-flight leader's or waiter's part of a miss; `stale`: served if the loader fails.
-  boost::asio::awaitable<std::optional<Json>> load_once(std::string key, Loader loader,
-                                                        std::optional<std::int64_t> ttl,
-                                                        std::optional<Json> stale, bool refresh);
+  boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse,
+                                              store::Deadline deadline = {});
+  // The loads' own loader: the source's item as text, at its version (0: unversioned).
+  using TextLoader = VersionedLoader;
+  // What load_through found: the value (nullopt: "not found") and whether the cache had it.
+  template <class T>
+  struct Loaded {
+    std::optional<T> value;
+    bool hit = false;
+  };
+  // How a load goes: `budget` for each store call (0: the client's timeout); `use_store`
+  // false once the cache failed the read (a load then neither takes a lease nor fills).
+  struct LoadPlan {
+    std::optional<std::int64_t> ttl;
+    std::chrono::milliseconds budget{0};
+    bool use_store = true;
+  };
+  // get_or_load, get_with_fallback (`absent_is_miss`) and get_or_load_versioned, read as T
+  // through `parse`. `make_loader()` gives the TextLoader, called only when one is needed (a
+  // miss, an early refresh): a hit builds none.
+  template <class T, class Parse, class MakeLoader>
+  boost::asio::awaitable<Loaded<T>> load_through(std::string_view key, Parse parse,
+                                                 const MakeLoader& make_loader,
+                                                 std::optional<std::int64_t> ttl,
+                                                 bool absent_is_miss,
+                                                 std::chrono::milliseconds budget);
+  // The single-flight leader's or waiter's part of a miss: the loaded text (nullopt: "not
+  // found"); `stale`: served if the loader fails.
+  boost::asio::awaitable<std::optional<std::string>> load_once(std::string key, TextLoader loader,
+                                                               LoadPlan plan,
+                                                               std::optional<std::string> stale,
+                                                               bool refresh);
   // The loader's call, under the cross-process lease when configured; the result stored.
-  boost::asio::awaitable<std::optional<Json>> load_and_store(const std::string& key,
-                                                             const Loader& loader,
-                                                             std::optional<std::int64_t> ttl);
-  // Stores a loader's result: the value, or the "not found" marker. Never throws.
-  boost::asio::awaitable<void> store_loaded(const std::string& key,
-                                            const std::optional<Json>& value,
-                                            std::optional<std::int64_t> ttl);
+  boost::asio::awaitable<std::optional<std::string>> load_and_store(const std::string& key,
+                                                                    const TextLoader& loader,
+                                                                    const LoadPlan& plan);
+  // Stores a loader's result (a fill): the value, or the "not found" marker, at its version,
+  // fenced by `lease`/`token` when given. Whether the store was reached (the write ran there,
+  // taking effect or not). Never throws.
+  boost::asio::awaitable<bool> store_loaded(const std::string& key, const Versioned& loaded,
+                                            const LoadPlan& plan,
+                                            std::chrono::system_clock::time_point read_at,
+                                            std::string_view lease, std::string_view token);
   // Whether a value read now should be refreshed early (probabilistic, see ServiceOptions).
   [[nodiscard]] bool due_for_refresh(const EnvelopeMeta& meta) const;
   // Deletes, logs and counts a corrupt or foreign value.
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
   // JSON text (or the "not found" marker) in its envelope, soft-expiring after `ttl`.
   [[nodiscard]] std::string encode(std::string_view json_text, std::chrono::seconds ttl,
-                                   bool absent = false) const;
+                                   bool absent = false, std::uint64_t version = 0) const;
+  // The deadline a budget gives a call starting now (none for 0).
+  [[nodiscard]] static store::Deadline deadline_in(std::chrono::milliseconds budget);
   // How long the store keeps an entry of `ttl`: the stale grace on top (0 stays 0).
   [[nodiscard]] std::chrono::seconds stored_ttl(std::chrono::seconds ttl) const;
   [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;

@@ -40,8 +40,27 @@ struct AnalysisInput {
 // A stored row.
 struct AnalysisRecord : AnalysisInput {
   std::int64_t id = 0;
+  // Grows with every change of this (prompt_hash, user_id, analysis_type), deletes included;
+  // assigned by the database in the change's own transaction (see Database::upsert).
+  std::int64_t version = 0;
   std::string created_at;  // UTC, ISO 8601 with milliseconds: 2026-11-23T23:51:43.123Z
   std::string updated_at;
+  // Why a JSON column of this row could not be decoded (not JSON, the wrong kind, a number out
+  // of range); empty when the row is sound. Such a row is reported, never served or cached.
+  std::string corrupt;
+};
+
+// A key's state: its row, or none, at the key's current version (0: never written).
+struct Lookup {
+  std::optional<AnalysisRecord> row;
+  std::int64_t version = 0;
+};
+
+// What a delete did: whether a row went, and the key's version after it (a delete that removed
+// a row moves the version on; one that found none leaves it).
+struct Removal {
+  bool removed = false;
+  std::int64_t version = 0;
 };
 
 // The row as the API and the cache carry it.
@@ -54,14 +73,21 @@ class Database {
   // "sqlite" or "postgresql".
   [[nodiscard]] virtual std::string_view kind() const noexcept = 0;
   // Inserts, or updates the row with the same (prompt_hash, user_id, analysis_type), keeping
-  // its id and created_at. Durable when it returns.
+  // its id and created_at; its version moves on in the same transaction. Durable when it
+  // returns.
   [[nodiscard]] virtual AnalysisRecord upsert(const AnalysisInput& input) = 0;
-  [[nodiscard]] virtual std::optional<AnalysisRecord> find(std::string_view prompt_hash,
-                                                           std::string_view user_id,
-                                                           std::string_view analysis_type) = 0;
-  // Whether a row was deleted.
-  [[nodiscard]] virtual bool remove(std::string_view prompt_hash, std::string_view user_id,
-                                    std::string_view analysis_type) = 0;
+  // The key's row and version, read together (one snapshot): what a cache fill may carry.
+  [[nodiscard]] virtual Lookup lookup(std::string_view prompt_hash, std::string_view user_id,
+                                      std::string_view analysis_type) = 0;
+  [[nodiscard]] std::optional<AnalysisRecord> find(std::string_view prompt_hash,
+                                                   std::string_view user_id,
+                                                   std::string_view analysis_type) {
+    return lookup(prompt_hash, user_id, analysis_type).row;
+  }
+  // Deletes the key's row; a delete that removed one moves the key's version on in the same
+  // transaction (the version of the tombstone the cache keeps).
+  [[nodiscard]] virtual Removal remove(std::string_view prompt_hash, std::string_view user_id,
+                                       std::string_view analysis_type) = 0;
   // Up to `limit` rows with an id above `after_id`, in id order (one user's, if given): for
   // walking the whole table in pages.
   [[nodiscard]] virtual std::vector<AnalysisRecord> page(

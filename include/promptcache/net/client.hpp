@@ -50,9 +50,10 @@ class Client {
   // One command, its reply as an owned tree (a server error is a Reply with is_error()).
   [[nodiscard]] boost::asio::awaitable<Result<resp::Reply>> command(resp::Request req);
 
-  // GET: the value, or nullopt when the key does not exist.
+  // GET: the value, or nullopt when the key does not exist. `deadline` (if set): see
+  // resp::Request::deadline.
   [[nodiscard]] boost::asio::awaitable<Result<std::optional<std::string>>> get(
-      std::string_view key);
+      std::string_view key, std::chrono::steady_clock::time_point deadline = {});
   // SET with an optional expiry in seconds (0 or none: no expiry).
   [[nodiscard]] boost::asio::awaitable<boost::system::error_code> set(
       std::string_view key, std::string_view value, std::optional<std::uint64_t> ttl_seconds = {});

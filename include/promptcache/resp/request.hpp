@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <initializer_list>
@@ -52,6 +53,17 @@ class Request {
     return *this;
   }
 
+  // When the caller gives up on the replies (a caller's budget): unset, the connection's
+  // command timeout applies, and a timed-out idempotent request may be sent once more; set,
+  // the earlier of the two ends the wait and nothing is sent again.
+  [[nodiscard]] std::chrono::steady_clock::time_point deadline() const noexcept {
+    return deadline_;
+  }
+  Request& set_deadline(std::chrono::steady_clock::time_point t) noexcept {
+    deadline_ = t;
+    return *this;
+  }
+
   // Appends the commands of `other` (a pipeline made of single commands).
   Request& append(const Request& other) {
     payload_.append(other.payload_);
@@ -98,6 +110,7 @@ class Request {
   std::string payload_;
   std::size_t commands_ = 0;
   bool idempotent_ = false;
+  std::chrono::steady_clock::time_point deadline_{};
 };
 
 }  // namespace promptcache::resp

@@ -30,14 +30,11 @@ class LocalStore final : public Store {
 
   [[nodiscard]] std::string_view tier() const noexcept override { return "local"; }
 
-  boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key) override;
+  boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key,
+                                                                 Deadline deadline = {}) override;
   boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>> get_multiple(
       const std::vector<std::string>& keys) override;
-  boost::asio::awaitable<boost::system::error_code> set(std::string_view key,
-                                                        std::string_view value,
-                                                        std::chrono::seconds ttl,
-                                                        SetMode mode = SetMode::always,
-                                                        std::string_view index = {}) override;
+  boost::asio::awaitable<Result<bool>> write(const Write& w, Deadline deadline = {}) override;
   boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) override;
   boost::asio::awaitable<Result<std::uint64_t>> del(const std::vector<std::string>& keys) override;
@@ -46,9 +43,10 @@ class LocalStore final : public Store {
   boost::asio::awaitable<Result<std::uint64_t>> delete_indexed(
       std::string_view index, const Progress& progress = {}) override;
   boost::asio::awaitable<Result<bool>> acquire_lease(std::string_view key, std::string_view token,
-                                                     std::chrono::milliseconds ttl) override;
-  boost::asio::awaitable<Result<bool>> release_lease(std::string_view key,
-                                                     std::string_view token) override;
+                                                     std::chrono::milliseconds ttl,
+                                                     Deadline deadline = {}) override;
+  boost::asio::awaitable<Result<bool>> release_lease(std::string_view key, std::string_view token,
+                                                     Deadline deadline = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
 
   // Synchronous forms of the above, for callers without coroutines.

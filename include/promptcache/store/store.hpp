@@ -36,16 +36,51 @@ using Progress = std::function<void(std::uint64_t deleted)>;
 // database must never overwrite a newer value a writer stored meanwhile.
 enum class SetMode : std::uint8_t { always, if_absent };
 
+// When a call gives up: a command still unanswered then fails with error::timeout (and counts
+// toward the service's breaker). The default, no time point, is the client's command timeout
+// (REDIS_SOCKET_TIMEOUT).
+using Deadline = std::chrono::steady_clock::time_point;
+
 struct Entry {
   Entry() = default;
-  Entry(std::string k, std::string v, std::chrono::seconds t, std::string i = {})
-      : key(std::move(k)), value(std::move(v)), ttl(t), index(std::move(i)) {}
+  Entry(std::string k, std::string v, std::chrono::seconds t, std::string i = {},
+        std::uint64_t ver = 0)
+      : key(std::move(k)), value(std::move(v)), ttl(t), index(std::move(i)), version(ver) {}
 
   std::string key;
   std::string value;
   std::chrono::seconds ttl{0};  // 0: no expiry
   std::string index;            // see Store::set; empty: none
+  std::uint64_t version = 0;    // see Write::version; 0: unversioned (always written)
 };
+
+// One write, as Store::write takes it.
+//
+// Versions: a write with a version takes effect only if the entry held is older — its version,
+// which the store reads from the value's envelope header (stored_version), is lower; an entry
+// without one counts as 0. That makes writes of one item commute: whatever order they arrive
+// in, the newest stays. `mode` is moot for them (an equal or newer entry is always kept).
+struct Write {
+  std::string_view key;
+  std::string_view value;  // an envelope (cache/envelope.hpp) for versioned writes
+  std::chrono::seconds ttl{0};
+  SetMode mode = SetMode::always;
+  std::string_view index;  // see Store::set; empty: none
+  std::uint64_t version = 0;
+  // Unix milliseconds by the store's clock past which the write is dropped (0: none). A fill
+  // that read the source of truth long ago must not land after the tombstone that would have
+  // stopped it has expired.
+  std::int64_t not_after_ms = 0;
+  // A fenced write (a fill under a lease): applied only while `lease` holds `token`, and the
+  // lease is released with it. A Redis restart loses the lease, so a fill that read the source
+  // before a restart cannot land after it. `lease` must share `key`'s cluster slot.
+  std::string_view lease;
+  std::string_view token;
+};
+
+// The version a stored value carries: the u64 at bytes 22–29 of a format-2 envelope (see
+// cache/envelope.hpp; the Redis scripts read the same bytes); 0 for anything else.
+[[nodiscard]] std::uint64_t stored_version(std::string_view stored) noexcept;
 
 // What the server says about itself (INFO for Redis; the map's own counters locally).
 struct ServerStats {
@@ -70,16 +105,21 @@ class Store {
   [[nodiscard]] virtual std::string_view tier() const noexcept = 0;
 
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::optional<std::string>>> get(
-      std::string_view key) = 0;
+      std::string_view key, Deadline deadline = {}) = 0;
   // One value (or nullopt) per key, in order.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>>
   get_multiple(const std::vector<std::string>& keys) = 0;
-  // if_absent leaving a present value alone is success, not an error. With an `index`, the key
-  // is also recorded there, atomically with the write (on Redis: one script; the index key
-  // must share the key's cluster slot), so that delete_indexed finds it.
-  [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code> set(
+  // Whether the write took effect: a versioned one finding a newer entry, a fenced one that
+  // lost its lease, an if_absent one finding the key there, or one past its not_after_ms is
+  // success without effect, not an error. With an `index`, the key is also recorded there,
+  // atomically with the write (on Redis: one script; the index key must share the key's
+  // cluster slot), so that delete_indexed finds it.
+  [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> write(const Write& w,
+                                                                   Deadline deadline = {}) = 0;
+  // write() of a plain entry; the error, if any.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> set(
       std::string_view key, std::string_view value, std::chrono::seconds ttl,
-      SetMode mode = SetMode::always, std::string_view index = {}) = 0;
+      SetMode mode = SetMode::always, std::string_view index = {});
   // Writes every entry in as few round trips as the store allows; the number that failed.
   [[nodiscard]] virtual boost::asio::awaitable<Result<std::size_t>> set_multiple(
       const std::vector<Entry>& entries) = 0;
@@ -97,11 +137,12 @@ class Store {
   // A lease: `key` set to `token` for `ttl` unless present (SET NX PX); whether this caller
   // got it. Another process holding it makes it false; its expiry frees the key.
   [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> acquire_lease(
-      std::string_view key, std::string_view token, std::chrono::milliseconds ttl) = 0;
+      std::string_view key, std::string_view token, std::chrono::milliseconds ttl,
+      Deadline deadline = {}) = 0;
   // Deletes `key` only if it still holds `token` (compare-and-delete): a lease that expired
   // and was taken by another process is left to it. Whether it was deleted.
   [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> release_lease(
-      std::string_view key, std::string_view token) = 0;
+      std::string_view key, std::string_view token, Deadline deadline = {}) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
   // Releases connections; calls after it fail. The in-process store has nothing to close.
   virtual void close() {}
