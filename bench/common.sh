@@ -52,21 +52,56 @@ redis_benchmark_get() {
 # redis-benchmark doing the writes set_multiple does: an analysis key's write is the indexed-write
 # script of src/store/scripts.cpp (SET, and ZADD to the user's index, atomically), with a key
 # and a value of the same sizes (a 97-byte analysis key over 10 000 keys, the 1 KiB value in its
-# 22-byte envelope), EX 3600, 1000 pipelined: prints requests per second. `plain` instead
+# 30-byte envelope), EX 3600, 1000 pipelined: prints requests per second. `plain` instead
 # sends the bare SET, what an unindexed key costs.
 redis_benchmark_set() {
   local n=${1:-1000000} kind=${2:-indexed}
   local key value sha
   key="prompt:analysis:$(head -c 52 /dev/zero | tr '\0' a)__rand_int__:{user42}:default"
-  value=$(head -c 1046 /dev/zero | tr '\0' x)
+  value=$(head -c 1054 /dev/zero | tr '\0' x)
   if [ "$kind" = plain ]; then
     redis-benchmark -p "$redis_port" -c 1 -P 1000 -r 10000 -n "$n" --csv SET "$key" "$value" EX 3600 |
       awk -F'","' 'NR==2 { print $2 }'
     return
   fi
-  sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$(sed -n '/indexed_set_text = R"lua(/,/)lua"/p' \
-    "$repo_root/src/store/scripts.cpp" | sed '1d;$d')")
+  sha=$(write_script_sha)
+  # The write script as set_multiple_json sends it: indexed, unversioned (version 0).
   redis-benchmark -p "$redis_port" -c 1 -P 1000 -r 10000 -n "$n" --csv \
-    EVALSHA "$sha" 2 "$key" "prompt:analysis-index:{user42}" "$value" 3600 0 |
+    EVALSHA "$sha" 2 "$key" "prompt:analysis-index:{user42}" "$value" 3600 0 0 0 "" 1 |
     awk -F'","' 'NR==2 { print $2 }'
+}
+
+# Loads the write script (src/store/scripts.cpp) into the server; prints its SHA.
+write_script_sha() {
+  redis-cli -p "$redis_port" SCRIPT LOAD "$(sed -n '/write_text = R"lua(/,/)lua"/p' \
+    "$repo_root/src/store/scripts.cpp" | sed '1d;$d')"
+}
+
+# What Redis accepts of versioned writes (the write script with a version that only grows, so
+# every write takes its full path): n EVALSHAs of the standard key and value sizes over 10 000
+# keys, sent by redis-cli --pipe; prints entries/s. redis-benchmark cannot send a growing
+# version, hence the pipe.
+redis_pipe_versioned() {
+  local n=${1:-200000} sha file start end
+  sha=$(write_script_sha)
+  file=$(mktemp)
+  python3 - "$sha" "$n" >"$file" <<'PY'
+import sys
+sha, n = sys.argv[1], int(sys.argv[2])
+value = b"x" * 1054  # the envelope header (30 bytes) + 1 KiB of JSON, as the service writes
+out = sys.stdout.buffer
+def bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+for i in range(n):
+    key = b"prompt:analysis:%s%012d:{user%d}:default" % (b"a" * 52, i % 10000, i % 100)
+    index = b"prompt:analysis-index:{user%d}" % (i % 100)
+    args = [b"EVALSHA", sha.encode(), b"2", key, index, value, b"3600", b"0",
+            str(i + 1).encode(), b"0", b"", b"1"]
+    out.write(b"*%d\r\n" % len(args) + b"".join(bulk(a) for a in args))
+PY
+  start=$(date +%s.%N)
+  redis-cli -p "$redis_port" --pipe <"$file" >/dev/null
+  end=$(date +%s.%N)
+  rm -f "$file"
+  python3 -c "print(round($n / ($end - $start)))"
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The service's workloads (DESIGN.md §7) beside redis-benchmark in the same run:
+# The service's workloads beside redis-benchmark in the same run:
 #   get_hit           get_analysis_result of the standard 1 KiB value, 50 callers, one thread
 #                     (target >= 0.4 x redis-benchmark -t get -d 1024 -c 1 -P 50)
 #   set_multiple      batches of 1000 JSON values (target >= 500 000 entries/s), beside
 #                     redis-benchmark sending the same writes (the indexed-write script with
 #                     the same key and value sizes, EX) and the bare SETs
 #   set_multiple_json the same with already serialized JSON
+#   set_multiple_versioned  versioned batches (issue 11), beside redis-cli --pipe sending the
+#                     same versioned writes (target >= 0.9 x)
 #   fallback_outage   get_with_fallback with Redis down and the breaker open, beside the
 #                     fallback alone (target: under 50 us added at p99)
 set -euo pipefail
@@ -39,6 +41,20 @@ ref = ($set_before + $set_after) / 2
 for line in sys.stdin:
     r = json.loads(line)
     print('%-17s c=%d %9.0f entries/s  %.2f x redis-benchmark sending the same indexed writes, %.2f x bare SETs of the same sizes (target >= 500000 entries/s)' % (r['workload'], r['concurrency'], r['ops_per_s'], r['ops_per_s'] / ref, r['ops_per_s'] / $plain))"
+# Versioned batches (each entry newer than the one before, so every write takes the script's
+# full path) beside what Redis accepts of the same versioned writes sent by redis-cli --pipe.
+pipe_before=$(redis_pipe_versioned 200000)
+versioned=$("$promptcache_bin" bench --workload set_multiple_versioned --redis "$url" \
+  --concurrency 1,4 --ops "$ops" 2>/dev/null | awk 'NR % 2 == 0')
+pipe_after=$(redis_pipe_versioned 200000)
+echo "$versioned"
+echo "{\"workload\":\"redis-cli --pipe EVALSHA <write script, growing version> x 200000\",\"ops_per_s_before\":$pipe_before,\"ops_per_s_after\":$pipe_after}"
+echo "$versioned" | python3 -c "
+import json, sys
+ref = ($pipe_before + $pipe_after) / 2
+for line in sys.stdin:
+    r = json.loads(line)
+    print('%-22s c=%d %9.0f entries/s  %.2f x what Redis accepts of the same versioned writes (target >= 0.9)' % (r['workload'], r['concurrency'], r['ops_per_s'], r['ops_per_s'] / ref))"
 # A port nothing listens on: Redis is down for the whole run.
 "$promptcache_bin" bench --workload fallback_outage --redis "redis://127.0.0.1:$(free_port)" \
   --concurrency 1,50 --ops "$ops" 2>/dev/null

@@ -550,9 +550,12 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
       auto r = co_await service.get_analysis_result(hash, user, "default");
       co_return r ? 1 : 0;
     };
-  } else {  // set_multiple (JSON values) or set_multiple_json (serialized); ops counts entries
+  } else {  // set_multiple (JSON values), set_multiple_json (serialized) or
+            // set_multiple_versioned (serialized, each entry newer than the last); ops counts
+            // entries
     calls = std::max<std::size_t>(o.ops / o.batch, 1);
-    const bool serialized = o.workload == "set_multiple_json";
+    const bool versioned = o.workload == "set_multiple_versioned";
+    const bool serialized = versioned || o.workload == "set_multiple_json";
     // Batches made up front, as a caller holds them: the loop measures the cache, not the
     // making of keys and copies of values.
     constexpr std::size_t distinct_batches = 16;
@@ -573,10 +576,19 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
         }
       }
     }
-    step = [&, serialized, texts, values](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+    // Versions only grow, so every versioned write takes effect (the script's full path: the
+    // held version read, the value and the index written).
+    auto next_version = std::make_shared<std::uint64_t>(0);
+    step = [&, serialized, versioned, texts, values,
+            next_version](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
       const std::size_t b = rng() % distinct_batches;
       try {
-        if (serialized) {
+        if (versioned) {
+          std::vector<cache::PromptCacheService::VersionedEntry> batch;
+          batch.reserve(o.batch);
+          for (const auto& [key, text] : (*texts)[b]) batch.push_back({key, text, ++*next_version});
+          co_await service.set_multiple_versioned(batch);
+        } else if (serialized) {
           co_await service.set_multiple_json((*texts)[b]);
         } else {
           co_await service.set_multiple((*values)[b]);
@@ -630,9 +642,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--workload", opts->workload,
                   "raw_get, get_hit, get_hit_l1, set_multiple, set_multiple_json, "
                   "fallback_outage, invalidate_user or stampede")
-      ->check(
-          CLI::IsMember({"raw_get", "get_hit", "get_hit_l1", "set_multiple", "set_multiple_json",
-                         "fallback_outage", "invalidate_user", "stampede"}))
+      ->check(CLI::IsMember({"raw_get", "get_hit", "get_hit_l1", "set_multiple",
+                             "set_multiple_json", "set_multiple_versioned", "fallback_outage",
+                             "invalidate_user", "stampede"}))
       ->capture_default_str();
   cmd->add_option("--redis", opts->redis_url,
                   "Redis URL (default: REDIS_URL and REDIS_*); several hosts "

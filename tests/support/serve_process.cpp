@@ -56,7 +56,10 @@ pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, const std:
 }  // namespace
 
 std::string promptcache_binary() {
-  return PROMPTCACHE_BIN;
+  // PROMPTCACHE_TEST_BIN: another build of the binary (the consistency checker run against an
+  // older one, say).
+  const char* other = std::getenv("PROMPTCACHE_TEST_BIN");
+  return other != nullptr && *other != '\0' ? std::string(other) : std::string(PROMPTCACHE_BIN);
 }
 
 ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
