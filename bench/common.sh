@@ -3,7 +3,12 @@
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# PROMPTCACHE_BIN=path runs another build instead (an older one, for a before/after figure).
 build_release() {
+  if [ -n "${PROMPTCACHE_BIN:-}" ]; then
+    promptcache_bin=$PROMPTCACHE_BIN
+    return
+  fi
   bash "$repo_root/scripts/install-deps.sh"
   cmake -S "$repo_root" -B "$repo_root/build-release" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DPROMPTCACHE_BUILD_TESTS=OFF >/dev/null
@@ -104,4 +109,66 @@ PY
   end=$(date +%s.%N)
   rm -f "$file"
   python3 -c "print(round($n / ($end - $start)))"
+}
+
+need_wrk_and_nginx() {
+  if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light \
+      >/dev/null
+  fi
+}
+
+# Starts `promptcache serve` on the Redis of start_redis and a SQLite file in $1 (extra flags
+# after it); sets serve_pid and base (its URL).
+start_serve() {
+  local dir=$1
+  shift
+  local port
+  port=$(free_port)
+  REDIS_URL="redis://127.0.0.1:$redis_port" "$promptcache_bin" serve \
+    --listen "127.0.0.1:$port" --db "sqlite://$dir/bench.db" "$@" \
+    >"$dir/serve.out" 2>"$dir/serve.log" &
+  serve_pid=$!
+  for _ in $(seq 100); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.05; done
+  base="http://127.0.0.1:$port"
+}
+
+# Stores $2 analyses of about 1 KiB each (the standard value's 12 suggestions) through the API
+# at $1; their GET paths go to the file $3, the first one's body to $4.
+populate_analyses() {
+  python3 - "$@" <<'PY'
+import hashlib, json, sys, urllib.request
+base, keys, paths_file, sample_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with open(paths_file, "w") as paths:
+    for i in range(keys):
+        prompt = f"Summarize the quarterly report, variant {i}"
+        body = {
+            "prompt": prompt, "user_id": f"user{i % 100}",
+            "quality_scores": {"score": 0.87, "clarity": 0.91, "tokens": 412},
+            "improvement_suggestions": [
+                f"suggestion {j:02}: state the expected output format" for j in range(12)],
+            "metadata": {"source": "bench"},
+        }
+        req = urllib.request.Request(base + "/v1/analyses", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        h = hashlib.sha256(prompt.encode()).hexdigest()
+        paths.write(f"/v1/analyses/{h}?user_id=user{i % 100}\n")
+        if i == 0:
+            with open(sample_file, "wb") as f:
+                f.write(urllib.request.urlopen(base + f"/v1/analyses/{h}?user_id=user0").read())
+PY
+}
+
+# A wrk script that GETs the paths of the file $PATHS_FILE in turn; written to $1.
+write_paths_lua() {
+  cat >"$1" <<'LUA'
+local paths = {}
+for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+LUA
 }

@@ -16,10 +16,7 @@ threads=${THREADS:-1}
 keys=${KEYS:-200}
 
 build_release
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light \
-    >/dev/null
-fi
+need_wrk_and_nginx
 start_redis
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -31,38 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-serve_port=$(free_port)
-REDIS_URL="redis://127.0.0.1:$redis_port" "$promptcache_bin" serve \
-  --listen "127.0.0.1:$serve_port" --db "sqlite://$work/bench.db" \
-  >"$work/serve.out" 2>"$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
-base="http://127.0.0.1:$serve_port"
-
-# KEYS analyses of about 1 KiB each (the standard value's 12 suggestions), stored through the
-# API; their GET paths go to wrk.
-python3 - "$base" "$keys" "$work/paths.txt" "$work/analysis.json" <<'EOF'
-import hashlib, json, sys, urllib.request
-base, keys, paths_file, sample_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-with open(paths_file, "w") as paths:
-    for i in range(keys):
-        prompt = f"Summarize the quarterly report, variant {i}"
-        body = {
-            "prompt": prompt, "user_id": f"user{i % 100}",
-            "quality_scores": {"score": 0.87, "clarity": 0.91, "tokens": 412},
-            "improvement_suggestions": [
-                f"suggestion {j:02}: state the expected output format" for j in range(12)],
-            "metadata": {"source": "bench"},
-        }
-        req = urllib.request.Request(base + "/v1/analyses", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-        h = hashlib.sha256(prompt.encode()).hexdigest()
-        paths.write(f"/v1/analyses/{h}?user_id=user{i % 100}\n")
-        if i == 0:
-            with open(sample_file, "wb") as f:
-                f.write(urllib.request.urlopen(base + f"/v1/analyses/{h}?user_id=user0").read())
-EOF
+start_serve "$work"
+populate_analyses "$base" "$keys" "$work/paths.txt" "$work/analysis.json"
 
 # nginx: the same JSON body as a static file, one path repeated as often as ours.
 nginx_port=$(free_port)
@@ -87,15 +54,7 @@ http {
 EOF
 nginx -c "$work/nginx.conf"
 
-cat >"$work/paths.lua" <<'EOF'
-local paths = {}
-for line in io.lines(os.getenv("PATHS_FILE")) do paths[#paths + 1] = line end
-local i = 0
-request = function()
-  i = i % #paths + 1
-  return wrk.format("GET", paths[i])
-end
-EOF
+write_paths_lua "$work/paths.lua"
 
 run_wrk() {  # url paths-file -> "requests/s p50 p99"
   PATHS_FILE="$2" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/paths.lua" "$1" |

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <span>
 
 #include <openssl/evp.h>
 
@@ -134,24 +135,27 @@ bool needs_script(const Write& w) noexcept {
 }
 
 void push_write(resp::Request& req, bool by_sha, const Write& w) {
-  const std::string_view nx = w.mode == SetMode::if_absent ? "1" : "0";
-  const std::string_view script = by_sha ? std::string_view(write_sha()) : write_text;
-  const std::string_view command = by_sha ? "EVALSHA" : "EVAL";
-  const std::string_view indexed = w.index.empty() ? "0" : "1";
-  const int keys = 1 + (w.index.empty() ? 0 : 1) + (w.token.empty() ? 0 : 1);
-  if (!w.index.empty() && !w.token.empty()) {
-    req.push(command, script, keys, w.key, w.index, w.lease, w.value, w.ttl.count(), nx, w.version,
-             w.not_after_ms, w.token, indexed);
-  } else if (!w.index.empty()) {
-    req.push(command, script, keys, w.key, w.index, w.value, w.ttl.count(), nx, w.version,
-             w.not_after_ms, w.token, indexed);
-  } else if (!w.token.empty()) {
-    req.push(command, script, keys, w.key, w.lease, w.value, w.ttl.count(), nx, w.version,
-             w.not_after_ms, w.token, indexed);
-  } else {
-    req.push(command, script, keys, w.key, w.value, w.ttl.count(), nx, w.version, w.not_after_ms,
-             w.token, indexed);
-  }
+  // The arguments in script order; the index and the lease are keys only when present.
+  char numbers[4][24];
+  auto decimal = [&numbers](int slot, auto v) {
+    const auto end = std::to_chars(numbers[slot], numbers[slot] + sizeof numbers[slot], v).ptr;
+    return std::string_view(numbers[slot], static_cast<std::size_t>(end - numbers[slot]));
+  };
+  std::array<std::string_view, 13> args;
+  std::size_t n = 0;
+  args[n++] = by_sha ? std::string_view(write_sha()) : write_text;
+  args[n++] = decimal(0, 1 + (w.index.empty() ? 0 : 1) + (w.token.empty() ? 0 : 1));
+  args[n++] = w.key;
+  if (!w.index.empty()) args[n++] = w.index;
+  if (!w.token.empty()) args[n++] = w.lease;
+  args[n++] = w.value;
+  args[n++] = decimal(1, w.ttl.count());
+  args[n++] = w.mode == SetMode::if_absent ? "1" : "0";
+  args[n++] = decimal(2, w.version);
+  args[n++] = decimal(3, w.not_after_ms);
+  args[n++] = w.token;
+  args[n++] = w.index.empty() ? "0" : "1";
+  req.push_range(by_sha ? "EVALSHA" : "EVAL", std::span<const std::string_view>(args.data(), n));
 }
 
 void push_write(resp::Request& req, bool by_sha, const Entry& e) {

@@ -321,8 +321,12 @@ TEST(Consistency, three_processes_on_sqlite_serve_no_stale_answer) {
   run_checker(Mode{3, true, Db::sqlite});
 }
 
-TEST(Consistency, two_processes_on_postgresql_serve_no_stale_answer) {
+TEST(Consistency, two_processes_on_postgresql_near_tier_off_serve_no_stale_answer) {
   run_checker(Mode{2, false, Db::postgres});
+}
+
+TEST(Consistency, two_processes_on_postgresql_near_tier_on_serve_no_stale_answer) {
+  run_checker(Mode{2, true, Db::postgres});
 }
 
 }  // namespace
