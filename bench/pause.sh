@@ -55,8 +55,9 @@ redis_pid=$(cat "$redis_dir/redis.pid")
   sleep "$pause"
   kill -CONT "$redis_pid"
 ) &
+pauser=$!
 paused=$(run_wrk)
-wait
+wait "$pauser"
 
 python3 - "$duration" "$pause" "$conns" "$steady" "$paused" <<'EOF'
 import json, sys

@@ -305,7 +305,7 @@ asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::siz
 
 template <class T, class Parse>
 asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(
-    std::string_view key, Parse parse, store::Deadline deadline) {
+    std::string_view key, Parse parse, std::chrono::milliseconds budget) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span(tracer_.get(), "cache_get");
   span.set("cache.key", key);
@@ -347,7 +347,8 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(
     }
     ticket = near_->cache().reserve(key, start);
   }
-  auto stored = co_await store_->get(key, deadline);
+  // The budget starts at the store: a near hit reads no clock for it.
+  auto stored = co_await store_->get(key, deadline_in(budget));
   std::string text;
   if (note_result(stored)) {
     found.failed = true;
@@ -731,7 +732,7 @@ asio::awaitable<PromptCacheService::Loaded<T>> PromptCacheService::load_through(
   span.set("cache.key", key);
   (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
   // Fails open: a miss.
-  auto found = co_await read_value<T>(key, parse, deadline_in(budget));
+  auto found = co_await read_value<T>(key, parse, budget);
   span.set("cache.hit", found.kind == Kind::value);
   Loaded<T> out;
   LoadPlan plan{ttl, budget, !found.failed};

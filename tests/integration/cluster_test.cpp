@@ -293,6 +293,38 @@ TEST_F(Cluster, stampede_protection_works_on_the_cluster_lease_and_negative_mark
   other->close();
 }
 
+// Versioned writes on the cluster: the write script runs on the master of the user's slot, the
+// lease that fences a fill shares it, and the newest version wins whatever the order.
+TEST_F(Cluster, versioned_writes_tombstones_and_fenced_fills_work_on_the_cluster) {
+  cache::ServiceOptions options;
+  options.lease = 2000ms;
+  cache::PromptCacheService svc(store_, options);
+  int calls = 0;
+  const cache::PromptCacheService::VersionedLoader row =
+      [&]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
+    ++calls;
+    co_return cache::PromptCacheService::Versioned{std::string(R"({"v":1})"), 1};
+  };
+  run([&]() -> asio::awaitable<void> {
+    for (int u = 0; u < 20; ++u) {  // users spread over every master
+      const std::string key = cache::analysis_key("h", fmt::format("versioned-{}", u), "t");
+      auto first = co_await svc.get_or_load_versioned(key, row);  // a fenced fill at version 1
+      EXPECT_EQ(first.json, std::optional<std::string>(R"({"v":1})"));
+      EXPECT_FALSE(first.hit);
+      EXPECT_TRUE(co_await svc.set_versioned(key, R"({"v":3})", 3));
+      EXPECT_FALSE(co_await svc.set_versioned(key, R"({"v":2})", 2)) << "older: refused";
+      EXPECT_TRUE(co_await svc.delete_versioned(key, 4));
+      EXPECT_FALSE(co_await svc.set_versioned(key, R"({"v":3})", 3)) << "the tombstone holds";
+      auto gone = co_await svc.get_or_load_versioned(key, row);
+      EXPECT_FALSE(gone.json) << "not found, from the tombstone";
+      EXPECT_TRUE(gone.hit);
+      EXPECT_TRUE(co_await svc.set_versioned(key, R"({"v":5})", 5));
+      EXPECT_EQ(co_await svc.get_json(key), std::optional<std::string>(R"({"v":5})"));
+    }
+  }());
+  EXPECT_EQ(calls, 20);
+}
+
 TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster) {
   cache::CacheConfig config;
   config.redis = net::ClientConfig{};

@@ -334,7 +334,7 @@ class PromptCacheService {
   // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
   template <class T, class Parse>
   boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse,
-                                              store::Deadline deadline = {});
+                                              std::chrono::milliseconds budget = {});
   // The loads' own loader: the source's item as text, at its version (0: unversioned).
   using TextLoader = VersionedLoader;
   // What load_through found: the value (nullopt: "not found") and whether the cache had it.
