@@ -309,6 +309,21 @@ TEST_P(Versions, concurrent_misses_of_one_key_make_one_load) {
   EXPECT_EQ(right, 100);
 }
 
+// What the seed's writes and the seed's Python service leave (an unversioned envelope, plain
+// JSON) counts as version 0: any versioned write replaces it; an unversioned write replaces a
+// versioned entry (last writer wins, as documented).
+TEST_P(Versions, unversioned_and_legacy_entries_count_as_version_zero) {
+  auto& svc = make();
+  run(svc.set_json(key, R"({"seed":1})"));
+  EXPECT_TRUE(run(svc.set_versioned(key, R"({"v":1})", 1)));
+  EXPECT_EQ(run(svc.get_json(key)), std::optional<std::string>(R"({"v":1})"));
+  EXPECT_FALSE(run(store_->set(key, R"({"legacy":true})", 0s)));  // plain JSON, as the seed
+  EXPECT_TRUE(run(svc.set_versioned(key, R"({"v":2})", 2)));
+  EXPECT_EQ(run(svc.get_json(key)), std::optional<std::string>(R"({"v":2})"));
+  run(svc.set_json(key, R"({"seed":2})"));
+  EXPECT_EQ(run(svc.get_json(key)), std::optional<std::string>(R"({"seed":2})"));
+}
+
 TEST_P(Versions, version_zero_is_refused_by_the_versioned_calls) {
   auto& svc = make();
   EXPECT_THROW(run(svc.set_versioned(key, "{}", 0)), cache::CacheError);
