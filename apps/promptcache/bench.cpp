@@ -578,7 +578,12 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     }
     // Versions only grow, so every versioned write takes effect (the script's full path: the
     // held version read, the value and the index written).
-    auto next_version = std::make_shared<std::uint64_t>(0);
+    // Above whatever an earlier run left (microseconds since the epoch: exact in the script's
+    // Lua numbers until the year 2255).
+    auto next_version = std::make_shared<std::uint64_t>(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count()));
     step = [&, serialized, versioned, texts, values,
             next_version](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
       const std::size_t b = rng() % distinct_batches;
