@@ -76,13 +76,16 @@ void decode_columns(AnalysisRecord& r, std::string_view quality_scores,
 
 std::string redact_url(std::string_view url) {
   const auto scheme = url.find("://");
-  const auto at = url.rfind('@');
-  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) {
-    return std::string(url);
-  }
-  const auto colon = url.find(':', scheme + 3);
-  if (colon == std::string_view::npos || colon > at) return std::string(url);
-  return fmt::format("{}:***{}", url.substr(0, colon), url.substr(at));
+  // Not a URL: it could be anything, a connection string with a password included.
+  if (scheme == std::string_view::npos) return "(not a database URL)";
+  // Parameters may carry secrets (?password=, ?sslpassword=): none is shown.
+  std::string shown(url.substr(0, url.find('?')));
+  if (shown.size() < url.size()) shown += "?***";
+  const auto at = shown.rfind('@');
+  if (at == std::string::npos || at < scheme) return shown;
+  const auto colon = shown.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return shown;
+  return fmt::format("{}:***{}", shown.substr(0, colon), shown.substr(at));
 }
 
 std::unique_ptr<Database> open_database(std::string_view url, std::size_t connections) {
@@ -92,15 +95,29 @@ std::unique_ptr<Database> open_database(std::string_view url, std::size_t connec
   if (starts_with("postgresql://") || starts_with("postgres://")) {
     return open_postgres(std::string(url), connections);
   }
-  if (starts_with("sqlite://")) return open_sqlite(std::string(url.substr(9)), connections);
-  if (url.find("://") != std::string_view::npos) {
-    throw DbError(
-        fmt::format("unsupported database URL {:?}: use sqlite:///path or "
-                    "postgresql://user:password@host:port/db",
-                    redact_url(url)));
+  if (starts_with("sqlite://")) {
+    std::string_view path = url.substr(9);
+    // No parameter is understood: one would otherwise become part of the file's name (and a
+    // `?password=` in it would be written to disk and to the logs). Named, never echoed.
+    if (const auto query = path.find('?'); query != std::string_view::npos) {
+      std::string_view name = path.substr(query + 1);
+      name = name.substr(0, name.find_first_of("=&"));
+      throw DbError(
+          fmt::format("a sqlite:// URL takes no parameters ({:?} is not one)", name.substr(0, 40)));
+    }
+    if (path.empty()) throw DbError("the sqlite:// URL names no file");
+    return open_sqlite(std::string(path), connections);
   }
   if (url.empty()) throw DbError("the database URL is empty");
-  return open_sqlite(std::string(url), connections);
+  // Not a URL of a known scheme: never taken as a file name (a libpq connection string such as
+  // "host=h password=pw" would become a SQLite file, and its password a log line).
+  const auto scheme = url.find("://");
+  throw DbError(
+      fmt::format("unsupported database URL{}: use sqlite:///abs/path.db, sqlite://rel/path.db or "
+                  "postgresql://user:password@host:port/db",
+                  scheme == std::string_view::npos || scheme > 32
+                      ? std::string()
+                      : fmt::format(" (scheme {:?})", url.substr(0, scheme))));
 }
 
 }  // namespace promptcache::db

@@ -358,11 +358,13 @@ class SharedPostgres : public ::testing::Environment {
     if (!server_->running()) server_->start();
     return *server_;
   }
-  // An empty table (and a fresh id sequence) for the next test; the schema stays.
+  // Empty tables (and a fresh id sequence) for the next test; the schema stays.
   static void reset() {
     get().psql(
         "DO $$ BEGIN IF to_regclass('public.prompt_analysis_results') IS NOT NULL THEN "
-        "TRUNCATE prompt_analysis_results RESTART IDENTITY; END IF; END $$");
+        "TRUNCATE prompt_analysis_results RESTART IDENTITY; END IF; "
+        "IF to_regclass('public.prompt_analysis_versions') IS NOT NULL THEN "
+        "TRUNCATE prompt_analysis_versions; END IF; END $$");
   }
   void TearDown() override { server_.reset(); }
 
@@ -1510,6 +1512,26 @@ TEST_F(ServeProcessTest, RefusesNonLoopbackListenWithoutApiKey) {
   EXPECT_EQ(client().request("GET", "/v1/stats").status, 401u);
   EXPECT_EQ(client().request("GET", "/v1/stats", {}, {{"Authorization", "Bearer k-123"}}).status,
             200u);
+}
+
+// Before: a --db value that was not a URL became a SQLite file of that name (created and logged,
+// password and all); a sqlite URL's parameters became part of the file's name.
+TEST_F(ServeProcessTest, DbValueThatIsNotADatabaseUrlIsAClearStartUpErrorAndCreatesNothing) {
+  const auto cwd = std::filesystem::current_path();
+  for (const std::string& db :
+       {std::string("host=h password=pw-canary-db"), std::string("promptcache.db"),
+        std::string("sqlite://s-canary.db?password=pw-canary-db")}) {
+    const auto r =
+        testing::run_promptcache({"serve", "--listen", "127.0.0.1:0", "--db", db}, {}, 15s);
+    EXPECT_NE(r.exit_code, 0) << db;
+    EXPECT_EQ(r.out.find("listening on"), std::string::npos) << db << ": " << r.out;
+    EXPECT_NE(r.err.find("database"), std::string::npos) << db << ": " << r.err;
+    EXPECT_EQ((r.out + r.err).find("pw-canary"), std::string::npos) << db << ": " << r.err;
+  }
+  for (const char* name : {"host=h password=pw-canary-db", "promptcache.db", "s-canary.db",
+                           "s-canary.db?password=pw-canary-db"}) {
+    EXPECT_FALSE(std::filesystem::exists(cwd / name)) << name << " was created";
+  }
 }
 
 TEST_F(ServeProcessTest, BodyOverTheLimitIs413) {

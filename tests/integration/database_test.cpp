@@ -59,7 +59,9 @@ class DatabaseContract : public ::testing::TestWithParam<Kind> {
     if (GetParam() == Kind::postgresql) {
       if (!testing::pg_available()) GTEST_SKIP() << "PostgreSQL server binaries are not installed";
       if (!pg_) pg_ = std::make_unique<PgServer>();
-      pg_->psql("DROP TABLE IF EXISTS prompt_analysis_results, schema_migrations");
+      pg_->psql(
+          "DROP TABLE IF EXISTS prompt_analysis_results, prompt_analysis_versions, "
+          "schema_migrations; DROP FUNCTION IF EXISTS promptcache_remove_analysis");
       url_ = pg_->url();
     } else {
       dir_ = std::filesystem::temp_directory_path() /
@@ -228,7 +230,7 @@ TEST(Sqlite, a_row_with_corrupt_json_is_reported_with_the_column_not_thrown) {
       std::filesystem::temp_directory_path() / fmt::format("promptcache-db-corrupt-{}", ::getpid());
   const std::string path = (dir / "c.db").string();
   {
-    auto db = db::open_database(path, 1);
+    auto db = db::open_database("sqlite://" + path, 1);
     (void)db->upsert(input(hash_of(1), "u"));
   }
   // Damage the row behind the service's back, as a bad manual edit would.
@@ -238,7 +240,7 @@ TEST(Sqlite, a_row_with_corrupt_json_is_reported_with_the_column_not_thrown) {
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(raw);
-  auto db = db::open_database(path, 1);
+  auto db = db::open_database("sqlite://" + path, 1);
   const auto found = db->lookup(hash_of(1), "u", "default");
   ASSERT_TRUE(found.row);
   EXPECT_NE(found.row->corrupt.find("quality_scores"), std::string::npos) << found.row->corrupt;
@@ -259,6 +261,32 @@ TEST(Sqlite, an_unwritable_location_is_a_clear_error) {
   }
 }
 
+// Before: anything without a scheme became a SQLite file of that name — a libpq connection
+// string "host=h password=pw" was created on disk and logged; a sqlite URL's "?password=X" became
+// part of the file's name.
+TEST(Database, a_value_that_is_not_a_database_url_is_refused_and_creates_no_file) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / fmt::format("promptcache-db-url-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir);
+  for (const std::string& url :
+       {std::string("host=h password=pw-canary-1"), std::string("plain.db"),
+        std::string("sqlite://s.db?password=pw-canary-2"), std::string("sqlite://")}) {
+    try {
+      (void)db::open_database(url, 1);
+      ADD_FAILURE() << "opened " << url;
+    } catch (const DbError& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find("pw-canary"), std::string::npos) << what;
+      EXPECT_FALSE(what.empty());
+    }
+  }
+  std::filesystem::current_path(cwd);
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a file was created";
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Database, unknown_url_schemes_are_refused_with_the_password_redacted) {
   try {
     (void)db::open_database("mysql://root:hunter2@localhost/db", 1);
@@ -266,11 +294,14 @@ TEST(Database, unknown_url_schemes_are_refused_with_the_password_redacted) {
   } catch (const DbError& e) {
     const std::string what = e.what();
     EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
-    EXPECT_NE(what.find("mysql://root:***@localhost/db"), std::string::npos) << what;
+    EXPECT_NE(what.find("\"mysql\""), std::string::npos) << "names the scheme: " << what;
   }
   EXPECT_EQ(db::redact_url("postgresql://u:secret@h:5432/d"), "postgresql://u:***@h:5432/d");
   EXPECT_EQ(db::redact_url("postgresql://u@h/d"), "postgresql://u@h/d");
   EXPECT_EQ(db::redact_url("sqlite:///data/x.db"), "sqlite:///data/x.db");
+  EXPECT_EQ(db::redact_url("host=h password=pw"), "(not a database URL)");
+  EXPECT_EQ(db::redact_url("postgresql://u@h/d?password=pw&sslmode=require"),
+            "postgresql://u@h/d?***");
 }
 
 TEST(Postgres, a_wrong_password_is_a_clear_error_without_the_password) {

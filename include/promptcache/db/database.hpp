@@ -101,7 +101,7 @@ class Database {
 };
 
 // Opens the database a URL names and applies any migration it lacks:
-//   sqlite:///absolute/path.db, sqlite://relative/path.db, or a plain path: SQLite (WAL,
+//   sqlite:///absolute/path.db or sqlite://relative/path.db (no parameters): SQLite (WAL,
 //   synchronous=FULL), the file and its directory created when missing;
 //   postgresql://user:password@host:port/dbname (or postgres://): PostgreSQL through libpq.
 // `connections` bounds the connections kept open (one per concurrent caller). Throws DbError.
