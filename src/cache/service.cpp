@@ -986,6 +986,12 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
   co_return *deleted;
 }
 
+asio::awaitable<bool> PromptCacheService::reachable(std::chrono::milliseconds budget) {
+  if (breaker_.state() != CircuitBreaker::State::closed) co_return false;
+  auto probe = co_await store_->get("promptcache:probe", deadline_in(budget));
+  co_return !probe.has_error();
+}
+
 asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   json::object client;
   client["tier"] = store_->tier();

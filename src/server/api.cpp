@@ -528,7 +528,8 @@ asio::awaitable<Response> Api::invalidate_user(std::string user, Outcome& out) {
 asio::awaitable<Response> Api::stats() {
   json::object s = co_await cache_.get_cache_stats();
   s["pending_invalidations"] = pending_invalidations();
-  co_return json_response(200, s);
+  // The cache could not be asked: the client's own figures still come, with a 503.
+  co_return json_response(s.contains("error") ? 503 : 200, s);
 }
 
 asio::awaitable<Response> Api::ready() {
@@ -543,9 +544,9 @@ asio::awaitable<Response> Api::ready() {
   }
   body["status"] = "ready";
   body["database"] = "ok";
-  // Reads fall back to the database, so a cache that is down degrades the service, no more.
-  body["cache"] =
-      cache_.breaker().state() == cache::CircuitBreaker::State::closed ? "ok" : "degraded";
+  // Reads fall back to the database, so a cache that is down (unreachable, hung past the read
+  // budget, or skipped by the open breaker) degrades the service, no more: still 200.
+  body["cache"] = co_await cache_.reachable(options_.cache_read_budget) ? "ok" : "degraded";
   co_return json_response(200, body);
 }
 

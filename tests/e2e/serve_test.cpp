@@ -1356,7 +1356,11 @@ TEST_P(ServeRedisOutageTest, RedisKilledServesFromDatabaseAndNeverStale) {
   const HttpResponse inval = c.request("DELETE", user_cache_target("outage"));
   expect_error(inval, 503, "", "invalidate with the cache down");
   const HttpResponse stats = c.request("GET", "/v1/stats");
-  EXPECT_EQ(stats.status, 200u);
+  EXPECT_EQ(stats.status, 503u) << "the cache cannot be asked";
+  EXPECT_TRUE(object_of(stats).contains("error")) << stats.body;
+  EXPECT_TRUE(object_of(stats).contains("client")) << "this client's figures still come";
+  const HttpResponse readiness = c.request("GET", "/readyz");
+  EXPECT_EQ(object_of(readiness).at("cache"), json::value("degraded")) << readiness.body;
 
   redis_->start();
   expect_fresh_until_cached(k, k_row, "changed during the outage");
@@ -1400,6 +1404,31 @@ TEST_P(ServeRedisOutageTest, RedisFrozenOldValueNeverServedAfterThaw) {
 
 // With the default settings (REDIS_SOCKET_TIMEOUT 5 s), a read while Redis is down must not wait
 // for the command timeout: every reconnect is refused at once, so the cache is known to be down.
+// Before: /readyz said "cache":"ok" while Redis was unreachable (it looked at the breaker only,
+// which no request had opened yet).
+TEST(ServeRedisDefaultsTest, ReadyzSaysTheCacheIsDegradedWhenRedisIsDownOrHungWithoutTraffic) {
+  TempDir dir;
+  RedisServer redis;
+  ServeProcess server({"serve", "--listen", "127.0.0.1:0", "--db",
+                       "sqlite://" + dir.path() + "/promptcache.db", "--threads", "2"},
+                      {{"REDIS_URL", redis.url()}});
+  HttpClient c(server.port(), 30s);
+  auto cache_state = [&] {
+    const HttpResponse r = c.request("GET", "/readyz");
+    EXPECT_EQ(r.status, 200u) << "the database answers: still ready";
+    return std::string(object_of(r).at("cache").as_string());
+  };
+  EXPECT_EQ(cache_state(), "ok");
+  redis.freeze();
+  EXPECT_EQ(cache_state(), "degraded") << "hung past the read budget";
+  redis.thaw();
+  EXPECT_TRUE(eventually(10s, [&] { return cache_state() == "ok"; }));
+  redis.stop();
+  EXPECT_EQ(cache_state(), "degraded") << "unreachable";
+  redis.start();
+  EXPECT_TRUE(eventually(10s, [&] { return cache_state() == "ok"; }));
+}
+
 TEST(ServeRedisDefaultsTest, RedisKilledReadsDoNotWaitForTheCommandTimeout) {
   TempDir dir;
   RedisServer redis;

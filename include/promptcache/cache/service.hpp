@@ -225,6 +225,11 @@ class PromptCacheService {
   // On failure {"error": "..."} (plus this client's own counters).
   boost::asio::awaitable<boost::json::object> get_cache_stats();
 
+  // Whether the cache answers now: false while the breaker is open or when a read of a probe
+  // key fails or takes longer than `budget`. Counts nothing and feeds no breaker (a readiness
+  // probe must not change what it observes).
+  boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
+
   // Closes the store's connections (an event loop running only the cache then ends).
   void close() { store_->close(); }
   // A background refresh (early_refresh) runs on the event loop of the read that started it and
