@@ -1,6 +1,7 @@
 #include "server/api.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -321,9 +322,13 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   out.route = route_of(path, method);
   if (!options_.api_key.empty()) {
     const std::string_view auth = req[http::field::authorization];
-    constexpr std::string_view bearer = "Bearer ";
-    if (auth.substr(0, bearer.size()) != bearer ||
-        !same_secret(auth.substr(bearer.size()), options_.api_key)) {
+    // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" and "BEARER" are Bearer.
+    constexpr std::string_view bearer = "bearer ";
+    const bool is_bearer =
+        auth.size() >= bearer.size() &&
+        std::equal(bearer.begin(), bearer.end(), auth.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    if (!is_bearer || !same_secret(auth.substr(bearer.size()), options_.api_key)) {
       throw Refusal{401, "missing or wrong API key"};
     }
   }

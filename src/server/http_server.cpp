@@ -1,5 +1,6 @@
 #include "server/http_server.hpp"
 
+#include <cctype>
 #include <list>
 #include <optional>
 #include <thread>
@@ -35,6 +36,48 @@ auto with(error_code& ec) {
 }
 
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// What RFC 9112 asks of a request's framing, checked once its header is read and before any of
+// its body is: a status and a message when the request must be refused (and the connection
+// closed, since where its body ends is then unknown).
+struct Refusal {
+  unsigned status;
+  std::string message;
+};
+
+std::string lower_trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::optional<Refusal> framing_problem(const http::request_header<>& h) {
+  // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host.
+  const auto hosts = h.count(http::field::host);
+  if (h.version() >= 11 && hosts == 0) return Refusal{400, "the Host header is required"};
+  if (hosts > 1) return Refusal{400, "more than one Host header"};
+  // §6.1: chunked is the only transfer coding this server decodes; anything else (identity,
+  // gzip, a chain ending elsewhere) would leave the body's end to guesswork: 501. With a
+  // Content-Length too, the message is ambiguous (request smuggling): 400.
+  if (h.count(http::field::transfer_encoding) == 0) return std::nullopt;
+  if (h.count(http::field::content_length) > 0) {
+    return Refusal{400, "Transfer-Encoding and Content-Length together"};
+  }
+  for (const auto& field : h) {
+    if (field.name() != http::field::transfer_encoding) continue;
+    std::string_view codings = field.value();
+    while (!codings.empty()) {
+      const auto comma = codings.find(',');
+      if (lower_trimmed(codings.substr(0, comma)) != "chunked") {
+        return Refusal{501, "only the chunked transfer coding is accepted"};
+      }
+      codings = comma == std::string_view::npos ? std::string_view() : codings.substr(comma + 1);
+    }
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -165,6 +208,11 @@ asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
     stream.expires_after(options_.idle_timeout);
     co_await http::async_read_header(stream, buffer, parser, with(ec));
     if (!ec) {
+      if (auto problem = framing_problem(parser.get().base())) {
+        failure = on_error_(problem->status, problem->message);
+      }
+    }
+    if (!ec && !failure) {
       self->busy = true;
       stream.expires_after(options_.request_timeout);
       if (parser.get()[http::field::expect] == "100-continue") {
@@ -173,9 +221,10 @@ asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
       }
       if (!ec) co_await http::async_read(stream, buffer, parser, with(ec));
     }
-    if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      failure = on_error_(413, ec == http::error::body_limit ? "the request body is too large"
-                                                             : "the request headers are too large");
+    if (ec == http::error::body_limit) {
+      failure = on_error_(413, "the request body is too large");
+    } else if (ec == http::error::header_limit) {
+      failure = on_error_(431, "the request headers are too large");  // RFC 6585 §5
     } else if (ec && ec.category() == make_error_code(http::error::end_of_stream).category() &&
                ec != http::error::end_of_stream) {
       failure = on_error_(400, fmt::format("malformed HTTP request: {}", ec.message()));
