@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# invalidate_user (DESIGN.md §7, issue 6): invalidate_user_analysis_cache of one user's 100
+# invalidate_user (docs/benchmarks.md): invalidate_user_analysis_cache of one user's 100
 # entries among 1 000 000 keys of 10 000 other users (the standard 1 KiB value), end to end,
 # ten rounds (target: <= 5 ms). Each round checks that the keyspace lost exactly the target's
 # 100 entries and its index; at the end every other user's entry is read back. The reference in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# get_hit_l1 (DESIGN.md §7, issue 6): hits of the near tier in front of one redis-server, the
+# get_hit_l1 (docs/benchmarks.md): hits of the near tier in front of one redis-server, the
 # standard 1 KiB value over 10 000 keys: PromptCacheService::peek (a shared reference to the
 # value, no copy, no I/O) and peek_with (the value borrowed for a call: no reference count
 # moves) on one thread and on two, and get_json (a coroutine call, the text copied out) on one

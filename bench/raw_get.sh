@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# raw_get (DESIGN.md §7): our client's GET of the standard 1 KiB value at 1, 50 and 500
+# raw_get (docs/benchmarks.md): our client's GET of the standard 1 KiB value at 1, 50 and 500
 # concurrent coroutines on one thread, beside redis-benchmark -t get -d 1024 -c 1 -P 50 against
 # the same server in the same run. Target: at 50 callers, >= 0.6 of redis-benchmark.
 set -euo pipefail

@@ -6,7 +6,7 @@
 #                     redis-benchmark sending the same writes (the indexed-write script with
 #                     the same key and value sizes, EX) and the bare SETs
 #   set_multiple_json the same with already serialized JSON
-#   set_multiple_versioned  versioned batches (issue 11), beside redis-cli --pipe sending the
+#   set_multiple_versioned  versioned batches, beside redis-cli --pipe sending the
 #                     same versioned writes (target >= 0.9 x)
 #   fallback_outage   get_with_fallback with Redis down and the breaker open, beside the
 #                     fallback alone (target: under 50 us added at p99)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# stampede (DESIGN.md §7, issue 6): 1 000 concurrent get_with_fallback on one cold key with a
+# stampede (docs/benchmarks.md): 1 000 concurrent get_with_fallback on one cold key with a
 # 5 ms fallback (target: 1 fallback call), on 10 cold keys (target: 10), and two processes of
 # 500 callers each on one cold key with the cross-process lease (target: <= 2). The reference
 # in the same run: the seed's behaviour, every concurrent miss calling the fallback (1 000).

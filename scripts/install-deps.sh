@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages promptcache needs (DESIGN.md §2). Idempotent: quiet
+# Installs the Debian 12 packages promptcache needs (docs/building.md). Idempotent: quiet
 # when everything is present, one apt-get run for whatever is missing.
 set -euo pipefail
 

@@ -54,7 +54,7 @@ struct BenchOptions {
   std::size_t threads = 2;  // get_hit_l1: also measured on this many threads
 };
 
-// The standard value (DESIGN.md §7): a prompt-analysis result of `bytes` bytes of JSON, as
+// The standard value (docs/benchmarks.md): a prompt-analysis result of `bytes` bytes of JSON, as
 // Boost.JSON serializes it (0.87 prints as 8.7E-1), so the text and the parsed value weigh the
 // same on the wire and fall on the same side of the compression threshold.
 std::string standard_value(std::size_t bytes) {
@@ -643,7 +643,7 @@ int run_bench(const BenchOptions& o) {
 
 void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache (DESIGN.md §7)");
+  CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache beside a reference (docs/benchmarks.md)");
   cmd->add_option("--workload", opts->workload,
                   "raw_get, get_hit, get_hit_l1, set_multiple, set_multiple_json, "
                   "fallback_outage, invalidate_user or stampede")

@@ -1,4 +1,4 @@
-// `promptcache bench`: the workloads of DESIGN.md §7, one JSON line per run.
+// `promptcache bench`: the workloads of docs/benchmarks.md, one JSON line per run.
 #pragma once
 
 #include <CLI/CLI.hpp>

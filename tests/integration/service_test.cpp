@@ -1,6 +1,6 @@
 // PromptCacheService against a real redis-server and against the in-process store: the seed's
 // test list (hit, miss, TTL, invalidation, batches, fallback, stats, failures) and one test per
-// seed defect (DESIGN.md §6), each run on both stores.
+// seed defect (docs/cache.md), each run on both stores.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -844,7 +844,7 @@ TEST_P(Service, tracer_sees_get_set_set_multiple_invalidate_and_fallback_spans) 
 
 TEST_F(ServiceOnRedis, plain_json_written_by_the_seed_is_read_back_by_get) {
   // The seed's own key (no hash tag): get() reads what it wrote; get_analysis_result looks
-  // under the tagged layout (docs/keys.md).
+  // under the tagged layout (docs/cache.md, Keys).
   const std::string key = "prompt:analysis:" + hash(12) + ":user123:default";
   ASSERT_EQ(server().cli({"SET", key, "{\"score\": 0.9}"}), "OK");
   ASSERT_EQ(server().cli({"SET", "seed:array", "[1, 2, 3]"}), "OK");

@@ -41,7 +41,7 @@ EnvelopeMeta sample_meta() {
   return {at_ms(1'700'000'000'123), at_ms(1'700'000'030'130)};
 }
 
-// A realistic analysis result (DESIGN.md §5/§7) of about `bytes` bytes of JSON.
+// A realistic analysis result (docs/benchmarks.md) of about `bytes` bytes of JSON.
 std::string analysis_json(std::size_t bytes) {
   std::string json = R"({"score":0.87,"clarity":0.91,"tokens":412,"suggestions":[)";
   for (int i = 0; json.size() + 64 < bytes; ++i) {

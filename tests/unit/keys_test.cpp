@@ -1,4 +1,4 @@
-// Unit tests for promptcache::cache key building (DESIGN.md §5, seed defects 1–3): ordinary ids
+// Unit tests for promptcache::cache key building (docs/cache.md: Keys, seed defects 1–3): ordinary ids
 // give the seed's keys (analysis keys with the user id as a hash tag), escaping is injective for
 // hostile ids, the per-user SCAN pattern matches that user's analysis keys and nobody else's
 // under Redis's own glob rules, and every analysis key names its user's index, in its slot.

@@ -1,4 +1,4 @@
-// Unit tests for promptcache::cache::CacheTTLConfig (DESIGN.md §5, seed defect 4): the seed's
+// Unit tests for promptcache::cache::CacheTTLConfig (docs/cache.md: TTLs, seed defect 4): the seed's
 // TTL per kind of data, case-insensitive type names, PROMPT_ANALYSIS for unknown types, and an
 // explicit override that is honoured even when it is 0.
 #include "promptcache/cache/ttl.hpp"

@@ -1,5 +1,5 @@
 // The one key builder: hierarchical `:`-separated keys, namespace first, each part escaped so
-// that different parts never make the same key (DESIGN.md §5, seed defects 1–3).
+// that different parts never make the same key (docs/cache.md: Keys, seed defects 1–3).
 #pragma once
 
 #include <initializer_list>
@@ -20,7 +20,7 @@ namespace promptcache::cache {
 
 // prompt:analysis:<prompt_hash>:{<user_id>}:<analysis_type>. The seed's layout with the user
 // id in braces: a Redis Cluster hash tag, so that one user's entries and their index (below)
-// share a slot and invalidate_user_analysis_cache is one script on one node (docs/keys.md).
+// share a slot and invalidate_user_analysis_cache is one script on one node (docs/cache.md, Keys).
 // Throws std::invalid_argument for an empty user id (its tag would hash the whole key).
 [[nodiscard]] std::string analysis_key(std::string_view prompt_hash, std::string_view user_id,
                                        std::string_view analysis_type);

@@ -1,4 +1,4 @@
-// The source of truth behind the cache: the table prompt_analysis_results (DESIGN.md §5) in
+// The source of truth behind the cache: the table prompt_analysis_results (docs/database.md) in
 // SQLite (the embedded default) or PostgreSQL. Calls block; the HTTP service runs them on a
 // thread pool of their own. Every implementation is safe to call from several threads.
 #pragma once
