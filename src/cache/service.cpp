@@ -457,7 +457,7 @@ asio::awaitable<void> PromptCacheService::add_analysis_result(std::string_view p
   Put put;
   put.value = &value;
   put.ttl = ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS;
-  put.mode = store::SetMode::if_absent;
+  put.to_store.mode = store::SetMode::if_absent;
   (void)co_await write(key, put);
 }
 
@@ -482,7 +482,9 @@ asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put&
   telemetry::ScopedSpan span(tracer_.get(), "cache_set");
   span.set("cache.key", key);
   span.set("cache.tier", store_->tier());
-  if (put.version > 0) span.set("cache.version", static_cast<std::int64_t>(put.version));
+  if (put.to_store.version > 0) {
+    span.set("cache.version", static_cast<std::int64_t>(put.to_store.version));
+  }
   const auto seconds = effective_ttl(put.ttl);
   if (!breaker_.allow(start)) {
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
@@ -494,19 +496,14 @@ asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put&
   const auto spread = jittered(seconds);
   const std::string stored =
       encode(put.value != nullptr ? std::string_view(serialized) : put.json_text, spread,
-             put.absent, put.version);
+             put.absent, put.to_store.version);
   // An analysis key is recorded in its user's index with the write (one script on Redis).
   const std::string index = analysis_index_of(key);
-  store::Write w;
+  store::Write w = put.to_store;
   w.key = key;
   w.value = stored;
   w.ttl = stored_ttl(spread);
-  w.mode = put.mode;
   w.index = index;
-  w.version = put.version;
-  w.not_after_ms = put.not_after_ms;
-  w.lease = put.lease;
-  w.token = put.token;
   forget(key);  // before: no read starting now is answered by the old copy
   auto done = co_await store_->write(w, put.deadline);
   forget(key);  // after: a read that raced the write keeps its reply out of the near tier
@@ -700,9 +697,9 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get
 }
 
 asio::awaitable<PromptCacheService::Lookup> PromptCacheService::get_or_load_versioned(
-    std::string_view key, const VersionedLoader& loader, std::optional<std::int64_t> ttl,
+    std::string_view key, LoaderSource loader, std::optional<std::int64_t> ttl,
     std::chrono::milliseconds budget) {
-  const auto make_loader = [&loader] { return loader; };
+  const auto make_loader = [&loader] { return loader(); };
   auto found =
       co_await load_through<std::string>(key, checked_text, make_loader, ttl, false, budget);
   Lookup out;
@@ -884,14 +881,14 @@ asio::awaitable<bool> PromptCacheService::store_loaded(
   put.json_text = absent ? std::string_view() : std::string_view(*loaded.json);
   put.ttl = absent ? std::optional<std::int64_t>(options_.negative_ttl.count()) : plan.ttl;
   put.absent = absent;
-  put.version = loaded.version;
-  put.lease = lease;
-  put.token = token;
+  put.to_store.version = loaded.version;
+  put.to_store.lease = lease;
+  put.to_store.token = token;
   put.deadline = deadline_in(plan.budget);
   if (loaded.version > 0) {
     // No fill outlives the tombstone that must stop it (see ServiceOptions::tombstone_ttl).
     const auto bound = read_at + options_.tombstone_ttl / 2;
-    put.not_after_ms =
+    put.to_store.not_after_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(bound.time_since_epoch()).count();
   }
   try {
@@ -917,7 +914,7 @@ asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
   Put put;
   put.json_text = json_text;
   put.ttl = ttl;
-  put.version = version;
+  put.to_store.version = version;
   put.deadline = deadline_in(budget);
   co_return co_await write(key, put);
 }
@@ -929,7 +926,7 @@ asio::awaitable<bool> PromptCacheService::delete_versioned(std::string_view key,
   Put put;
   put.ttl = options_.tombstone_ttl.count();
   put.absent = true;
-  put.version = version;
+  put.to_store.version = version;
   put.deadline = deadline_in(budget);
   co_return co_await write(key, put);
 }

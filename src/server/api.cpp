@@ -465,11 +465,15 @@ asio::awaitable<Response> Api::read(std::string hash, std::string user, std::str
     // process (one across processes with a lease), the row filled at the version it was read
     // with, a 404 remembered as a versioned "not found" marker. The cache's own failures and
     // budget overruns fall through to the database.
-    const cache::PromptCacheService::VersionedLoader loader =
-        [this, hash, user, type]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
-      co_return co_await load(hash, user, type);
+    // The loader (owning copies of the key's parts) is made only on a miss: a hit allocates
+    // nothing for it.
+    const auto make_loader = [this, &hash, &user, &type] {
+      return cache::PromptCacheService::VersionedLoader(
+          [this, hash, user, type]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
+            co_return co_await load(hash, user, type);
+          });
     };
-    found = co_await cache_.get_or_load_versioned(key, loader, {}, options_.cache_read_budget);
+    found = co_await cache_.get_or_load_versioned(key, make_loader, {}, options_.cache_read_budget);
     out.cache = found.hit ? "hit" : "miss";
   }
   if (!found.json) {

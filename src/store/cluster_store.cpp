@@ -446,10 +446,7 @@ asio::awaitable<Result<bool>> ClusterStore::write(const Write& w, Deadline deadl
   }
   const Reply& r = replies[0];
   if (r.error) co_return failure(r.error);
-  if (resp::is_error(r.type)) co_return failure(make_error_code(error::server_error));
-  // The script: 1 or 0; SET: OK, or null when NX found the key.
-  if (r.type == resp::Type::number) co_return answer(r.value == "1");
-  co_return answer(r.type != resp::Type::null);
+  co_return scripts::write_outcome(r.type, r.value);
 }
 
 asio::awaitable<Result<std::size_t>> ClusterStore::set_multiple(const std::vector<Entry>& entries) {

@@ -101,10 +101,7 @@ asio::awaitable<Result<bool>> RedisStore::write(const Write& w, Deadline deadlin
     reply = co_await client_->command(std::move(req));
   }
   if (!reply) co_return failure(reply.error());
-  if (reply->is_error()) co_return failure(make_error_code(error::server_error));
-  // The script: 1 or 0; SET: OK, or null when NX found the key.
-  if (reply->type == resp::Type::number) co_return answer(reply->as_int().value_or(0) == 1);
-  co_return answer(reply->type != resp::Type::null);
+  co_return scripts::write_outcome(reply->type, reply->value);
 }
 
 // A batch goes out as requests of about `chunk_bytes`, at most `window` of them in flight: the

@@ -200,6 +200,12 @@ bool parse_drained(std::string_view reply, Drained& out) {
          b.ptr == end;
 }
 
+Result<bool> write_outcome(resp::Type type, std::string_view value) {
+  if (resp::is_error(type)) return failure(make_error_code(error::server_error));
+  if (type == resp::Type::number) return answer(value == "1");
+  return answer(type != resp::Type::null);
+}
+
 bool is_noscript(std::string_view error) noexcept {
   return error.starts_with("NOSCRIPT");
 }

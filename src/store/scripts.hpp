@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "promptcache/error.hpp"
+#include "promptcache/resp/node.hpp"
 #include "promptcache/resp/request.hpp"
 #include "promptcache/store/store.hpp"
 
@@ -30,6 +31,9 @@ inline constexpr std::uint64_t drain_batch = 1000;
 // its longest-lived member. Replies 1 when written, 0 when not.
 void push_write(resp::Request& req, bool by_sha, const Write& w);
 void push_write(resp::Request& req, bool by_sha, const Entry& e);
+// Whether a write took effect, from its reply (a top-level type and scalar value): the script
+// answers 1 or 0; SET answers OK, or null when NX found the key; a server error is an error.
+[[nodiscard]] Result<bool> write_outcome(resp::Type type, std::string_view value);
 // SET key value [NX] [EX ttl]: a write that needs no script.
 void push_plain_set(resp::Request& req, std::string_view key, std::string_view value,
                     std::chrono::seconds ttl, SetMode mode);

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -71,6 +72,27 @@ class PromptCacheService {
   struct Lookup {
     std::optional<std::string> json;
     bool hit = false;
+  };
+  // What get_or_load_versioned takes: a VersionedLoader, or any callable that makes one. The
+  // loader is made only when a load runs (a miss, an early refresh), so a hit builds none: a
+  // caller whose loader owns copies of its arguments pays for them on misses only. A reference,
+  // valid for the call it is passed to.
+  class LoaderSource {
+   public:
+    LoaderSource(const VersionedLoader& loader) noexcept  // NOLINT: converts implicitly
+        : object_(&loader),
+          make_([](const void* l) { return *static_cast<const VersionedLoader*>(l); }) {}
+    template <class Make>
+    requires(std::is_invocable_r_v<VersionedLoader, const Make&> &&
+             !std::is_same_v<Make, VersionedLoader>) LoaderSource(const Make& make)
+    noexcept  // NOLINT: converts implicitly
+        : object_(&make),
+          make_([](const void* m) { return VersionedLoader((*static_cast<const Make*>(m))()); }) {}
+    [[nodiscard]] VersionedLoader operator()() const { return make_(object_); }
+
+   private:
+    const void* object_;
+    VersionedLoader (*make_)(const void*);
   };
   // One entry of set_multiple_versioned.
   struct VersionedEntry {
@@ -187,8 +209,7 @@ class PromptCacheService {
   // read and the fill voids the fill). A "not found" is remembered for negative_ttl (as a
   // marker holding the version, which any later versioned write replaces). The cache's errors
   // and `budget` overruns never reach the caller (the loader answers); the loader's own do.
-  boost::asio::awaitable<Lookup> get_or_load_versioned(std::string_view key,
-                                                       const VersionedLoader& loader,
+  boost::asio::awaitable<Lookup> get_or_load_versioned(std::string_view key, LoaderSource loader,
                                                        std::optional<std::int64_t> ttl = {},
                                                        std::chrono::milliseconds budget = {});
   // set_versioned of many entries in one pipelined write (as set_multiple_json). Throws
@@ -309,13 +330,11 @@ class PromptCacheService {
     std::string_view json_text;   // the value's text, unless `value` is given
     const Json* value = nullptr;  // serialized only once the write goes ahead
     std::optional<std::int64_t> ttl;
-    store::SetMode mode = store::SetMode::always;
     bool absent = false;  // the "not found" marker (or a tombstone) instead of a value
-    std::uint64_t version = 0;
-    std::int64_t not_after_ms = 0;  // see store::Write
-    std::string_view lease;         // a fill fenced by this lease (see store::Write)
-    std::string_view token;
     store::Deadline deadline{};
+    // The store's part that the caller decides: mode, version, not_after_ms, lease and token.
+    // write() fills in the key, the encoded value, the stored TTL and the index.
+    store::Write to_store;
   };
   // The write; whether it took effect. Throws CacheError.
   boost::asio::awaitable<bool> write(std::string_view key, const Put& put);
