@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the RESP parser libFuzzer target and fuzzes it for SECONDS (default 60).
+# Builds the libFuzzer targets and fuzzes each for SECONDS (default 60):
+#   resp_parser_fuzz   the sans-IO RESP parser (tests/fuzz/resp_parser_fuzz.cpp)
+#   http_request_fuzz  the server's request reading: Beast's parser over a buffer, then the
+#                      framing check (tests/fuzz/http_request_fuzz.cpp)
 #
 #   scripts/fuzz.sh [SECONDS]
 #
-# Output goes to build-fuzz/: the binary, a working copy of tests/fuzz/corpus (grown by each
-# run), the log and any crash/leak/timeout/oom artifacts. Exits non-zero if the fuzzer found
-# a problem or the build failed.
+# Output goes to build-fuzz/: the binaries, working copies of the corpora (grown by each run),
+# the logs and any crash/leak/timeout/oom artifacts. Exits non-zero if a fuzzer found a problem
+# or a build failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,38 +20,54 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
 fi
 
 out=build-fuzz
-bin="$out/resp_parser_fuzz"
-log="$out/fuzz.log"
-mkdir -p "$out/corpus" "$out/artifacts"
+mkdir -p "$out"
 
-echo "fuzz: building $bin"
-clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -I include \
-  src/resp/parser.cpp src/net/error.cpp tests/fuzz/resp_parser_fuzz.cpp -o "$bin"
+# fuzz NAME CORPUS SOURCES...: builds build-fuzz/NAME from SOURCES and runs it on a copy of
+# CORPUS for $seconds.
+fuzz() {
+  local name="$1" seed="$2"
+  shift 2
+  local bin="$out/$name" log="$out/$name.log" corpus="$out/$name.corpus"
+  local artifacts="$out/$name.artifacts"
+  mkdir -p "$corpus" "$artifacts"
 
-cp tests/fuzz/corpus/* "$out/corpus/"
-# Artifacts of earlier runs must not be mistaken for findings of this one.
-rm -f "$out"/artifacts/crash-* "$out"/artifacts/leak-* "$out"/artifacts/timeout-* \
-  "$out"/artifacts/oom-*
+  echo "fuzz: building $bin"
+  clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=undefined -I include -I src "$@" -o "$bin"
 
-echo "fuzz: running for ${seconds}s (log: $log)"
-set +e
-UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$out/artifacts/" "$out/corpus" >"$log" 2>&1
-rc=$?
-set -e
+  cp "$seed"/* "$corpus/"
+  # Artifacts of earlier runs must not be mistaken for findings of this one.
+  rm -f "$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/timeout-* "$artifacts"/oom-*
 
-runs=$({ sed -n 's/^stat::number_of_executed_units: *//p' "$log" || true; } | tail -n 1)
-cov=$({ grep -o 'cov: [0-9]*' "$log" || true; } | tail -n 1 | awk '{print $2}')
-corpus=$(find "$out/corpus" -type f | wc -l)
-mapfile -t found < <(find "$out/artifacts" -type f \
-  \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \))
+  echo "fuzz: running $name for ${seconds}s (log: $log)"
+  set +e
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1
+  local rc=$?
+  set -e
 
-if [[ $rc -ne 0 || ${#found[@]} -gt 0 ]]; then
-  echo "fuzz: FAILED exit=$rc runs=${runs:-?} cov=${cov:-?} artifacts: ${found[*]:-none}" \
-    "(see $log)"
-  grep -m 20 -E 'ERROR|SUMMARY|runtime error|deadly signal|Test unit written' "$log" >&2 || true
-  exit 1
-fi
-echo "fuzz: OK ${seconds}s runs=${runs:-?} cov=${cov:-?} corpus=${corpus} files, no crashes"
+  local runs cov files
+  runs=$({ sed -n 's/^stat::number_of_executed_units: *//p' "$log" || true; } | tail -n 1)
+  cov=$({ grep -o 'cov: [0-9]*' "$log" || true; } | tail -n 1 | awk '{print $2}')
+  files=$(find "$corpus" -type f | wc -l)
+  local found
+  mapfile -t found < <(find "$artifacts" -type f \
+    \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \))
+
+  if [[ $rc -ne 0 || ${#found[@]} -gt 0 ]]; then
+    echo "fuzz: $name FAILED exit=$rc runs=${runs:-?} cov=${cov:-?} artifacts: ${found[*]:-none}" \
+      "(see $log)"
+    grep -m 20 -E 'ERROR|SUMMARY|runtime error|deadly signal|Test unit written' "$log" >&2 || true
+    return 1
+  fi
+  echo "fuzz: $name OK ${seconds}s runs=${runs:-?} cov=${cov:-?} corpus=${files} files, no crashes"
+}
+
+status=0
+fuzz resp_parser_fuzz tests/fuzz/corpus \
+  src/resp/parser.cpp src/net/error.cpp tests/fuzz/resp_parser_fuzz.cpp || status=1
+# Beast header-only here (no BOOST_BEAST_SEPARATE_COMPILATION): nothing else to link.
+fuzz http_request_fuzz tests/fuzz/http_corpus -DBOOST_ENABLE_ASSERT_HANDLER \
+  src/server/framing.cpp tests/fuzz/http_request_fuzz.cpp || status=1
+exit $status

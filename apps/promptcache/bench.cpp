@@ -580,10 +580,10 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     // held version read, the value and the index written).
     // Above whatever an earlier run left (microseconds since the epoch: exact in the script's
     // Lua numbers until the year 2255).
-    auto next_version = std::make_shared<std::uint64_t>(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count()));
+    auto next_version = std::make_shared<std::uint64_t>(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count()));
     step = [&, serialized, versioned, texts, values,
             next_version](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
       const std::size_t b = rng() % distinct_batches;
@@ -643,7 +643,8 @@ int run_bench(const BenchOptions& o) {
 
 void add_bench_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Measure the client and the cache beside a reference (docs/benchmarks.md)");
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure the client and the cache beside a reference (docs/benchmarks.md)");
   cmd->add_option("--workload", opts->workload,
                   "raw_get, get_hit, get_hit_l1, set_multiple, set_multiple_json, "
                   "fallback_outage, invalidate_user or stampede")

@@ -1,6 +1,7 @@
 // promptcache: the command. Subcommands live in their own files.
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <string_view>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -10,14 +11,21 @@
 #include "bench.hpp"
 #include "buffered_sink.hpp"
 #include "ops.hpp"
+#include "promptcache/redact.hpp"
+#include "redacting_sink.hpp"
 #include "serve.hpp"
 
 int main(int argc, char** argv) {
   // Logs go to stderr: stdout carries results (JSON lines, values) for scripts.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("promptcache"));
+  // Every line passes a redaction first: no credential reaches a log (redacting_sink.hpp).
+  using promptcache::app::RedactingSink;
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "promptcache",
+      std::make_shared<RedactingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>())));
   // The access log (a line per request of serve) is buffered: see buffered_sink.hpp.
   spdlog::register_logger(std::make_shared<spdlog::logger>(
-      "access", std::make_shared<promptcache::app::BufferedFdSink>(STDERR_FILENO)));
+      "access", std::make_shared<RedactingSink>(
+                    std::make_shared<promptcache::app::BufferedFdSink>(STDERR_FILENO))));
   // serve logs what it does; an operator command prints its result and, on failure, one line,
   // so its own log stays quiet unless asked (PROMPTCACHE_LOG_LEVEL=info|debug|...).
   const std::string_view command = argc > 1 ? argv[1] : "";
@@ -40,7 +48,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // A parse error may quote what it was given (an --api-key value misplaced, say).
+    std::ostringstream out;
+    std::ostringstream err;
+    const int status = app.exit(e, out, err);
+    std::cout << promptcache::redact(out.str());
+    std::cerr << promptcache::redact(err.str());
+    return status;
   }
   return exit_code;
 }

@@ -12,12 +12,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 
+#include "env_default.hpp"
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
 #include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/redact.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/redis_store.hpp"
 
@@ -137,13 +139,13 @@ int run(const std::string& name, std::function<asio::awaitable<int>()> body) {
     try {
       std::rethrow_exception(e);
     } catch (const Failure& f) {
-      std::cerr << "promptcache " << name << ": " << f.message << "\n";
+      std::cerr << "promptcache " << name << ": " << redact(f.message) << "\n";
       status = f.exit_code;
     } catch (const cache::CacheError& ex) {
-      std::cerr << "promptcache " << name << ": " << ex.what() << "\n";
+      std::cerr << "promptcache " << name << ": " << redact(ex.what()) << "\n";
       status = 1;
     } catch (const std::exception& ex) {
-      std::cerr << "promptcache " << name << ": " << ex.what() << "\n";
+      std::cerr << "promptcache " << name << ": " << redact(ex.what()) << "\n";
       status = 1;
     }
   });
@@ -180,9 +182,7 @@ void print_table(const json::object& o, int indent = 0) {
 
 void add_operator_commands(CLI::App& app, int& exit_code) {
   auto common = std::make_shared<Common>();
-  if (const char* db = std::getenv("PROMPTCACHE_DATABASE_URL"); db != nullptr && *db != '\0') {
-    common->db = db;
-  }
+  common->db = env_or("PROMPTCACHE_DATABASE_URL", common->db);
 
   {
     auto key = std::make_shared<std::string>();
@@ -300,7 +300,8 @@ void add_operator_commands(CLI::App& app, int& exit_code) {
     cmd->add_flag("--from-db", a->from_db, "Read the rows from the database (--db)")->required();
     cmd->add_option("--user", a->user, "Only this user's rows");
     cmd->add_option("--db", common->db, "Database URL (env PROMPTCACHE_DATABASE_URL)")
-        ->capture_default_str();
+        ->default_str(
+            default_text("sqlite://data/promptcache.db", "PROMPTCACHE_DATABASE_URL", Shown::url));
     cmd->add_option("--batch", a->batch, "Rows per pipelined write")
         ->capture_default_str()
         ->check(CLI::Range(1, 100000));
@@ -311,8 +312,7 @@ void add_operator_commands(CLI::App& app, int& exit_code) {
         try {
           database = db::open_database(common->db, 1);
         } catch (const db::DbError& e) {
-          throw Failure{
-              fmt::format("cannot open the database {}: {}", db::redact_url(common->db), e.what())};
+          throw Failure{db::open_failure(common->db, e)};
         }
         Cache c = co_await connect_cache(*common);
         ProgressBar bar("warmed", database->count(a->user));

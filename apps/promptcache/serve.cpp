@@ -12,10 +12,12 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "env_default.hpp"
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
 #include "promptcache/net/config.hpp"
+#include "promptcache/redact.hpp"
 #include "server/api.hpp"
 #include "server/http_server.hpp"
 
@@ -36,6 +38,8 @@ struct ServeOptions {
   // Per request and cache operation (docs/consistency.md): past it, the database answers.
   unsigned cache_read_budget_ms = 100;
   unsigned cache_write_budget_ms = 250;
+  unsigned max_connections = 0;  // 0: derived from the descriptor limit
+  unsigned idle_timeout_ms = 5000;
 };
 
 // host:port, [v6]:port, or :port (all interfaces).
@@ -70,7 +74,7 @@ bool is_loopback(const std::string& host) {
 
 int serve(const ServeOptions& o) {
   auto fail = [](const std::string& message) {
-    std::cerr << "promptcache serve: " << message << "\n";
+    std::cerr << "promptcache serve: " << redact(message) << "\n";
     return 1;
   };
   server::HttpOptions http;
@@ -88,6 +92,8 @@ int serve(const ServeOptions& o) {
   http.threads = o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   http.body_limit = o.body_limit;
   http.shutdown_grace = std::chrono::seconds(o.shutdown_grace);
+  http.max_connections = o.max_connections;
+  http.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
 
   cache::CacheConfig cache_config;
   try {
@@ -104,15 +110,14 @@ int serve(const ServeOptions& o) {
   try {
     database = db::open_database(o.db, o.db_connections);
   } catch (const db::DbError& e) {
-    return fail(fmt::format("cannot open the database {}: {}", db::redact_url(o.db), e.what()));
+    return fail(db::open_failure(o.db, e));
   }
 
   server::Api* api_ptr = nullptr;  // set below, before the server serves
   server::HttpServer server(
       http, [&api_ptr](server::Request& req) { return api_ptr->handle(req); },
-      [](unsigned status, std::string_view message) {
-        return server::Api::error(status, message);
-      });
+      [](unsigned status, std::string_view message) { return server::Api::error(status, message); },
+      [&api_ptr](const server::Request::header_type& h) { return api_ptr->admit(h); });
   try {
     server.listen();
   } catch (const std::system_error& e) {
@@ -141,9 +146,11 @@ int serve(const ServeOptions& o) {
   });
   const std::string cache_desc =
       cache_config.redis ? fmt::format("redis {}", cache_config.redis->address()) : "in-process";
-  spdlog::info("promptcache serving on http://{}:{} threads={} cache=\"{}\" database={} ({})",
-               http.host, server.port(), http.threads, cache_desc, database->kind(),
-               db::redact_url(o.db));
+  spdlog::info(
+      "promptcache serving on http://{}:{} threads={} max_connections={} cache=\"{}\" "
+      "database={} ({})",
+      http.host, server.port(), http.threads, server.max_connections(), cache_desc,
+      database->kind(), db::redact_url(o.db));
   std::cout << fmt::format("listening on http://{}:{}", http.host, server.port()) << std::endl;
   spdlog::flush_every(std::chrono::seconds(1));  // the buffered access log
   server.run();
@@ -154,31 +161,32 @@ int serve(const ServeOptions& o) {
   return 0;
 }
 
-std::string env_or(const char* name, std::string fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : std::move(fallback);
-}
-
 }  // namespace
 
 void add_serve_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ServeOptions>();
+  const std::string builtin_listen = o->listen;
+  const std::string builtin_db = o->db;
   o->listen = env_or("PROMPTCACHE_LISTEN", o->listen);
   o->db = env_or("PROMPTCACHE_DATABASE_URL", o->db);
   o->api_key = env_or("PROMPTCACHE_API_KEY", "");
+  register_secret(o->api_key);
   const std::string read_budget = env_or("PROMPTCACHE_CACHE_READ_BUDGET_MS", "");
   const std::string write_budget = env_or("PROMPTCACHE_CACHE_WRITE_BUDGET_MS", "");
+  const std::string max_connections = env_or("PROMPTCACHE_MAX_CONNECTIONS", "");
+  const std::string idle_timeout = env_or("PROMPTCACHE_IDLE_TIMEOUT_MS", "");
   CLI::App* cmd = app.add_subcommand(
       "serve", "Serve the prompt-analysis HTTP API: the database behind, the cache in front");
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (env PROMPTCACHE_LISTEN)")
-      ->capture_default_str();
+      ->default_str(default_text(builtin_listen, "PROMPTCACHE_LISTEN", Shown::plain));
   cmd->add_option("--db", o->db,
                   "sqlite:///path/file.db or postgresql://user:pass@host:port/db "
                   "(env PROMPTCACHE_DATABASE_URL)")
-      ->capture_default_str();
+      ->default_str(default_text(builtin_db, "PROMPTCACHE_DATABASE_URL", Shown::url));
   cmd->add_option("--api-key", o->api_key,
-                  "Require 'Authorization: Bearer KEY' (env PROMPTCACHE_API_KEY); needed to "
-                  "listen beyond loopback");
+                  "Require 'Authorization: Bearer KEY' (env PROMPTCACHE_API_KEY, never shown); "
+                  "needed to listen beyond loopback")
+      ->each([](const std::string& key) { register_secret(key); });
   cmd->add_option("--threads", o->threads, "Event-loop threads (default: one per core)");
   cmd->add_option("--db-connections", o->db_connections, "Database connections and threads")
       ->capture_default_str()
@@ -199,23 +207,38 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "repaired later (env PROMPTCACHE_CACHE_WRITE_BUDGET_MS)")
       ->capture_default_str()
       ->check(CLI::Range(1, 60000));
-  cmd->callback([o, cmd, read_budget, write_budget, &exit_code] {
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Open connections at most; beyond, the longest-idle one is closed, or the new "
+                  "one answered 503 (env PROMPTCACHE_MAX_CONNECTIONS; default: from the "
+                  "descriptor limit)")
+      ->default_str(std::to_string(server::default_max_connections()))
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--idle-timeout-ms", o->idle_timeout_ms,
+                  "Longest wait for a request's first byte on an open connection "
+                  "(env PROMPTCACHE_IDLE_TIMEOUT_MS)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
+  cmd->callback([o, cmd, read_budget, write_budget, max_connections, idle_timeout, &exit_code] {
     // A variable counts unless the flag was given; a bad value is a clear error naming it.
-    for (const auto& [flag, name, value, target] :
+    for (const auto& [flag, name, value, target, most, unit] :
          {std::tuple{"--cache-read-budget-ms", "PROMPTCACHE_CACHE_READ_BUDGET_MS", read_budget,
-                     &o->cache_read_budget_ms},
+                     &o->cache_read_budget_ms, 60000u, "milliseconds"},
           std::tuple{"--cache-write-budget-ms", "PROMPTCACHE_CACHE_WRITE_BUDGET_MS", write_budget,
-                     &o->cache_write_budget_ms}}) {
+                     &o->cache_write_budget_ms, 60000u, "milliseconds"},
+          std::tuple{"--max-connections", "PROMPTCACHE_MAX_CONNECTIONS", max_connections,
+                     &o->max_connections, 1000000u, "connections"},
+          std::tuple{"--idle-timeout-ms", "PROMPTCACHE_IDLE_TIMEOUT_MS", idle_timeout,
+                     &o->idle_timeout_ms, 3600000u, "milliseconds"}}) {
       if (value.empty() || cmd->count(flag) > 0) continue;
-      unsigned ms = 0;
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (ec != std::errc{} || end != value.data() + value.size() || ms < 1 || ms > 60000) {
-        std::cerr << fmt::format("promptcache serve: {}={:?}: expected milliseconds, 1 to 60000\n",
-                                 name, value);
+      unsigned n = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc{} || end != value.data() + value.size() || n < 1 || n > most) {
+        std::cerr << fmt::format("promptcache serve: {}={:?}: expected {}, 1 to {}\n", name, value,
+                                 unit, most);
         exit_code = 1;
         return;
       }
-      *target = ms;
+      *target = n;
     }
     exit_code = serve(*o);
   });

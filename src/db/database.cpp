@@ -6,6 +6,7 @@
 
 #include "db/backends.hpp"
 #include "promptcache/json_text.hpp"
+#include "promptcache/redact.hpp"
 
 namespace promptcache::db {
 
@@ -75,23 +76,23 @@ void decode_columns(AnalysisRecord& r, std::string_view quality_scores,
 }
 
 std::string redact_url(std::string_view url) {
-  const auto scheme = url.find("://");
-  // Not a URL: it could be anything, a connection string with a password included.
-  if (scheme == std::string_view::npos) return "(not a database URL)";
-  // Parameters may carry secrets (?password=, ?sslpassword=): none is shown.
-  std::string shown(url.substr(0, url.find('?')));
-  if (shown.size() < url.size()) shown += "?***";
-  const auto at = shown.rfind('@');
-  if (at == std::string::npos || at < scheme) return shown;
-  const auto colon = shown.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return shown;
-  return fmt::format("{}:***{}", shown.substr(0, colon), shown.substr(at));
+  if (url.find("://") == std::string_view::npos) return "(not a database URL)";
+  return promptcache::redact_url(url);
+}
+
+std::string open_failure(std::string_view url, const DbError& e) {
+  const std::string shown = redact_url(url);
+  const std::string why = redact(e.what());
+  if (why.find(shown) != std::string::npos) return fmt::format("cannot open the database: {}", why);
+  return fmt::format("cannot open the database {}: {}", shown, why);
 }
 
 std::unique_ptr<Database> open_database(std::string_view url, std::size_t connections) {
   auto starts_with = [&](std::string_view prefix) {
     return url.substr(0, prefix.size()) == prefix;
   };
+  // Whatever the URL holds, its password never reaches a log line or an error message.
+  register_url_secrets(url);
   if (starts_with("postgresql://") || starts_with("postgres://")) {
     return open_postgres(std::string(url), connections);
   }

@@ -11,6 +11,7 @@
 #include "db/migrations.hpp"
 #include "db/pool.hpp"
 #include "promptcache/json_text.hpp"
+#include "promptcache/redact.hpp"
 
 namespace promptcache::db {
 namespace {
@@ -31,10 +32,11 @@ constexpr const char* joined_columns =
 
 constexpr const char* version_sql = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
 
-// The first line of libpq's message: the rest repeats the query or points into it.
+// The first line of libpq's message (the rest repeats the query or points into it), without
+// any secret: libpq quotes the parts of a connection URI it could not parse.
 std::string first_line(const char* message) {
   std::string_view m = message != nullptr ? message : "";
-  return std::string(m.substr(0, m.find('\n')));
+  return redact(m.substr(0, m.find('\n')));
 }
 
 class Result {

@@ -1,6 +1,7 @@
 #include "promptcache/net/config.hpp"
 
 #include "net/env_values.hpp"
+#include "promptcache/redact.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -40,6 +41,8 @@ HostList split_hosts(std::string_view text) {
 }
 
 void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
+  // Its credentials are secrets from here on, for every message that might quote the URL.
+  register_url_secrets(text);
   const HostList split = split_hosts(text);
   auto parsed = boost::urls::parse_uri(split.url);
   if (!parsed) {
@@ -174,6 +177,9 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
   }
   if (auto v = getenv("REDIS_DB")) cfg.db = parse_int<int>("REDIS_DB", *v, 0, 1 << 20);
   if (auto v = getenv("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;
+  for (const char* secret : {"REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"}) {
+    if (auto v = getenv(secret)) register_secret(*v);
+  }
   if (auto v = getenv("REDIS_PASSWORD"); v && cfg.password.empty()) cfg.password = *v;
   if (auto v = getenv("REDIS_SENTINEL_USERNAME"); v && cfg.sentinel) cfg.sentinel->username = *v;
   if (auto v = getenv("REDIS_SENTINEL_PASSWORD"); v && cfg.sentinel) cfg.sentinel->password = *v;

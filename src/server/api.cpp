@@ -17,6 +17,7 @@
 
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/json_text.hpp"
+#include "promptcache/redact.hpp"
 #include "server/sha256.hpp"
 
 namespace promptcache::server {
@@ -45,6 +46,12 @@ struct Refusal {
 struct LoggedPath {
   std::string_view text;
 };
+
+// A request target for the logs: its path, never its query (which may carry a key or a token:
+// `?api_key=…`).
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
 
 }  // namespace
 }  // namespace promptcache::server
@@ -184,6 +191,40 @@ bool same_secret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
+// The route a path names (for metrics), before anything else is checked.
+Route route_of(const std::vector<std::string>& path, http::verb method) {
+  auto is = [&](std::initializer_list<std::string_view> expected) {
+    return path.size() == expected.size() && std::equal(path.begin(), path.end(), expected.begin());
+  };
+  if (is({"v1", "analyses"})) return Route::analyses_create;
+  if (is({"v1", "analyses", "lookup"})) return Route::analyses_lookup;
+  if (path.size() == 3 && path[0] == "v1" && path[1] == "analyses") {
+    return method == http::verb::delete_ ? Route::analyses_delete : Route::analyses_get;
+  }
+  if (path.size() == 5 && path[0] == "v1" && path[1] == "users" && path[3] == "analyses" &&
+      path[4] == "cache") {
+    return Route::user_cache_delete;
+  }
+  if (is({"v1", "stats"})) return Route::stats;
+  if (is({"metrics"})) return Route::metrics;
+  return Route::unknown;
+}
+
+// Whether the request carries the key ("Authorization: Bearer KEY"; any request when there is
+// no key). The scheme is case-insensitive (RFC 9110 §11.1): "bearer" and "BEARER" are Bearer.
+bool carries_key(const Request::header_type& h, std::string_view key) {
+  if (key.empty()) return true;
+  const std::string_view auth = h[http::field::authorization];
+  constexpr std::string_view bearer = "bearer ";
+  const bool is_bearer = auth.size() >= bearer.size() &&
+                         std::equal(bearer.begin(), bearer.end(), auth.begin(), [](char a, char b) {
+                           return a == std::tolower(static_cast<unsigned char>(b));
+                         });
+  return is_bearer && same_secret(auth.substr(bearer.size()), key);
+}
+
+constexpr std::string_view unauthorized = "missing or wrong API key";
+
 }  // namespace
 
 Api::Api(cache::PromptCacheService& cache, db::Database& db, ApiOptions options)
@@ -201,7 +242,7 @@ Api::~Api() {
 
 Response Api::error(unsigned status, std::string_view message) {
   json::object body;
-  body["error"] = message;
+  body["error"] = redact(message);
   return json_response(status, body);
 }
 
@@ -250,40 +291,38 @@ asio::awaitable<Response> Api::handle(Request& req) {
     if (r.status == 401) res.set(http::field::www_authenticate, "Bearer");
   } catch (const std::exception& e) {
     spdlog::error("request failed method={} path={:?} error=\"{}\"",
-                  std::string_view(req.method_string()), std::string_view(req.target()), e.what());
+                  std::string_view(req.method_string()), path_of(req.target()), e.what());
     res = error(500, "internal error");
   }
-  const auto elapsed = Clock::now() - start;
-  metrics_.request(out.route, res.result_int(), elapsed);
-  access_log_->info(
-      "method={} path={} status={} duration_us={} cache={}", std::string_view(req.method_string()),
-      LoggedPath{req.target()}, res.result_int(),
-      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(), out.cache);
+  account(req.base(), out, res.result_int(), Clock::now() - start);
   co_return res;
 }
 
-namespace {
-
-// The route a path names (for metrics), before anything else is checked.
-Route route_of(const std::vector<std::string>& path, http::verb method) {
-  auto is = [&](std::initializer_list<std::string_view> expected) {
-    return path.size() == expected.size() && std::equal(path.begin(), path.end(), expected.begin());
-  };
-  if (is({"v1", "analyses"})) return Route::analyses_create;
-  if (is({"v1", "analyses", "lookup"})) return Route::analyses_lookup;
-  if (path.size() == 3 && path[0] == "v1" && path[1] == "analyses") {
-    return method == http::verb::delete_ ? Route::analyses_delete : Route::analyses_get;
-  }
-  if (path.size() == 5 && path[0] == "v1" && path[1] == "users" && path[3] == "analyses" &&
-      path[4] == "cache") {
-    return Route::user_cache_delete;
-  }
-  if (is({"v1", "stats"})) return Route::stats;
-  if (is({"metrics"})) return Route::metrics;
-  return Route::unknown;
+void Api::account(const Request::header_type& h, const Outcome& out, unsigned status,
+                  Clock::duration elapsed) {
+  metrics_.request(out.route, status, elapsed);
+  access_log_->info("method={} path={} status={} duration_us={} cache={}",
+                    std::string_view(h.method_string()), LoggedPath{path_of(h.target())}, status,
+                    std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(),
+                    out.cache);
 }
 
-}  // namespace
+std::optional<Response> Api::admit(const Request::header_type& h) {
+  if (carries_key(h, options_.api_key)) return std::nullopt;
+  const auto start = Clock::now();
+  std::vector<std::string> path;
+  if (auto target = boost::urls::parse_origin_form(h.target())) {
+    for (auto seg : target->segments()) path.push_back(seg);
+  }
+  // Health checks answer without a key: load balancers probe them.
+  if (path.size() == 1 && (path[0] == "healthz" || path[0] == "readyz")) return std::nullopt;
+  Outcome out;
+  out.route = route_of(path, h.method());
+  Response res = error(401, unauthorized);
+  res.set(http::field::www_authenticate, "Bearer");
+  account(h, out, 401, Clock::now() - start);
+  return res;
+}
 
 asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   auto target = boost::urls::parse_origin_form(req.target());
@@ -320,18 +359,8 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   }
   // Every other route needs the key, checked once the route is known (for the metrics).
   out.route = route_of(path, method);
-  if (!options_.api_key.empty()) {
-    const std::string_view auth = req[http::field::authorization];
-    // The scheme is case-insensitive (RFC 9110 §11.1): "bearer" and "BEARER" are Bearer.
-    constexpr std::string_view bearer = "bearer ";
-    const bool is_bearer =
-        auth.size() >= bearer.size() &&
-        std::equal(bearer.begin(), bearer.end(), auth.begin(),
-                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
-    if (!is_bearer || !same_secret(auth.substr(bearer.size()), options_.api_key)) {
-      throw Refusal{401, "missing or wrong API key"};
-    }
-  }
+  // (The server asked admit() before reading the body; checked again here for any other caller.)
+  if (!carries_key(req.base(), options_.api_key)) throw Refusal{401, std::string(unauthorized)};
 
   if (is({"v1", "analyses"})) {
     only(http::verb::post);

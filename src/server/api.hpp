@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -44,6 +45,9 @@ class Api {
   Api& operator=(const Api&) = delete;
 
   boost::asio::awaitable<Response> handle(Request& req);
+  // Asked before a request's body is read (HttpServer's Admission): a 401 when the request
+  // needs the API key and does not carry it (counted and logged as handle() does), else nullopt.
+  [[nodiscard]] std::optional<Response> admit(const Request::header_type& h);
   // A JSON error body {"error": message} with `status`.
   [[nodiscard]] static Response error(unsigned status, std::string_view message);
   // Keeps repairing the cache entries whose write failed, on `ex`, until the executor stops.
@@ -57,6 +61,9 @@ class Api {
  private:
   struct Outcome;
   boost::asio::awaitable<Response> route(Request& req, Outcome& out);
+  // The request's metrics and access-log line.
+  void account(const Request::header_type& h, const Outcome& out, unsigned status,
+               std::chrono::steady_clock::duration elapsed);
   boost::asio::awaitable<Response> create(Request& req, Outcome& out);
   boost::asio::awaitable<Response> read(std::string hash, std::string user, std::string type,
                                         Outcome& out);

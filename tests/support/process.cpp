@@ -40,6 +40,7 @@ struct ChildSetup {
   std::vector<char*> envp;  // empty: keep ours (`environ`)
   std::string cwd;
   std::optional<RunAs> run_as;
+  std::optional<unsigned> max_open_files;
   std::string label;
   ChildStdio stdio;
   pid_t parent_pid = 0;
@@ -49,6 +50,7 @@ struct ChildSetup {
       : argv_storage(spec.argv),
         cwd(spec.cwd),
         run_as(spec.run_as),
+        max_open_files(spec.max_open_files),
         label(spec.label),
         stdio(child_stdio) {
     for (auto& a : argv_storage) argv.push_back(a.data());
@@ -113,6 +115,11 @@ struct ChildSetup {
   if (!s.cwd.empty() && ::chdir(s.cwd.c_str()) != 0) child_fail(s, "chdir failed");
   if (::close_range(3, ~0U, 0) != 0) {
     for (int fd = 3; fd < s.max_fd; ++fd) ::close(fd);
+  }
+  if (s.max_open_files) {
+    struct rlimit rl {};
+    rl.rlim_cur = rl.rlim_max = *s.max_open_files;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) child_fail(s, "setrlimit failed");
   }
   ::execve(s.argv[0], s.argv.data(), s.envp.empty() ? environ : s.envp.data());
   child_fail(s, "execve failed");

@@ -103,6 +103,8 @@ struct ChildSpec {
   std::optional<std::vector<std::string>> env{};  // "NAME=value"s; none: ours
   std::string cwd{};                              // empty: ours
   std::optional<RunAs> run_as{};
+  // The child's descriptor limit (RLIMIT_NOFILE, soft and hard), if set: `ulimit -n N`.
+  std::optional<unsigned> max_open_files{};
   // Prefix of the line a child writes to its stderr when setuid, chdir or execve fails.
   std::string label = "promptcache::testing";
 };

@@ -41,7 +41,7 @@ int exit_code_of(int status) {
 
 // Forks and execs the binary with stdin /dev/null and stdout/stderr appended to the two files.
 pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, const std::string& out_path,
-            const std::string& err_path) {
+            const std::string& err_path, std::optional<unsigned> max_open_files = std::nullopt) {
   std::vector<std::string> argv{promptcache_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   const detail::Fd in = detail::open_dev_null();
@@ -49,6 +49,7 @@ pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, const std:
   const detail::Fd err = detail::open_append(err_path, 0600);
   return detail::spawn({.argv = std::move(argv),
                         .env = child_environment(env),
+                        .max_open_files = max_open_files,
                         .label = "promptcache::testing::ServeProcess"},
                        {.in = in.get(), .out = out.get(), .err = err.get()});
 }
@@ -63,13 +64,14 @@ std::string promptcache_binary() {
 }
 
 ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
-                           std::chrono::milliseconds ready_timeout)
+                           std::chrono::milliseconds ready_timeout,
+                           std::optional<unsigned> max_open_files)
     : args_(std::move(args)) {
   dir_ = detail::make_temp_dir("promptcache-serve-");
   stdout_path_ = dir_ + "/stdout.log";
   stderr_path_ = dir_ + "/stderr.log";
   try {
-    pid_ = spawn(args_, env, stdout_path_, stderr_path_);
+    pid_ = spawn(args_, env, stdout_path_, stderr_path_, max_open_files);
   } catch (...) {
     detail::remove_dir(dir_);
     throw;

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,7 +41,8 @@ class ServeProcess {
   // `ready_timeout` for the "listening on" line. Throws std::runtime_error (with the child's
   // stderr) if the child exits first or the line does not come in time; the child is killed then.
   explicit ServeProcess(std::vector<std::string> args, EnvVars env = {},
-                        std::chrono::milliseconds ready_timeout = std::chrono::seconds(15));
+                        std::chrono::milliseconds ready_timeout = std::chrono::seconds(15),
+                        std::optional<unsigned> max_open_files = std::nullopt);
   // SIGKILL if still running, reap, remove the temp dir. Never throws.
   ~ServeProcess();
   ServeProcess(const ServeProcess&) = delete;

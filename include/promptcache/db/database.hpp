@@ -110,5 +110,8 @@ class Database {
 
 // The URL with any password replaced by "***", for logs.
 [[nodiscard]] std::string redact_url(std::string_view url);
+// "cannot open the database URL: why", the URL redacted and named once (an error that names it
+// already is not prefixed with it again).
+[[nodiscard]] std::string open_failure(std::string_view url, const DbError& e);
 
 }  // namespace promptcache::db
