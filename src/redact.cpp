@@ -88,8 +88,9 @@ void register_secret(std::string_view secret) {
     if (std::find(next->begin(), next->end(), form) == next->end())
       next->push_back(std::move(form));
   }
-  std::stable_sort(next->begin(), next->end(),
-                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(next->begin(), next->end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  });
   secrets().store(std::move(next));
 }
 

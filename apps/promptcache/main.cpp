@@ -11,6 +11,7 @@
 #include "bench.hpp"
 #include "buffered_sink.hpp"
 #include "ops.hpp"
+#include "promptcache/log.hpp"
 #include "promptcache/redact.hpp"
 #include "redacting_sink.hpp"
 #include "serve.hpp"
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(std::make_shared<spdlog::logger>(
       "promptcache",
       std::make_shared<RedactingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>())));
+  promptcache::set_logger(spdlog::default_logger());  // the library's lines: ours
   // The access log (a line per request of serve) is buffered: see buffered_sink.hpp.
   spdlog::register_logger(std::make_shared<spdlog::logger>(
       "access", std::make_shared<RedactingSink>(

@@ -1,4 +1,5 @@
 #include "promptcache/cache/near_tier.hpp"
+#include "promptcache/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -21,7 +22,7 @@ void NearTier::link_down() {
 
 void NearTier::tracking_refused(std::string_view why) {
   if (!refused_.exchange(true, std::memory_order_acq_rel)) {
-    spdlog::error("near cache off: the server cannot track keys for it ({})", why);
+    logger()->error("near cache off: the server cannot track keys for it ({})", why);
   }
   cache_.flush();
 }

@@ -26,6 +26,7 @@
 #include "promptcache/cluster/slot.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/json_text.hpp"
+#include "promptcache/log.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
 #include "promptcache/store/detect.hpp"
@@ -129,7 +130,10 @@ PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, Serv
       flights_(std::make_shared<SingleFlight>()),
       near_(std::move(near)) {}
 
-PromptCacheService::~PromptCacheService() = default;
+PromptCacheService::~PromptCacheService() {
+  // Held to the end without close(), the connections would keep their event loops running.
+  store_->close();
+}
 
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     const CacheConfig& config, const std::vector<asio::any_io_executor>& executors,
@@ -155,12 +159,12 @@ std::shared_ptr<store::Store> make_store(const CacheConfig& config,
     std::string detail;
     auto enabled = store::probe_cluster_enabled_blocking(*config.redis, detail);  // untracked
     if (!enabled) {
-      spdlog::warn(
+      logger()->warn(
           "cannot ask {} whether it is a cluster node ({}): one server assumed; "
           "REDIS_CLUSTER_NODES names a cluster",
           redis.address(), detail);
     } else if (*enabled) {
-      spdlog::info("{} is a cluster node: cluster mode", redis.address());
+      logger()->info("{} is a cluster node: cluster mode", redis.address());
       nodes.push_back({redis.host, redis.port});
     }
   }
@@ -295,8 +299,8 @@ asio::awaitable<PromptCacheService::Found<std::string>> PromptCacheService::read
 
 asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
   counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
-  spdlog::warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
-               loggable(key), bytes);
+  logger()->warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
+                 loggable(key), bytes);
   forget(key);
   std::vector<std::string> doomed{std::string(key)};
   auto removed = co_await store_->del(doomed);
@@ -354,7 +358,7 @@ asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(
     found.failed = true;
     const std::string message = stored.error().message();
     span.record_exception(message);
-    spdlog::warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
+    logger()->warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
     found = unwrap<T>(**stored, parse, ticket != 0 ? &text : nullptr);
     if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
@@ -511,7 +515,7 @@ asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put&
   if (note_result(done)) {
     const std::string message = done.error().message();
     span.record_exception(message);
-    spdlog::warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
+    logger()->warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
     throw CacheError(fmt::format("cache set failed for {}: {}", loggable(key), message));
   }
   span.set("cache.written", *done);
@@ -555,8 +559,8 @@ PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
   auto stored = co_await store_->get_multiple(keys);
   if (note_result(stored)) {
     span.record_exception(stored.error().message());
-    spdlog::warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
-                 stored.error().message());
+    logger()->warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
+                   stored.error().message());
     counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
     co_return out;
   }
@@ -633,12 +637,12 @@ asio::awaitable<void> PromptCacheService::write_batch(const Entries& entries,
   if (n > 0) {
     const std::string why = error ? failed.error().message() : "the server refused some writes";
     span.record_exception(why);
-    spdlog::error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
-                  entries.size(), why);
+    logger()->error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
+                    entries.size(), why);
     throw CacheError(
         fmt::format("failed to set {} of {} cache entries: {}", n, entries.size(), why));
   }
-  spdlog::debug("set {} cache entries op=set_multiple", entries.size());
+  logger()->debug("set {} cache entries op=set_multiple", entries.size());
 }
 
 namespace {
@@ -745,7 +749,7 @@ asio::awaitable<PromptCacheService::Loaded<T>> PromptCacheService::load_through(
                        try {
                          std::rethrow_exception(e);
                        } catch (const std::exception& ex) {
-                         spdlog::warn("early refresh failed op=fallback error=\"{}\"", ex.what());
+                         logger()->warn("early refresh failed op=fallback error=\"{}\"", ex.what());
                        }
                      });
     }
@@ -800,7 +804,7 @@ asio::awaitable<std::optional<std::string>> PromptCacheService::load_once(
   }
   if (stale) {
     counters_.stale_served.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("loader failed, stale value served op=fallback key={}", loggable(key));
+    logger()->warn("loader failed, stale value served op=fallback key={}", loggable(key));
     lead.flight().publish(stale);
     co_return std::move(stale);
   }
@@ -898,8 +902,8 @@ asio::awaitable<bool> PromptCacheService::store_loaded(
     // While the breaker is open every write is dropped (and counted): one line per call would
     // flood the log during an outage.
     if (breaker_.state() == CircuitBreaker::State::closed) {
-      spdlog::warn("cache set after fallback failed op=fallback key={} error=\"{}\"", loggable(key),
-                   e.what());
+      logger()->warn("cache set after fallback failed op=fallback key={} error=\"{}\"",
+                     loggable(key), e.what());
     }
   }
   co_return false;
@@ -946,8 +950,8 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
   record(op_invalidate, start);
   if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
-    spdlog::error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
-                  loggable(pattern), deleted.error().message());
+    logger()->error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
+                    loggable(pattern), deleted.error().message());
     throw CacheError(
         fmt::format("failed to invalidate {}: {}", loggable(pattern), deleted.error().message()));
   }
@@ -964,8 +968,8 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
   const std::string index = user_analysis_index_key(user_id);
   span.set("cache.index", index);
   auto fail = [&](std::string_view why) {
-    spdlog::error("cache invalidation failed op=invalidate user={} error=\"{}\"", loggable(user_id),
-                  why);
+    logger()->error("cache invalidation failed op=invalidate user={} error=\"{}\"",
+                    loggable(user_id), why);
     return CacheError(
         fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
   };
@@ -978,8 +982,8 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
     throw fail(deleted.error().message());
   }
   span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
-  spdlog::info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
-               *deleted);
+  logger()->info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
+                 *deleted);
   co_return *deleted;
 }
 
@@ -1022,7 +1026,7 @@ asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
   }
   if (server.has_error()) {
     stats["error"] = server.error().message();
-    spdlog::error("failed to get cache stats error=\"{}\"", server.error().message());
+    logger()->error("failed to get cache stats error=\"{}\"", server.error().message());
   } else {
     stats = server_fields(*server);
     if (!server->nodes.empty()) {

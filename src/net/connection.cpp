@@ -13,6 +13,7 @@
 
 #include "net/stream.hpp"
 #include "promptcache/error.hpp"
+#include "promptcache/log.hpp"
 
 namespace promptcache::net {
 
@@ -35,7 +36,7 @@ void log_exception(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    spdlog::error("redis connection task failed: {}", ex.what());
+    logger()->error("redis connection task failed: {}", ex.what());
   }
 }
 
@@ -138,7 +139,7 @@ asio::awaitable<void> Connection::run() {
       last_error_ = {};
       last_error_msg_.clear();
       notify_connect_waiters();
-      spdlog::info("redis connected address={} protocol={}", cfg_.address(), resp3_ ? 3 : 2);
+      logger()->info("redis connected address={} protocol={}", cfg_.address(), resp3_ ? 3 : 2);
       const std::uint64_t gen = ++generation_;
       writer_active_ = true;
       // No reference for the writer: run() waits for it to end, and an idle writer's handler
@@ -164,8 +165,8 @@ asio::awaitable<void> Connection::run() {
       }
       if (closed_) break;
       const bool protocol = ec == error::protocol_error || ec == error::limit_exceeded;
-      spdlog::warn("redis connection lost address={} error=\"{}\" in_flight={}", cfg_.address(),
-                   ec.message(), written_);
+      logger()->warn("redis connection lost address={} error=\"{}\" in_flight={}", cfg_.address(),
+                     ec.message(), written_);
       fail_written(protocol ? ec : make_error_code(error::connection_lost));
       last_error_ = error::not_connected;
       ++stats_.reconnects;
@@ -173,8 +174,8 @@ asio::awaitable<void> Connection::run() {
       ++failures;
       if (!closed_) {
         last_error_ = ec;
-        spdlog::warn("redis connect failed address={} error=\"{}\"", cfg_.address(),
-                     last_error_msg_);
+        logger()->warn("redis connect failed address={} error=\"{}\"", cfg_.address(),
+                       last_error_msg_);
         down_ = true;
         fail_all(ec);  // what waited for this attempt learns at once that it failed
       }
@@ -463,17 +464,17 @@ asio::awaitable<error_code> Connection::reader() {
     while (auto node = parser_.next({rbuf_.data() + rpos_, rend_ - rpos_}, used, ec)) {
       rpos_ += used;
       if (!dispatch(*node)) {
-        spdlog::error("redis sent a reply nobody asked for address={}", cfg_.address());
+        logger()->error("redis sent a reply nobody asked for address={}", cfg_.address());
         co_return error::protocol_error;
       }
     }
     if (demoted_) {
-      spdlog::warn("redis master {} was demoted (READONLY); asking the sentinels again",
-                   cfg_.address());
+      logger()->warn("redis master {} was demoted (READONLY); asking the sentinels again",
+                     cfg_.address());
       co_return error::not_master;
     }
     if (ec) {
-      spdlog::error("redis protocol error address={} error=\"{}\"", cfg_.address(), ec.message());
+      logger()->error("redis protocol error address={} error=\"{}\"", cfg_.address(), ec.message());
       co_return ec;
     }
     if (!co_await fill(ec)) co_return ec;
@@ -742,8 +743,8 @@ asio::awaitable<void> Connection::health_check(std::uint64_t gen) {
     ec = co_await execute(ping, out, Clock::now() + cfg_.command_timeout);
     if (gen != generation_) break;
     if (ec == error::timeout) {
-      spdlog::warn("redis health check got no reply within {} ms address={}; reconnecting",
-                   cfg_.command_timeout.count(), cfg_.address());
+      logger()->warn("redis health check got no reply within {} ms address={}; reconnecting",
+                     cfg_.command_timeout.count(), cfg_.address());
       stream_->close();
       break;
     }

@@ -15,6 +15,7 @@
 
 #include "promptcache/cluster/redirect.hpp"
 #include "promptcache/error.hpp"
+#include "promptcache/log.hpp"
 #include "promptcache/store/redis_store.hpp"
 #include "store/scripts.hpp"
 
@@ -219,7 +220,7 @@ asio::awaitable<error_code> ClusterStore::refresh() {
     start_ticker();
     co_return error_code{};
   }
-  spdlog::warn("cluster slot map refresh failed error=\"{}\"", last.message());
+  logger()->warn("cluster slot map refresh failed error=\"{}\"", last.message());
   co_return last;
 }
 

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "promptcache/error.hpp"
+#include "promptcache/log.hpp"
 #include "promptcache/net/client.hpp"
 #include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
@@ -494,9 +495,9 @@ TEST(Connection, no_log_line_or_error_holds_the_password) {
   RedisServer server(RedisServerOptions{.acl_user = "app", .acl_password = "right"});
   auto captured = std::make_shared<std::ostringstream>();
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*captured);
-  auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
-  spdlog::set_level(spdlog::level::trace);
+  auto capture = std::make_shared<spdlog::logger>("capture", sink);
+  capture->set_level(spdlog::level::trace);
+  promptcache::set_logger(capture);  // the library's lines, every level
   std::string message;
   {
     asio::io_context io;
@@ -508,8 +509,7 @@ TEST(Connection, no_log_line_or_error_holds_the_password) {
     EXPECT_FALSE(r);
     message = client.last_error_message() + r.error().message();
   }
-  spdlog::set_default_logger(previous);
-  spdlog::set_level(spdlog::level::info);
+  promptcache::set_logger(nullptr);
   const std::string logs = captured->str();
   EXPECT_NE(logs.find("authentication failed"), std::string::npos) << logs;
   EXPECT_EQ(logs.find("Sup3rSecretPw"), std::string::npos) << logs;

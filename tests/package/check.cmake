@@ -1,22 +1,94 @@
-# ctest -P script: install the build tree into a scratch prefix, then configure, build and run
-# tests/package against it. Arguments: BUILD_DIR, SOURCE_DIR, WORK_DIR.
+# ctest -P script: installs the build tree into a scratch prefix; builds the README's first C++
+# program against it in a project of its own (tests/package), with g++ and with clang++-14; runs
+# each against a real redis-server (unix socket, started here) and with Redis down.
+# Arguments: BUILD_DIR, SOURCE_DIR, WORK_DIR, SANITIZED (the build is instrumented).
 file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}/src")
+
+set(redis_pid "")
+macro(fail message)
+  if(redis_pid)
+    execute_process(COMMAND kill ${redis_pid})
+  endif()
+  message(FATAL_ERROR "${message}")
+endmacro()
+
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix"
                 RESULT_VARIABLE rc OUTPUT_QUIET)
 if(rc)
-  message(FATAL_ERROR "install failed")
+  fail("install failed")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package" -B "${WORK_DIR}/build"
-                        -G Ninja -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+
+# The README's first ```cpp block is the consumer.
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(FIND "${readme}" "```cpp\n" start)
+if(start EQUAL -1)
+  fail("README.md has no ```cpp block")
+endif()
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} program)
+file(WRITE "${WORK_DIR}/src/main.cpp" "${program}")
+configure_file("${SOURCE_DIR}/tests/package/CMakeLists.txt" "${WORK_DIR}/src/CMakeLists.txt"
+               COPYONLY)
+
+set(compilers g++)
+find_program(clang NAMES clang++-14 clang++)
+# A sanitized build's library needs g++'s sanitizer runtimes: clang++ links its own.
+if(clang AND NOT SANITIZED)
+  list(APPEND compilers "${clang}")
+endif()
+set(binaries "")
+foreach(cxx IN LISTS compilers)
+  get_filename_component(name "${cxx}" NAME)
+  set(dir "${WORK_DIR}/build-${name}")
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${WORK_DIR}/src" -B "${dir}" -G Ninja
+                          -DCMAKE_CXX_COMPILER=${cxx} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                          -DCMAKE_BUILD_TYPE=Release
+                  RESULT_VARIABLE rc)
+  if(rc)
+    fail("find_package(promptcache) failed with ${name}")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${dir}" RESULT_VARIABLE rc)
+  if(rc)
+    fail("building the README's program against the installed package failed with ${name}")
+  endif()
+  list(APPEND binaries "${dir}/consumer")
+endforeach()
+
+# A real Redis on a unix socket in the work dir: no port to collide with.
+set(socket "${WORK_DIR}/redis.sock")
+execute_process(COMMAND redis-server --port 0 --unixsocket "${socket}" --daemonize yes
+                        --pidfile "${WORK_DIR}/redis.pid" --dir "${WORK_DIR}" --save ""
+                        --appendonly no
                 RESULT_VARIABLE rc)
 if(rc)
-  message(FATAL_ERROR "find_package(promptcache) failed")
+  fail("redis-server did not start")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK_DIR}/build" RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "building against the installed package failed")
-endif()
-execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "the consumer failed")
-endif()
+foreach(i RANGE 100)
+  if(EXISTS "${WORK_DIR}/redis.pid" AND EXISTS "${socket}")
+    break()
+  endif()
+  execute_process(COMMAND sleep 0.05)
+endforeach()
+file(READ "${WORK_DIR}/redis.pid" redis_pid)
+string(STRIP "${redis_pid}" redis_pid)
+
+foreach(bin IN LISTS binaries)
+  set(ENV{REDIS_URL} "unix://${socket}")
+  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 60)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "\\{\"text\":\"hello\"\\}\n\\{\"score\":0.8\\}")
+    fail("${bin} with Redis: exit ${rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  # Redis down: the program must end, reporting the failed write.
+  set(ENV{REDIS_URL} "unix://${WORK_DIR}/nobody-listens.sock")
+  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 60)
+  if(NOT rc EQUAL 1 OR NOT err MATCHES "cache unavailable")
+    fail("${bin} with Redis down: exit ${rc} (1 expected)\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  message(STATUS "${bin}: ok with Redis and with Redis down")
+endforeach()
+execute_process(COMMAND kill ${redis_pid})

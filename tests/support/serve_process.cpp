@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
@@ -21,13 +22,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Ours without REDIS_* and PROMPTCACHE_* (they would change what the binary does), plus `extra`.
+// Ours without REDIS_* and PROMPTCACHE_* (they would change what the binary does), plus `extra`
+// (which wins over a variable of ours of the same name).
 std::vector<std::string> child_environment(const EnvVars& extra) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string var(*e);
     if (var.rfind("REDIS_", 0) == 0 || var.rfind("PROMPTCACHE_", 0) == 0) continue;
-    env.push_back(std::move(var));
+    const std::string name = var.substr(0, var.find('='));
+    const bool overridden = std::any_of(extra.begin(), extra.end(),
+                                        [&](const auto& e) { return e.first == name; });
+    if (!overridden) env.push_back(std::move(var));
   }
   for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
   return env;

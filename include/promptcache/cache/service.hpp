@@ -251,10 +251,11 @@ class PromptCacheService {
   // probe must not change what it observes).
   boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
 
-  // Closes the store's connections (an event loop running only the cache then ends).
+  // Closes the store's connections (an event loop running only the cache then ends). Idempotent.
   void close() { store_->close(); }
-  // A background refresh (early_refresh) runs on the event loop of the read that started it and
-  // uses the service: destroy the service only once its event loops have stopped.
+  // Closes the store too. A background refresh (early_refresh) runs on the event loop of the
+  // read that started it and uses the service: destroy the service only once its event loops
+  // have stopped (BlockingCache does this for you).
   ~PromptCacheService();
 
   // This client's counters as they stand, without asking the server (for /metrics).

@@ -1,0 +1,147 @@
+// BlockingCache (cache/blocking.hpp) against a real redis-server and the in-process store: the
+// calls a program without coroutines writes — braced JSON values, capturing lambdas as
+// fallbacks and loaders — work as written; a Redis outage costs reads nothing and writes a
+// CacheError; destroying the facade never hangs, whatever state the cache is in.
+#include "promptcache/cache/blocking.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "promptcache/cache/keys.hpp"
+#include "promptcache/json_text.hpp"
+#include "support/redis_server.hpp"
+
+namespace promptcache {
+namespace {
+
+namespace json = boost::json;
+using cache::BlockingCache;
+using cache::CacheConfig;
+using cache::CacheError;
+using testing::RedisServer;
+
+CacheConfig redis_config(const RedisServer& redis) {
+  CacheConfig config;
+  config.redis = net::ClientConfig::from_url(redis.url());
+  config.redis->command_timeout = std::chrono::milliseconds(500);
+  config.redis->connect_timeout = std::chrono::milliseconds(500);
+  return config;
+}
+
+class Blocking : public ::testing::TestWithParam<bool> {  // true: Redis, false: in-process
+ protected:
+  CacheConfig config() {
+    if (!GetParam()) return CacheConfig{};
+    if (!redis_) redis_ = std::make_unique<RedisServer>();
+    return redis_config(*redis_);
+  }
+  std::unique_ptr<RedisServer> redis_;
+};
+
+TEST_P(Blocking, BracedValuesAndCapturingLambdasWorkAsWritten) {
+  BlockingCache cache(config());
+  cache.set("greeting", {{"text", "hello"}, {"n", 1}});
+  const auto v = cache.get("greeting");
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(json::serialize(*v), R"({"text":"hello","n":1})");
+  EXPECT_EQ(cache.get_json("greeting").value_or(""), R"({"text":"hello","n":1})");
+
+  // A fallback capturing strings by value (what g++ 12 destroys twice inside a co_await).
+  const std::string source(200, 's');
+  int calls = 0;
+  for (int i = 0; i < 3; ++i) {
+    const json::value got = cache.get_with_fallback("fb", [source, &calls] {
+      ++calls;
+      return json::value{{"from", source}};
+    });
+    EXPECT_EQ(got.at("from").as_string(), source);
+  }
+  EXPECT_EQ(calls, 1) << "the fallback's value is cached";
+
+  // A loader's "not found" is remembered; a value is cached.
+  int loads = 0;
+  auto none = [&loads]() -> std::optional<json::value> {
+    ++loads;
+    return std::nullopt;
+  };
+  EXPECT_FALSE(cache.get_or_load("absent", none).has_value());
+  EXPECT_FALSE(cache.get_or_load("absent", none).has_value());
+  EXPECT_EQ(loads, 1);
+
+  // The seed's analysis operations and invalidation.
+  const std::string hash(64, 'a');
+  cache.set_analysis_result(hash, "u1", "default", {{"score", 0.8}});
+  EXPECT_EQ(json_text(cache.get_analysis_result(hash, "u1").value()), R"({"score":0.8})");
+  EXPECT_EQ(cache.invalidate_user_analysis_cache("u1"), 1u);
+  EXPECT_FALSE(cache.get_analysis_result(hash, "u1").has_value());
+  cache.set_multiple({{"m1", 1}, {"m2", {{"x", true}}}});
+  const auto many = cache.get_multiple({"m1", "m2", "m3"});
+  ASSERT_EQ(many.size(), 3u);
+  EXPECT_EQ(many[0], json::value(1));
+  EXPECT_EQ(many[1], json::value({{"x", true}}));
+  EXPECT_FALSE(many[2].has_value());
+  EXPECT_TRUE(cache.delete_key("m1"));
+  EXPECT_FALSE(cache.delete_key("m1"));
+  EXPECT_TRUE(cache.get_cache_stats().contains("client"));
+}
+
+TEST_P(Blocking, AFallbacksExceptionReachesTheCallerAndNothingIsCached) {
+  BlockingCache cache(config());
+  EXPECT_THROW(
+      cache.get_with_fallback(
+          "boom", []() -> json::value { throw std::runtime_error("the database is down"); }),
+      std::runtime_error);
+  EXPECT_FALSE(cache.get("boom").has_value());
+}
+
+TEST_P(Blocking, CallingTheFacadeFromItsOwnLoopIsALogicErrorNotADeadlock) {
+  BlockingCache cache(config());
+  EXPECT_THROW(cache.get_with_fallback(
+                   "inner", [&cache] { return json::value(cache.get("other").has_value()); }),
+               std::logic_error);
+}
+
+TEST_P(Blocking, ManyThreadsShareOneFacade) {
+  BlockingCache cache(config());
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string key = fmt::format("t{}:{}", t, i % 10);
+        cache.set(key, {{"t", t}, {"i", i}});
+        const auto v = cache.get(key);
+        if (!v || v->at("t") != json::value(t)) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, Blocking, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Redis" : "InProcess"; });
+
+TEST(BlockingRedisDown, ReadsFailOpenWritesThrowAndTheDestructorReturns) {
+  auto redis = std::make_unique<RedisServer>();
+  const CacheConfig config = redis_config(*redis);
+  redis.reset();  // down before the first command
+  BlockingCache cache(config);
+  EXPECT_FALSE(cache.get("k").has_value());
+  int calls = 0;
+  EXPECT_EQ(cache.get_with_fallback("k", [&calls] { return ++calls; }), json::value(1));
+  EXPECT_THROW(cache.set("k", {{"v", 1}}), CacheError);
+  EXPECT_THROW((void)cache.invalidate_user_analysis_cache("u"), CacheError);
+  // ~BlockingCache: closes a cache that never connected, joins its thread.
+}
+
+}  // namespace
+}  // namespace promptcache
