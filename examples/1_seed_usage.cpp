@@ -43,7 +43,6 @@ asio::awaitable<void> demo(PromptCacheService& cache) {
   const json::object stats = co_await cache.get_cache_stats();
   std::cout << "stats: " << json::serialize(stats) << "\n";
   (void)first;
-  cache.close();
 }
 
 int main() {
@@ -57,7 +56,10 @@ int main() {
     return 2;
   }
   int status = 0;
+  // The cache is closed when the work ends, however it ends: its connections would otherwise
+  // keep io.run() going for ever after an exception (Redis down, say).
   asio::co_spawn(io, demo(*cache), [&](std::exception_ptr e) {
+    cache->close();
     if (!e) return;
     status = 1;
     try {

@@ -225,7 +225,7 @@ std::chrono::seconds PromptCacheService::jittered(std::chrono::seconds ttl) cons
 
 std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_t> ttl) const {
   if (!ttl) return options_.default_ttl;
-  if (*ttl < 0) throw CacheError("TTL must not be negative");
+  if (*ttl < 0) throw std::invalid_argument("TTL must not be negative");
   return std::chrono::seconds(*ttl);
 }
 
@@ -493,7 +493,8 @@ asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put&
   if (!breaker_.allow(start)) {
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.skipped", true);
-    throw CacheError(fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
+    throw CacheError(error::circuit_open,
+                     fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
   }
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = put.value != nullptr ? json_text(*put.value) : std::string();
@@ -516,7 +517,8 @@ asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put&
     const std::string message = done.error().message();
     span.record_exception(message);
     logger()->warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
-    throw CacheError(fmt::format("cache set failed for {}: {}", loggable(key), message));
+    throw CacheError(done.error(),
+                     fmt::format("cache set failed for {}: {}", loggable(key), message));
   }
   span.set("cache.written", *done);
   co_return *done;
@@ -529,6 +531,7 @@ asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
   if (!breaker_.allow(start)) {
     counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
     throw CacheError(
+        error::circuit_open,
         fmt::format("cache delete skipped for {}: circuit breaker open", loggable(key)));
   }
   std::vector<std::string> keys{std::string(key)};
@@ -538,8 +541,8 @@ asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
   record(op_delete, start);
   if (note_result(removed)) {
     span.record_exception(removed.error().message());
-    throw CacheError(
-        fmt::format("cache delete failed for {}: {}", loggable(key), removed.error().message()));
+    throw CacheError(removed.error(), fmt::format("cache delete failed for {}: {}", loggable(key),
+                                                  removed.error().message()));
   }
   co_return *removed > 0;
 }
@@ -598,7 +601,7 @@ asio::awaitable<void> PromptCacheService::set_multiple_json(
 asio::awaitable<void> PromptCacheService::set_multiple_versioned(
     const std::vector<VersionedEntry>& entries, std::optional<std::int64_t> ttl) {
   for (const auto& e : entries) {
-    if (e.version == 0) throw CacheError("a versioned write needs a version above 0");
+    if (e.version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
   }
   co_await write_batch(entries, ttl, [](const VersionedEntry& e) {
     return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.key, e.json, e.version);
@@ -617,7 +620,8 @@ asio::awaitable<void> PromptCacheService::write_batch(const Entries& entries,
   const auto seconds = effective_ttl(ttl);
   if (!breaker_.allow(start)) {
     counters_.dropped_writes.fetch_add(entries.size(), std::memory_order_relaxed);
-    throw CacheError(fmt::format("failed to set {} of {} cache entries: circuit breaker open",
+    throw CacheError(error::circuit_open,
+                     fmt::format("failed to set {} of {} cache entries: circuit breaker open",
                                  entries.size(), entries.size()));
   }
   std::vector<store::Entry> encoded;
@@ -640,6 +644,7 @@ asio::awaitable<void> PromptCacheService::write_batch(const Entries& entries,
     logger()->error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
                     entries.size(), why);
     throw CacheError(
+        error ? failed.error() : make_error_code(promptcache::error::server_error),
         fmt::format("failed to set {} of {} cache entries: {}", n, entries.size(), why));
   }
   logger()->debug("set {} cache entries op=set_multiple", entries.size());
@@ -914,7 +919,7 @@ asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
                                                         std::uint64_t version,
                                                         std::optional<std::int64_t> ttl,
                                                         std::chrono::milliseconds budget) {
-  if (version == 0) throw CacheError("a versioned write needs a version above 0");
+  if (version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
   Put put;
   put.json_text = json_text;
   put.ttl = ttl;
@@ -926,7 +931,7 @@ asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
 asio::awaitable<bool> PromptCacheService::delete_versioned(std::string_view key,
                                                            std::uint64_t version,
                                                            std::chrono::milliseconds budget) {
-  if (version == 0) throw CacheError("a versioned delete needs a version above 0");
+  if (version == 0) throw std::invalid_argument("a versioned delete needs a version above 0");
   Put put;
   put.ttl = options_.tombstone_ttl.count();
   put.absent = true;
@@ -942,6 +947,7 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
   span.set("cache.pattern", pattern);
   if (!breaker_.allow(start)) {
     throw CacheError(
+        error::circuit_open,
         fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
   }
   auto deleted = co_await store_->delete_matching(pattern, progress);
@@ -952,8 +958,8 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
     span.record_exception(deleted.error().message());
     logger()->error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
                     loggable(pattern), deleted.error().message());
-    throw CacheError(
-        fmt::format("failed to invalidate {}: {}", loggable(pattern), deleted.error().message()));
+    throw CacheError(deleted.error(), fmt::format("failed to invalidate {}: {}", loggable(pattern),
+                                                  deleted.error().message()));
   }
   span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
   co_return *deleted;
@@ -967,19 +973,20 @@ asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cach
   // The user's index lists their entries: O(that user's entries), whatever the keyspace holds.
   const std::string index = user_analysis_index_key(user_id);
   span.set("cache.index", index);
-  auto fail = [&](std::string_view why) {
+  auto fail = [&](boost::system::error_code code) {
+    const std::string why = code == error::circuit_open ? "circuit breaker open" : code.message();
     logger()->error("cache invalidation failed op=invalidate user={} error=\"{}\"",
                     loggable(user_id), why);
     return CacheError(
-        fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
+        code, fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
   };
-  if (!breaker_.allow(start)) throw fail("circuit breaker open");
+  if (!breaker_.allow(start)) throw fail(make_error_code(error::circuit_open));
   auto deleted = co_await store_->delete_indexed(index, progress);
   if (near_) near_->cache().flush();  // as invalidate_pattern
   record(op_invalidate, start);
   if (note_result(deleted)) {
     span.record_exception(deleted.error().message());
-    throw fail(deleted.error().message());
+    throw fail(deleted.error());
   }
   span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
   logger()->info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),

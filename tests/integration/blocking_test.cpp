@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "promptcache/cache/keys.hpp"
+#include "promptcache/error.hpp"
 #include "promptcache/json_text.hpp"
 #include "support/redis_server.hpp"
 
@@ -138,7 +139,19 @@ TEST(BlockingRedisDown, ReadsFailOpenWritesThrowAndTheDestructorReturns) {
   EXPECT_FALSE(cache.get("k").has_value());
   int calls = 0;
   EXPECT_EQ(cache.get_with_fallback("k", [&calls] { return ++calls; }), json::value(1));
-  EXPECT_THROW(cache.set("k", {{"v", 1}}), CacheError);
+  try {
+    cache.set("k", {{"v", 1}});
+    ADD_FAILURE() << "a write with Redis down did not throw";
+  } catch (const CacheError& e) {
+    // Why, as a code: the connection refused (the system's code), or the breaker it opened —
+    // told apart from a timeout.
+    EXPECT_TRUE(e.code() == boost::system::errc::connection_refused ||
+                e.code() == promptcache::error::not_connected ||
+                e.code() == promptcache::error::circuit_open)
+        << e.code().message() << ": " << e.what();
+    EXPECT_NE(e.code(), promptcache::error::timeout);
+  }
+  EXPECT_THROW(cache.set("k", {{"v", -1}}, -5), std::invalid_argument);
   EXPECT_THROW((void)cache.invalidate_user_analysis_cache("u"), CacheError);
   // ~BlockingCache: closes a cache that never connected, joins its thread.
 }

@@ -326,8 +326,8 @@ TEST_P(Versions, unversioned_and_legacy_entries_count_as_version_zero) {
 
 TEST_P(Versions, version_zero_is_refused_by_the_versioned_calls) {
   auto& svc = make();
-  EXPECT_THROW(run(svc.set_versioned(key, "{}", 0)), cache::CacheError);
-  EXPECT_THROW(run(svc.delete_versioned(key, 0)), cache::CacheError);
+  EXPECT_THROW(run(svc.set_versioned(key, "{}", 0)), std::invalid_argument);
+  EXPECT_THROW(run(svc.delete_versioned(key, 0)), std::invalid_argument);
 }
 
 TEST_P(Versions, batch_of_versioned_entries_keeps_newer_entries_and_counts_no_failure) {

@@ -33,6 +33,7 @@
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/envelope.hpp"
 #include "promptcache/cache/near_tier.hpp"
+#include "promptcache/error.hpp"
 #include "promptcache/store/store.hpp"
 #include "promptcache/telemetry/latency.hpp"
 #include "promptcache/telemetry/tracer.hpp"
@@ -41,9 +42,19 @@ namespace promptcache::cache {
 
 class SingleFlight;
 
+// A write or an invalidation that did not happen. code() says why: error::circuit_open (the
+// breaker skipped the store), error::timeout, error::not_connected, error::connection_lost,
+// error::server_error… (promptcache/error.hpp), or the system's own (connection_refused) — a
+// timeout can be told from a refused connection. An invalid argument (an empty user id, a negative TTL, a version of 0) is
+// std::invalid_argument instead.
 class CacheError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  CacheError(boost::system::error_code code, const std::string& what)
+      : std::runtime_error(what), code_(code) {}
+  [[nodiscard]] const boost::system::error_code& code() const noexcept { return code_; }
+
+ private:
+  boost::system::error_code code_;
 };
 
 class PromptCacheService {
@@ -232,6 +243,31 @@ class PromptCacheService {
   boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view key,
                                                           const Loader& loader,
                                                           std::optional<std::int64_t> ttl = {});
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+  // g++ 12 destroys a temporary of a co_await expression twice (docs/client.md): a lambda
+  // passed here directly becomes a temporary Fallback/Loader and its captures are freed twice
+  // (and without the co_await, the reference the operation keeps would dangle). Refused at
+  // compile time, with the way out.
+  template <class Never = void>
+  boost::asio::awaitable<Json> get_with_fallback(std::string_view, Fallback&&,
+                                                 std::optional<std::int64_t> = {}) {
+    static_assert(sizeof(Never) == 0,
+                  "g++ 12: name the fallback first (PromptCacheService::Fallback f = ...; "
+                  "co_await cache.get_with_fallback(key, f)), or use BlockingCache; a temporary "
+                  "in a co_await expression is destroyed twice by this compiler");
+    return {};
+  }
+  template <class Never = void>
+  boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view, Loader&&,
+                                                          std::optional<std::int64_t> = {}) {
+    static_assert(sizeof(Never) == 0,
+                  "g++ 12: name the loader first (PromptCacheService::Loader l = ...; "
+                  "co_await cache.get_or_load(key, l)), or use BlockingCache; a temporary in a "
+                  "co_await expression is destroyed twice by this compiler");
+    return {};
+  }
+#endif
   // Removes that user's analysis entries and nothing else; how many. Throws CacheError
   // (std::invalid_argument for an empty id). Reads the user's index (user_analysis_index_key):
   // O(that user's entries), independent of the keyspace; entries written under the key layout
@@ -252,7 +288,9 @@ class PromptCacheService {
   boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
 
   // Closes the store's connections (an event loop running only the cache then ends). Idempotent.
-  void close() { store_->close(); }
+  void close() {
+    store_->close();
+  }
   // Closes the store too. A background refresh (early_refresh) runs on the event loop of the
   // read that started it and uses the service: destroy the service only once its event loops
   // have stopped (BlockingCache does this for you).
@@ -276,9 +314,15 @@ class PromptCacheService {
   };
   [[nodiscard]] CounterSnapshot counters() const noexcept;
 
-  [[nodiscard]] store::Store& store() noexcept { return *store_; }
-  [[nodiscard]] std::string_view tier() const noexcept { return store_->tier(); }
-  [[nodiscard]] const CircuitBreaker& breaker() const noexcept { return breaker_; }
+  [[nodiscard]] store::Store& store() noexcept {
+    return *store_;
+  }
+  [[nodiscard]] std::string_view tier() const noexcept {
+    return store_->tier();
+  }
+  [[nodiscard]] const CircuitBreaker& breaker() const noexcept {
+    return breaker_;
+  }
 
  private:
   enum Op {
