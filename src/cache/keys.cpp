@@ -1,5 +1,7 @@
 #include "promptcache/cache/keys.hpp"
 
+#include <openssl/evp.h>
+
 #include <array>
 #include <stdexcept>
 
@@ -147,6 +149,21 @@ std::string user_analysis_pattern(std::string_view user_id) {
   append_user_tag(pattern, user_id);
   pattern += ":*";
   return pattern;
+}
+
+std::string prompt_hash(std::string_view prompt) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(prompt.data(), prompt.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  constexpr char hex[] = "0123456789abcdef";
+  std::string out(2 * length, '\0');
+  for (unsigned int i = 0; i < length; ++i) {
+    out[2 * i] = hex[digest[i] >> 4];
+    out[2 * i + 1] = hex[digest[i] & 15];
+  }
+  return out;
 }
 
 }  // namespace promptcache::cache

@@ -705,6 +705,20 @@ asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get
   co_return std::move(found.value);
 }
 
+asio::awaitable<PromptCacheService::Json> PromptCacheService::get_analysis_with_fallback(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    const Fallback& fallback, std::optional<std::int64_t> ttl) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  co_return co_await get_with_fallback(key, fallback, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load_analysis(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    const Loader& loader, std::optional<std::int64_t> ttl) {
+  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
+  co_return co_await get_or_load(key, loader, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
+}
+
 asio::awaitable<PromptCacheService::Lookup> PromptCacheService::get_or_load_versioned(
     std::string_view key, LoaderSource loader, std::optional<std::int64_t> ttl,
     std::chrono::milliseconds budget) {

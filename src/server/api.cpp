@@ -18,7 +18,6 @@
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/json_text.hpp"
 #include "promptcache/redact.hpp"
-#include "server/sha256.hpp"
 
 namespace promptcache::server {
 
@@ -438,7 +437,7 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
   if (body.contains("model_version") && !body.at("model_version").is_null()) {
     in.model_version = string_field(body, "model_version", options_.max_model_version_bytes);
   }
-  in.prompt_hash = sha256_hex(in.prompt_text);
+  in.prompt_hash = cache::prompt_hash(in.prompt_text);
 
   auto upsert = [this, in]() { return db_.upsert(in); };
   const db::AnalysisRecord record = co_await on_db(DbOp::upsert, upsert);
@@ -522,7 +521,7 @@ asio::awaitable<Response> Api::lookup(Request& req, Outcome& out) {
                                   options_.max_user_id_bytes);
   std::string type =
       string_field(body, "analysis_type", options_.max_analysis_type_chars, "default");
-  co_return co_await read(sha256_hex(prompt), std::move(user), std::move(type), out);
+  co_return co_await read(cache::prompt_hash(prompt), std::move(user), std::move(type), out);
 }
 
 asio::awaitable<Response> Api::remove(std::string hash, std::string user, std::string type,

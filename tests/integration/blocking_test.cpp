@@ -77,6 +77,22 @@ TEST_P(Blocking, BracedValuesAndCapturingLambdasWorkAsWritten) {
   EXPECT_FALSE(cache.get_or_load("absent", none).has_value());
   EXPECT_EQ(loads, 1);
 
+  // Analysis keys: the prompt's hash, the fallback's value under the seed's key layout.
+  const std::string prompt_key = cache::prompt_hash("Summarize this text");
+  int analysed = 0;
+  auto analyse = [&analysed] {
+    ++analysed;
+    return json::value{{"clarity", 0.7}};
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(cache.get_analysis_with_fallback(prompt_key, "u2", "default", analyse),
+              json::value({{"clarity", 0.7}}));
+  }
+  EXPECT_EQ(analysed, 1);
+  EXPECT_EQ(cache.get_analysis_result(prompt_key, "u2").value_or(nullptr),
+            json::value({{"clarity", 0.7}}));
+  EXPECT_FALSE(cache.get_or_load_analysis(prompt_key, "u2", "other", none).has_value());
+
   // The seed's analysis operations and invalidation.
   const std::string hash(64, 'a');
   cache.set_analysis_result(hash, "u1", "default", {{"score", 0.8}});
@@ -92,6 +108,32 @@ TEST_P(Blocking, BracedValuesAndCapturingLambdasWorkAsWritten) {
   EXPECT_TRUE(cache.delete_key("m1"));
   EXPECT_FALSE(cache.delete_key("m1"));
   EXPECT_TRUE(cache.get_cache_stats().contains("client"));
+}
+
+TEST_P(Blocking, TheCoroutineApiUnderneathHasTheAnalysisKeyCallsToo) {
+  BlockingCache cache(config());
+  const std::string hash = cache::prompt_hash("a prompt");
+  int calls = 0;
+  const cache::PromptCacheService::Fallback fallback =
+      [&calls]() -> boost::asio::awaitable<json::value> {
+    ++calls;
+    co_return json::value{{"score", 1}};
+  };
+  const cache::PromptCacheService::Loader loader =
+      [&calls]() -> boost::asio::awaitable<std::optional<json::value>> {
+    ++calls;
+    co_return std::nullopt;
+  };
+  auto on_loop = [&](auto op) {
+    return boost::asio::co_spawn(cache.executor(), std::move(op), boost::asio::use_future).get();
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(on_loop(cache.service().get_analysis_with_fallback(hash, "u", "t", fallback)),
+              json::value({{"score", 1}}));
+    EXPECT_FALSE(on_loop(cache.service().get_or_load_analysis(hash, "u", "absent", loader)));
+  }
+  EXPECT_EQ(calls, 2) << "one fallback call, one loader call: both answered from the cache after";
+  EXPECT_EQ(cache.get(cache::analysis_key(hash, "u", "t")), json::value({{"score", 1}}));
 }
 
 TEST_P(Blocking, AFallbacksExceptionReachesTheCallerAndNothingIsCached) {

@@ -1,6 +1,6 @@
-// Unit tests for promptcache::cache key building (docs/cache.md: Keys, seed defects 1–3): ordinary ids
-// give the seed's keys (analysis keys with the user id as a hash tag), escaping is injective for
-// hostile ids, the per-user SCAN pattern matches that user's analysis keys and nobody else's
+// Unit tests for promptcache::cache key building (docs/cache.md: Keys, seed defects 1–3): ordinary
+// ids give the seed's keys (analysis keys with the user id as a hash tag), escaping is injective
+// for hostile ids, the per-user SCAN pattern matches that user's analysis keys and nobody else's
 // under Redis's own glob rules, and every analysis key names its user's index, in its slot.
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/cluster/slot.hpp"
@@ -534,3 +534,18 @@ TEST(Keys, keys_outside_the_analysis_layout_have_no_index) {
 }
 
 }  // namespace
+
+namespace promptcache::cache {
+namespace {
+
+TEST(PromptHash, IsTheSha256HexOfTheUtf8Bytes) {
+  EXPECT_EQ(prompt_hash(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(prompt_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // UTF-8 bytes as given: "é" is two bytes (c3 a9).
+  EXPECT_EQ(prompt_hash("\xc3\xa9"), prompt_hash(std::string("\xc3\xa9")));
+  EXPECT_EQ(prompt_hash("\xc3\xa9").size(), 64u);
+  EXPECT_NE(prompt_hash("\xc3\xa9"), prompt_hash("e"));
+}
+
+}  // namespace
+}  // namespace promptcache::cache

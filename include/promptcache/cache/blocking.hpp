@@ -35,7 +35,9 @@
 #include <boost/json/value.hpp>
 
 #include "promptcache/cache/config.hpp"
+#include "promptcache/cache/keys.hpp"
 #include "promptcache/cache/service.hpp"
+#include "promptcache/cache/ttl.hpp"
 
 namespace promptcache::cache {
 
@@ -87,6 +89,23 @@ class BlockingCache {
     const PromptCacheService::Loader load = [f = std::make_shared<Loader>(std::move(loader))]()
         -> boost::asio::awaitable<std::optional<Json>> { co_return std::optional<Json>((*f)()); };
     return run(service_->get_or_load(key, load, ttl));
+  }
+
+  // The same for an analysis key (analysis_key(prompt_hash, user_id, analysis_type); TTL
+  // PROMPT_ANALYSIS unless given).
+  template <class Fallback>
+  requires std::is_invocable_v<Fallback&> Json get_analysis_with_fallback(
+      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+      Fallback fallback, std::optional<std::int64_t> ttl = {}) {
+    return get_with_fallback(analysis_key(prompt_hash, user_id, analysis_type), std::move(fallback),
+                             ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
+  }
+  template <class Loader>
+  requires std::is_invocable_v<Loader&> std::optional<Json> get_or_load_analysis(
+      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+      Loader loader, std::optional<std::int64_t> ttl = {}) {
+    return get_or_load(analysis_key(prompt_hash, user_id, analysis_type), std::move(loader),
+                       ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
   }
 
   // The coroutine API underneath, on this facade's loop (co_spawn onto executor()).

@@ -18,6 +18,10 @@ namespace promptcache::cache {
 // "a::b" and "a:b" the same key).
 [[nodiscard]] std::string build_key(std::initializer_list<std::string_view> parts);
 
+// A prompt's prompt_hash: the SHA-256 of its UTF-8 bytes as 64 lower-case hex digits, as the
+// seed computes it (hashlib.sha256(prompt.encode()).hexdigest()) and `serve` stores it.
+[[nodiscard]] std::string prompt_hash(std::string_view prompt);
+
 // prompt:analysis:<prompt_hash>:{<user_id>}:<analysis_type>. The seed's layout with the user
 // id in braces: a Redis Cluster hash tag, so that one user's entries and their index (below)
 // share a slot and invalidate_user_analysis_cache is one script on one node (docs/cache.md, Keys).

@@ -45,8 +45,8 @@ class SingleFlight;
 // A write or an invalidation that did not happen. code() says why: error::circuit_open (the
 // breaker skipped the store), error::timeout, error::not_connected, error::connection_lost,
 // error::server_error… (promptcache/error.hpp), or the system's own (connection_refused) — a
-// timeout can be told from a refused connection. An invalid argument (an empty user id, a negative TTL, a version of 0) is
-// std::invalid_argument instead.
+// timeout can be told from a refused connection. An invalid argument (an empty user id, a negative
+// TTL, a version of 0) is std::invalid_argument instead.
 class CacheError : public std::runtime_error {
  public:
   CacheError(boost::system::error_code code, const std::string& what)
@@ -243,6 +243,17 @@ class PromptCacheService {
   boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view key,
                                                           const Loader& loader,
                                                           std::optional<std::int64_t> ttl = {});
+
+  // get_with_fallback and get_or_load for an analysis key (analysis_key(prompt_hash, user_id,
+  // analysis_type); TTL PROMPT_ANALYSIS unless given), as get/set_analysis_result are to get/set.
+  boost::asio::awaitable<Json> get_analysis_with_fallback(std::string_view prompt_hash,
+                                                          std::string_view user_id,
+                                                          std::string_view analysis_type,
+                                                          const Fallback& fallback,
+                                                          std::optional<std::int64_t> ttl = {});
+  boost::asio::awaitable<std::optional<Json>> get_or_load_analysis(
+      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+      const Loader& loader, std::optional<std::int64_t> ttl = {});
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
   // g++ 12 destroys a temporary of a co_await expression twice (docs/client.md): a lambda
