@@ -47,6 +47,8 @@ struct ServiceOptions {
   std::chrono::seconds tombstone_ttl{60};
 };
 
+// CacheConfig{} is the in-process store (no Redis): for tests and single-process programs;
+// CacheConfig::from_env() reads the variables below.
 struct CacheConfig {
   // Redis when REDIS_URL, REDIS_HOST, REDIS_SENTINELS or REDIS_CLUSTER_NODES is set;
   // otherwise the in-process store.

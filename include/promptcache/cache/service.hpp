@@ -121,7 +121,10 @@ class PromptCacheService {
                      std::shared_ptr<NearTier> near = nullptr);
 
   // The service on make_store(config, executors), with the near tier the configuration asks
-  // for. Throws net::ConfigError for an unusable TLS file.
+  // for. Throws net::ConfigError for an unusable TLS file. With one Redis server configured
+  // (REDIS_URL or REDIS_HOST, no REDIS_CLUSTER_NODES) it first asks that server whether it is a
+  // cluster node (INFO cluster), blocking the caller up to REDIS_CONNECT_TIMEOUT (5 s) when the
+  // server does not answer; a default CacheConfig{} (no Redis at all) is the in-process store.
   [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
       const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
       std::shared_ptr<telemetry::Tracer> tracer = nullptr);
