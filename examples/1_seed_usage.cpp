@@ -56,10 +56,9 @@ int main() {
     return 2;
   }
   int status = 0;
-  // The cache is closed when the work ends, however it ends: its connections would otherwise
-  // keep io.run() going for ever after an exception (Redis down, say).
-  asio::co_spawn(io, demo(*cache), [&](std::exception_ptr e) {
-    cache->close();
+  // closing(): the cache is closed when the work ends, however it ends — its connections would
+  // otherwise keep io.run() going for ever after an exception (Redis down, say).
+  asio::co_spawn(io, demo(*cache), cache->closing([&](std::exception_ptr e) {
     if (!e) return;
     status = 1;
     try {
@@ -67,7 +66,7 @@ int main() {
     } catch (const std::exception& ex) {
       std::cerr << "error: " << ex.what() << "\n";
     }
-  });
+  }));
   io.run();
   return status;
 }

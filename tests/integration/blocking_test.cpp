@@ -173,6 +173,35 @@ TEST_P(Blocking, ManyThreadsShareOneFacade) {
 INSTANTIATE_TEST_SUITE_P(Stores, Blocking, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "Redis" : "InProcess"; });
 
+// The coroutine API: an exception in the user's work never leaves the loop running on the
+// cache's connections, with closing() as the completion handler.
+TEST(SafeToHold, AnExceptionInTheWorkEndsTheLoopWithClosing) {
+  RedisServer redis;
+  boost::asio::io_context io(1);
+  auto cache = cache::PromptCacheService::from_config(redis_config(redis), {io.get_executor()});
+  auto work = [&]() -> boost::asio::awaitable<void> {
+    co_await cache->set("k", json::value(1));  // connected: the loop has work of its own now
+    throw std::runtime_error("the user's code failed");
+  };
+  boost::asio::co_spawn(io, work(), cache->closing());
+  EXPECT_THROW(io.run(), std::runtime_error);  // rethrown: run() returned
+  io.restart();
+  io.run();  // what the close left to do; returns, as nothing keeps the loop alive
+
+  boost::asio::io_context io2(1);
+  auto cache2 = cache::PromptCacheService::from_config(redis_config(redis), {io2.get_executor()});
+  std::exception_ptr seen;
+  auto work2 = [&]() -> boost::asio::awaitable<int> {
+    co_await cache2->set("k2", json::value(2));
+    throw std::logic_error("again");
+    co_return 0;
+  };
+  boost::asio::co_spawn(io2, work2(),
+                        cache2->closing([&](std::exception_ptr e) { seen = std::move(e); }));
+  io2.run();  // returns once the work ended and the cache closed
+  EXPECT_TRUE(seen);
+}
+
 TEST(BlockingRedisDown, ReadsFailOpenWritesThrowAndTheDestructorReturns) {
   auto redis = std::make_unique<RedisServer>();
   const CacheConfig config = redis_config(*redis);

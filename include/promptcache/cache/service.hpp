@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -304,6 +305,24 @@ class PromptCacheService {
   // Closes the store's connections (an event loop running only the cache then ends). Idempotent.
   void close() {
     store_->close();
+  }
+  // A completion handler for co_spawn that closes the service when the work ends, however it
+  // ends — so the event loop runs out instead of waiting for ever on the cache's connections
+  // after an exception — then hands the work's exception (null when it returned) to `then`:
+  //   co_spawn(io, work(cache), cache.closing([](std::exception_ptr e) { … }));
+  // Without `then`, the work's exception is rethrown out of io_context::run().
+  auto closing() {
+    return [this](std::exception_ptr e, auto&&...) {
+      close();
+      if (e) std::rethrow_exception(e);
+    };
+  }
+  template <class Then>
+  auto closing(Then then) {
+    return [this, then = std::move(then)](std::exception_ptr e, auto&&...) mutable {
+      close();
+      then(e);
+    };
   }
   // Closes the store too. A background refresh (early_refresh) runs on the event loop of the
   // read that started it and uses the service: destroy the service only once its event loops
