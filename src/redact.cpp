@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -26,6 +27,23 @@ std::atomic<std::shared_ptr<const Secrets>>& secrets() {
 std::mutex& writer() {
   static std::mutex m;
   return m;
+}
+
+// Bumped after each registration. A reader (a log line) compares it with the generation of its
+// thread's cached snapshot and reloads only when they differ: secrets are registered at
+// start-up, so a log line costs one load, not a shared_ptr copy (a lock bit and two atomic
+// count changes) per line.
+std::atomic<std::uint64_t> generation{0};
+
+const Secrets& snapshot() noexcept {
+  thread_local std::shared_ptr<const Secrets> cached;
+  thread_local std::uint64_t cached_generation = ~std::uint64_t{0};
+  const std::uint64_t now = generation.load(std::memory_order_acquire);
+  if (now != cached_generation) {
+    cached = secrets().load();
+    cached_generation = now;
+  }
+  return *cached;
 }
 
 std::string percent_encoded(std::string_view s) {
@@ -92,6 +110,7 @@ void register_secret(std::string_view secret) {
     return a.size() != b.size() ? a.size() > b.size() : a < b;
   });
   secrets().store(std::move(next));
+  generation.fetch_add(1, std::memory_order_release);
 }
 
 void register_url_secrets(std::string_view url) {
@@ -132,15 +151,14 @@ void register_url_secrets(std::string_view url) {
 }
 
 bool holds_secret(std::string_view text) noexcept {
-  const auto snapshot = secrets().load();
-  return std::any_of(snapshot->begin(), snapshot->end(),
+  const Secrets& all = snapshot();
+  return std::any_of(all.begin(), all.end(),
                      [&](const std::string& s) { return text.find(s) != std::string_view::npos; });
 }
 
 std::string redact(std::string_view text) {
-  const auto snapshot = secrets().load();
   std::string out(text);
-  for (const std::string& s : *snapshot) {
+  for (const std::string& s : snapshot()) {
     for (auto at = out.find(s); at != std::string::npos;
          at = out.find(s, at + redacted_mark.size())) {
       out.replace(at, s.size(), redacted_mark);

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <list>
@@ -27,7 +28,6 @@
 #include <boost/beast/http/write.hpp>
 
 #include "server/framing.hpp"
-#include "server/log_throttle.hpp"
 
 namespace promptcache::server {
 
@@ -60,7 +60,6 @@ enum class Phase {
 struct HttpServer::Session {
   beast::tcp_stream* stream;
   Phase phase = Phase::idle;
-  Clock::time_point idle_since = Clock::now();
   bool continued = false;  // 100 Continue sent: a stop gives the body 1 s more, not the grace
 };
 
@@ -111,11 +110,6 @@ asio::awaitable<void> answer_and_close(beast::tcp_stream& stream, Response& res,
   while (!ec && drained < kLingerBytes) {
     drained += co_await stream.async_read_some(asio::buffer(sink), with(ec));
   }
-}
-
-LogThrottle& accept_failures() {
-  static LogThrottle throttle(std::chrono::seconds(10));
-  return throttle;
 }
 
 }  // namespace
@@ -229,7 +223,7 @@ void HttpServer::stop_on(Worker& w) {
 }
 
 void HttpServer::note_accept_failure(const error_code& ec) {
-  if (const std::size_t n = accept_failures().note(Clock::now()); n > 0) {
+  if (const std::size_t n = accept_failures_.note(Clock::now()); n > 0) {
     spdlog::warn("http accept failed error=\"{}\" failures={} (reported at most every 10 s){}",
                  ec.message(), n,
                  out_of_descriptors(ec)
@@ -248,7 +242,7 @@ asio::awaitable<void> HttpServer::accept_loop(Worker& w) {
     if (stopping_ || !w.acceptor->is_open()) co_return;
     if (!ec) {
       backoff = std::chrono::milliseconds(0);
-      take(w, std::move(socket));
+      take(w, std::move(socket), per_worker_limit_);
       continue;
     }
     note_accept_failure(ec);
@@ -266,18 +260,14 @@ asio::awaitable<void> HttpServer::accept_loop(Worker& w) {
   }
 }
 
-void HttpServer::take(Worker& w, tcp::socket socket) {
+void HttpServer::take(Worker& w, tcp::socket socket, std::size_t limit) {
   error_code ec;
-  if (w.sessions.size() >= per_worker_limit_) {
+  if (w.sessions.size() >= limit) {
     // At the limit: the longest-idle connection gives way to the new one; with none idle, the
-    // new one is refused.
-    auto oldest = w.sessions.end();
-    for (auto it = w.sessions.begin(); it != w.sessions.end(); ++it) {
-      if (it->phase == Phase::idle &&
-          (oldest == w.sessions.end() || it->idle_since < oldest->idle_since)) {
-        oldest = it;
-      }
-    }
+    // new one is refused. A session moves to the back as it turns idle, so the first idle one
+    // from the front has been idle longest.
+    const auto oldest = std::find_if(w.sessions.begin(), w.sessions.end(),
+                                     [](const Session& s) { return s.phase == Phase::idle; });
     if (oldest == w.sessions.end()) {
       asio::co_spawn(w.io, refuse_connection(w, std::move(socket)), asio::detached);
       return;
@@ -304,10 +294,7 @@ bool HttpServer::shed_one(Worker& w) {
   const bool taken = socket.is_open();
   if (taken) {
     // Without descriptors, an idle connection is closed for it even below the limit.
-    const std::size_t limit = per_worker_limit_;
-    per_worker_limit_ = std::min(per_worker_limit_, w.sessions.size());
-    take(w, std::move(socket));
-    per_worker_limit_ = limit;
+    take(w, std::move(socket), std::min(per_worker_limit_, w.sessions.size()));
   }
   w.reserve_fd = open_reserve();
   return taken;
@@ -336,9 +323,9 @@ asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
   while (!stopping_ && self->phase != Phase::closing) {
     error_code ec;
     if (buffer.size() == 0) {
-      // Idle until the first byte of the next request.
+      // Idle until the first byte of the next request: at the back, the most recently idle.
       self->phase = Phase::idle;
-      self->idle_since = Clock::now();
+      w.sessions.splice(w.sessions.end(), w.sessions, self);
       stream.expires_after(options_.idle_timeout);
       const std::size_t n = co_await stream.async_read_some(
           buffer.prepare(beast::read_size(buffer, kReadChunk)), with(ec));

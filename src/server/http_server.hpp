@@ -35,6 +35,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "server/log_throttle.hpp"
+
 namespace promptcache::server {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -90,7 +92,8 @@ class HttpServer {
   struct Session;
   boost::asio::awaitable<void> accept_loop(Worker& w);
   // A connection accepted: served, or (at the limit, nothing idle to replace) refused.
-  void take(Worker& w, boost::asio::ip::tcp::socket socket);
+  // `limit`: the sessions this worker may hold (fewer than its share when out of descriptors).
+  void take(Worker& w, boost::asio::ip::tcp::socket socket, std::size_t limit);
   // Out of descriptors: takes one waiting connection through the reserve descriptor (it replaces
   // an idle one, or is refused). False when none could be taken.
   bool shed_one(Worker& w);
@@ -105,7 +108,8 @@ class HttpServer {
   Admission admit_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::size_t max_connections_ = 0;
-  std::size_t per_worker_limit_ = 0;
+  std::size_t per_worker_limit_ = 0;  // set once, in the constructor: read by every thread
+  LogThrottle accept_failures_{std::chrono::seconds(10)};
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> active_{0};  // open sessions, all threads

@@ -1402,8 +1402,6 @@ TEST_P(ServeRedisOutageTest, RedisFrozenOldValueNeverServedAfterThaw) {
   expect_gone_until_pending_cleared(d, "deleted while frozen");
 }
 
-// With the default settings (REDIS_SOCKET_TIMEOUT 5 s), a read while Redis is down must not wait
-// for the command timeout: every reconnect is refused at once, so the cache is known to be down.
 // Before: /readyz said "cache":"ok" while Redis was unreachable (it looked at the breaker only,
 // which no request had opened yet).
 TEST(ServeRedisDefaultsTest, ReadyzSaysTheCacheIsDegradedWhenRedisIsDownOrHungWithoutTraffic) {
@@ -1429,6 +1427,8 @@ TEST(ServeRedisDefaultsTest, ReadyzSaysTheCacheIsDegradedWhenRedisIsDownOrHungWi
   EXPECT_TRUE(eventually(10s, [&] { return cache_state() == "ok"; }));
 }
 
+// With the default settings (REDIS_SOCKET_TIMEOUT 5 s), a read while Redis is down must not wait
+// for the command timeout: every reconnect is refused at once, so the cache is known to be down.
 TEST(ServeRedisDefaultsTest, RedisKilledReadsDoNotWaitForTheCommandTimeout) {
   TempDir dir;
   RedisServer redis;
