@@ -234,7 +234,8 @@ void add_operator_commands(CLI::App& app, int& exit_code) {
         (void)json::parse(a->value, ec);
         if (ec) throw Failure{fmt::format("the value is not JSON: {}", ec.message()), 2};
         Cache c = co_await connect_cache(*common);
-        co_await c.service->set_json(a->key, a->value, a->ttl);
+        const cache::Ttl ttl = a->ttl ? cache::Ttl(std::chrono::seconds(*a->ttl)) : cache::Ttl();
+        co_await c.service->set_json(a->key, a->value, ttl);
         std::cout << "OK\n";
         co_return 0;
       });

@@ -60,8 +60,14 @@ std::optional<BlockingCache::Json> BlockingCache::get_analysis_result(
 
 void BlockingCache::set_analysis_result(std::string_view prompt_hash, std::string_view user_id,
                                         std::string_view analysis_type, const Json& value,
-                                        std::optional<std::int64_t> ttl) {
+                                        Ttl ttl) {
   run(service_->set_analysis_result(prompt_hash, user_id, analysis_type, value, ttl));
+}
+
+std::optional<std::string> BlockingCache::get_analysis_result_json(std::string_view prompt_hash,
+                                                                   std::string_view user_id,
+                                                                   std::string_view analysis_type) {
+  return run(service_->get_analysis_result_json(prompt_hash, user_id, analysis_type));
 }
 
 std::optional<BlockingCache::Json> BlockingCache::get(std::string_view key) {
@@ -72,7 +78,7 @@ std::optional<std::string> BlockingCache::get_json(std::string_view key) {
   return run(service_->get_json(key));
 }
 
-void BlockingCache::set(std::string_view key, const Json& value, std::optional<std::int64_t> ttl) {
+void BlockingCache::set(std::string_view key, const Json& value, Ttl ttl) {
   run(service_->set(key, value, ttl));
 }
 
@@ -86,7 +92,7 @@ std::vector<std::optional<BlockingCache::Json>> BlockingCache::get_multiple(
 }
 
 void BlockingCache::set_multiple(const std::vector<std::pair<std::string, Json>>& entries,
-                                 std::optional<std::int64_t> ttl) {
+                                 Ttl ttl) {
   run(service_->set_multiple(entries, ttl));
 }
 

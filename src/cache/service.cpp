@@ -1,31 +1,8 @@
+// PromptCacheService, the handle: each operation is its core's (src/cache/service_core.cpp),
+// which background work shares; from_config and make_store choose what the core runs on.
 #include "promptcache/cache/service.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <random>
-#include <tuple>
-#include <type_traits>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-#include <boost/json/basic_parser_impl.hpp>
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-
-#include "cache/single_flight.hpp"
-#include "promptcache/cache/keys.hpp"
-#include "promptcache/cache/ttl.hpp"
-#include "promptcache/cluster/slot.hpp"
-#include "promptcache/error.hpp"
-#include "promptcache/json_text.hpp"
+#include "cache/service_core.hpp"
 #include "promptcache/log.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/cluster_store.hpp"
@@ -37,102 +14,172 @@ namespace promptcache::cache {
 
 namespace asio = boost::asio;
 namespace json = boost::json;
-using boost::system::error_code;
-using Clock = std::chrono::steady_clock;
-template <class T>
-using Result = boost::system::result<T>;
-
-namespace {
-
-constexpr const char* op_names[] = {"get",          "set",        "delete",  "get_multiple",
-                                    "set_multiple", "invalidate", "fallback"};
-
-// Errors that say the tier is unreachable (as opposed to a server that answered badly).
-bool is_connection_failure(const error_code& ec) {
-  if (ec.category() != error_category()) return true;  // socket, TLS, resolver errors
-  switch (static_cast<error>(ec.value())) {
-    case error::timeout:
-    case error::not_connected:
-    case error::connect_timeout:
-    case error::connection_lost:
-    case error::protocol_error:
-    case error::limit_exceeded:
-    case error::auth_failed:
-    case error::closed:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Keys may hold anything a user sent: quoted and escaped in logs.
-std::string loggable(std::string_view key) {
-  return fmt::format("{:?}", key);
-}
-
-// Accepts every event: the parser's own checks are the validation.
-struct JsonValidator {
-  static constexpr std::size_t max_object_size = std::size_t(-1);
-  static constexpr std::size_t max_array_size = std::size_t(-1);
-  static constexpr std::size_t max_key_size = std::size_t(-1);
-  static constexpr std::size_t max_string_size = std::size_t(-1);
-  bool on_document_begin(error_code&) { return true; }
-  bool on_document_end(error_code&) { return true; }
-  bool on_object_begin(error_code&) { return true; }
-  bool on_object_end(std::size_t, error_code&) { return true; }
-  bool on_array_begin(error_code&) { return true; }
-  bool on_array_end(std::size_t, error_code&) { return true; }
-  bool on_key_part(json::string_view, std::size_t, error_code&) { return true; }
-  bool on_key(json::string_view, std::size_t, error_code&) { return true; }
-  bool on_string_part(json::string_view, std::size_t, error_code&) { return true; }
-  bool on_string(json::string_view, std::size_t, error_code&) { return true; }
-  bool on_number_part(json::string_view, error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, error_code&) { return true; }
-  bool on_uint64(std::uint64_t, json::string_view, error_code&) { return true; }
-  bool on_double(double, json::string_view, error_code&) { return true; }
-  bool on_bool(bool, error_code&) { return true; }
-  bool on_null(error_code&) { return true; }
-  bool on_comment_part(json::string_view, error_code&) { return true; }
-  bool on_comment(json::string_view, error_code&) { return true; }
-};
-
-// The seed's fields of the server's statistics (and `keys`).
-json::object server_fields(const store::ServerStats& s) {
-  const std::uint64_t total = s.keyspace_hits + s.keyspace_misses;
-  return json::object{
-      {"keyspace_hits", s.keyspace_hits},
-      {"keyspace_misses", s.keyspace_misses},
-      {"hit_rate",
-       total > 0 ? static_cast<double>(s.keyspace_hits) / static_cast<double>(total) * 100 : 0.0},
-      {"connected_clients", s.connected_clients},
-      {"used_memory", s.used_memory_human.empty() ? std::string("unknown") : s.used_memory_human},
-      {"total_commands_processed", s.total_commands_processed},
-      {"keys", s.keys}};
-}
-
-// Whether `text` is one JSON document: checked without building a value.
-bool is_json(std::string_view text) {
-  json::basic_parser<JsonValidator> parser{json::parse_options{}};
-  error_code ec;
-  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
-  return !ec && used == text.size() && parser.done();
-}
-
-}  // namespace
 
 PromptCacheService::PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options,
                                        std::shared_ptr<telemetry::Tracer> tracer,
                                        std::shared_ptr<NearTier> near)
-    : store_(std::move(store)),
-      options_(options),
-      tracer_(std::move(tracer)),
-      breaker_(options.breaker),
-      flights_(std::make_shared<SingleFlight>()),
+    : core_(std::make_shared<ServiceCore>(std::move(store), options, std::move(tracer), near)),
       near_(std::move(near)) {}
 
 PromptCacheService::~PromptCacheService() {
-  // Held to the end without close(), the connections would keep their event loops running.
-  store_->close();
+  core_->close();
+}
+
+void PromptCacheService::close() {
+  core_->close();
+}
+
+PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcept {
+  return core_->counters();
+}
+
+store::Store& PromptCacheService::store() noexcept {
+  return core_->store();
+}
+
+std::string_view PromptCacheService::tier() const noexcept {
+  return core_->store().tier();
+}
+
+const CircuitBreaker& PromptCacheService::breaker() const noexcept {
+  return core_->breaker();
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_analysis_result(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+  return core_->get_analysis_result(prompt_hash, user_id, analysis_type);
+}
+
+asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view prompt_hash,
+                                                              std::string_view user_id,
+                                                              std::string_view analysis_type,
+                                                              const Json& value, Ttl ttl) {
+  return core_->set_analysis_result(prompt_hash, user_id, analysis_type, value, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::add_analysis_result(std::string_view prompt_hash,
+                                                              std::string_view user_id,
+                                                              std::string_view analysis_type,
+                                                              const Json& value, Ttl ttl) {
+  return core_->add_analysis_result(prompt_hash, user_id, analysis_type, value, ttl);
+}
+
+asio::awaitable<std::optional<std::string>> PromptCacheService::get_analysis_result_json(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+  return core_->get_analysis_result_json(prompt_hash, user_id, analysis_type);
+}
+
+asio::awaitable<NearValuePtr> PromptCacheService::get_analysis_result_shared(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+  return core_->get_analysis_result_shared(prompt_hash, user_id, analysis_type);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
+    std::string_view key) {
+  return core_->get(key);
+}
+
+NearValuePtr PromptCacheService::peek(std::string_view key) const {
+  return core_->peek(key);
+}
+
+asio::awaitable<NearValuePtr> PromptCacheService::get_shared(std::string_view key) {
+  return core_->get_shared(key);
+}
+
+asio::awaitable<std::optional<std::string>> PromptCacheService::get_json(std::string_view key) {
+  return core_->get_json(key);
+}
+
+asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value, Ttl ttl) {
+  return core_->set(key, value, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
+                                                   Ttl ttl) {
+  return core_->set_json(key, json_text, ttl);
+}
+
+asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
+  return core_->delete_key(key);
+}
+
+asio::awaitable<std::vector<std::optional<PromptCacheService::Json>>>
+PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
+  return core_->get_multiple(keys);
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple(
+    const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl) {
+  return core_->set_multiple(entries, ttl);
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple_json(
+    const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
+  return core_->set_multiple_json(entries, ttl);
+}
+
+asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
+                                                        std::string_view json_text,
+                                                        std::uint64_t version, Ttl ttl,
+                                                        std::chrono::milliseconds budget) {
+  return core_->set_versioned(key, json_text, version, ttl, budget);
+}
+
+asio::awaitable<bool> PromptCacheService::delete_versioned(std::string_view key,
+                                                           std::uint64_t version,
+                                                           std::chrono::milliseconds budget) {
+  return core_->delete_versioned(key, version, budget);
+}
+
+asio::awaitable<PromptCacheService::Lookup> PromptCacheService::get_or_load_versioned(
+    std::string_view key, LoaderSource loader, Ttl ttl, std::chrono::milliseconds budget) {
+  return core_->get_or_load_versioned(key, loader, ttl, budget);
+}
+
+asio::awaitable<void> PromptCacheService::set_multiple_versioned(
+    const std::vector<VersionedEntry>& entries, Ttl ttl) {
+  return core_->set_multiple_versioned(entries, ttl);
+}
+
+asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
+    std::string_view key, const Fallback& fallback, Ttl ttl) {
+  return core_->get_with_fallback(key, fallback, ttl);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load(
+    std::string_view key, const Loader& loader, Ttl ttl) {
+  return core_->get_or_load(key, loader, ttl);
+}
+
+asio::awaitable<PromptCacheService::Json> PromptCacheService::get_analysis_with_fallback(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    const Fallback& fallback, Ttl ttl) {
+  return core_->get_analysis_with_fallback(prompt_hash, user_id, analysis_type, fallback, ttl);
+}
+
+asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load_analysis(
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    const Loader& loader, Ttl ttl) {
+  return core_->get_or_load_analysis(prompt_hash, user_id, analysis_type, loader, ttl);
+}
+
+asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cache(
+    std::string_view user_id, const store::Progress& progress) {
+  return core_->invalidate_user_analysis_cache(user_id, progress);
+}
+
+asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
+    std::string_view pattern, const store::Progress& progress) {
+  return core_->invalidate_pattern(pattern, progress);
+}
+
+asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
+  return core_->get_cache_stats();
+}
+
+asio::awaitable<bool> PromptCacheService::reachable(std::chrono::milliseconds budget) {
+  return core_->reachable(budget);
 }
 
 std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
@@ -172,896 +219,6 @@ std::shared_ptr<store::Store> make_store(const CacheConfig& config,
     return std::make_shared<store::ClusterStore>(executors, redis, nodes, config.cluster);
   }
   return std::make_shared<store::RedisStore>(std::make_shared<net::Client>(executors, redis));
-}
-
-bool PromptCacheService::note_result(const error_code& ec) {
-  if (!ec) {
-    breaker_.on_success();
-    return false;
-  }
-  counters_.errors.fetch_add(1, std::memory_order_relaxed);
-  if (is_connection_failure(ec)) {
-    breaker_.on_failure(Clock::now());
-  } else {
-    breaker_.on_success();  // the server answered: the tier is up
-  }
-  return true;
-}
-
-const std::array<PromptCacheService::CounterField, 13> PromptCacheService::counter_fields = {{
-    {"hits", &Counters::hits, &CounterSnapshot::hits},
-    {"misses", &Counters::misses, &CounterSnapshot::misses},
-    {"errors", &Counters::errors, &CounterSnapshot::errors},
-    {"corrupt_values", &Counters::corrupt, &CounterSnapshot::corrupt},
-    {"skipped_reads", &Counters::skipped_reads, &CounterSnapshot::skipped_reads},
-    {"dropped_writes", &Counters::dropped_writes, &CounterSnapshot::dropped_writes},
-    {"fallback_calls", &Counters::fallback_calls, &CounterSnapshot::fallback_calls},
-    {"negative_hits", &Counters::negative_hits, &CounterSnapshot::negative_hits},
-    {"coalesced", &Counters::coalesced, &CounterSnapshot::coalesced},
-    {"stale_served", &Counters::stale_served, &CounterSnapshot::stale_served},
-    {"early_refreshes", &Counters::early_refreshes, &CounterSnapshot::early_refreshes},
-    {"lease_waits", &Counters::lease_waits, &CounterSnapshot::lease_waits},
-    {"near_hits", &Counters::near_hits, &CounterSnapshot::near_hits},
-}};
-
-PromptCacheService::CounterSnapshot PromptCacheService::counters() const noexcept {
-  CounterSnapshot c;
-  for (const auto& f : counter_fields)
-    c.*f.copy = (counters_.*f.live).load(std::memory_order_relaxed);
-  return c;
-}
-
-void PromptCacheService::record(Op op, Clock::time_point start) {
-  latency_[op].record(Clock::now() - start);
-}
-
-std::chrono::seconds PromptCacheService::jittered(std::chrono::seconds ttl) const {
-  if (options_.ttl_jitter <= 0 || ttl.count() <= 0) return ttl;
-  thread_local std::minstd_rand rng(std::random_device{}());
-  std::uniform_real_distribution<double> spread(-options_.ttl_jitter, options_.ttl_jitter);
-  const double seconds = static_cast<double>(ttl.count()) * (1.0 + spread(rng));
-  return std::chrono::seconds(std::max<std::int64_t>(1, std::llround(seconds)));
-}
-
-std::chrono::seconds PromptCacheService::effective_ttl(std::optional<std::int64_t> ttl) const {
-  if (!ttl) return options_.default_ttl;
-  if (*ttl < 0) throw std::invalid_argument("TTL must not be negative");
-  return std::chrono::seconds(*ttl);
-}
-
-std::chrono::seconds PromptCacheService::stored_ttl(std::chrono::seconds ttl) const {
-  return ttl.count() > 0 ? ttl + options_.stale_grace : ttl;
-}
-
-std::string PromptCacheService::encode(std::string_view text, std::chrono::seconds ttl, bool absent,
-                                       std::uint64_t version) const {
-  EnvelopeMeta meta;
-  meta.created = std::chrono::system_clock::now();
-  if (ttl.count() > 0) meta.soft_expiry = meta.created + ttl;
-  meta.absent = absent;
-  meta.version = version;
-  return encode_value(text, meta, options_.codec);
-}
-
-store::Deadline PromptCacheService::deadline_in(std::chrono::milliseconds budget) {
-  return budget.count() > 0 ? Clock::now() + budget : store::Deadline{};
-}
-
-namespace {
-
-// JSON text to a value, in one arena sized for it: a result of a dozen strings costs one
-// allocation to build and one to free, not one each.
-std::optional<json::value> parse_value(std::string_view text) {
-  error_code ec;
-  // Exact: Boost.JSON 1.81's own parse may be an ulp off, and what was stored is what is served.
-  json::value value =
-      parse_exact(text, ec, json::make_shared_resource<json::monotonic_resource>(text.size() * 2));
-  if (ec) return std::nullopt;
-  return value;
-}
-
-std::optional<std::string> checked_text(std::string_view text) {
-  if (!is_json(text)) return std::nullopt;
-  return std::string(text);
-}
-
-}  // namespace
-
-template <class T, class Parse>
-PromptCacheService::Found<T> PromptCacheService::unwrap(std::string_view stored, Parse parse,
-                                                        std::string* text) const {
-  // Decompressed bytes live only until parsed, before any suspension: one buffer per thread.
-  thread_local std::string scratch;
-  Found<T> found;
-  auto decoded = decode_value(stored, options_.codec, scratch);
-  if (!decoded) return found;
-  found.meta = decoded->meta;
-  if (decoded->meta.absent) {
-    found.kind = Kind::absent;
-    return found;
-  }
-  found.value = parse(decoded->json);
-  if (!found.value) return found;
-  if (text != nullptr) text->assign(decoded->json);
-  const bool expired = decoded->meta.soft_expiry != SystemClock::time_point{} &&
-                       decoded->meta.soft_expiry <= SystemClock::now();
-  found.kind = expired ? Kind::stale : Kind::value;
-  return found;
-}
-
-asio::awaitable<PromptCacheService::Found<std::string>> PromptCacheService::read_stored(
-    std::string_view key, std::chrono::milliseconds budget) {
-  Found<std::string> found;
-  auto stored = co_await store_->get(key, deadline_in(budget));
-  if (stored && stored->has_value()) found = unwrap<std::string>(**stored, checked_text);
-  co_return found;
-}
-
-asio::awaitable<void> PromptCacheService::discard(std::string_view key, std::size_t bytes) {
-  counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
-  logger()->warn("cache value discarded op=get key={} reason=\"corrupt or foreign value\" bytes={}",
-                 loggable(key), bytes);
-  forget(key);
-  std::vector<std::string> doomed{std::string(key)};
-  auto removed = co_await store_->del(doomed);
-  (void)removed;  // best effort: a value that stays is discarded again on the next read
-}
-
-template <class T, class Parse>
-asio::awaitable<PromptCacheService::Found<T>> PromptCacheService::read_value(
-    std::string_view key, Parse parse, std::chrono::milliseconds budget) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_get");
-  span.set("cache.key", key);
-  span.set("cache.tier", store_->tier());
-  Found<T> found;
-  if (!breaker_.allow(start)) {
-    counters_.skipped_reads.fetch_add(1, std::memory_order_relaxed);
-    counters_.misses.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.hit", false);
-    span.set("cache.skipped", true);
-    found.failed = true;
-    co_return found;
-  }
-  // The near tier first: a live copy answers without I/O; otherwise a placeholder before the
-  // read, so that an invalidation arriving meanwhile keeps the reply out of it.
-  std::uint64_t ticket = 0;
-  if (near_ && near_->active()) {
-    // Borrowed, not shared: no reference count moves on the hit path (and `start`, already
-    // read, is the clock).
-    const bool held = near_->cache().visit(key, start, [&](const NearValue& v) {
-      // The text was checked to be JSON when it was kept: copied out, not checked again.
-      if constexpr (std::is_same_v<T, std::string>) {
-        found.value = v.text;
-      } else {
-        found.value = parse(v.text);
-      }
-      found.meta.created = v.created;
-      found.meta.soft_expiry = v.soft_expiry;
-      found.meta.version = v.version;
-    });
-    if (held && found.value) {
-      found.kind = Kind::value;
-      counters_.hits.fetch_add(1, std::memory_order_relaxed);
-      counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
-      span.set("cache.hit", true);
-      span.set("cache.tier", "near");
-      record(op_get, start);
-      co_return found;
-    }
-    ticket = near_->cache().reserve(key, start);
-  }
-  // The budget starts at the store: a near hit reads no clock for it.
-  auto stored = co_await store_->get(key, deadline_in(budget));
-  std::string text;
-  if (note_result(stored)) {
-    found.failed = true;
-    const std::string message = stored.error().message();
-    span.record_exception(message);
-    logger()->warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
-  } else if (stored->has_value()) {
-    found = unwrap<T>(**stored, parse, ticket != 0 ? &text : nullptr);
-    if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
-  }
-  if (ticket != 0) {
-    // Kept no longer than the entry's soft expiry (never past the Redis entry); a legacy value
-    // without an envelope has no known TTL and is not kept.
-    const bool keep = found.kind == Kind::value && found.meta.created != SystemClock::time_point{};
-    if (keep) {
-      auto copy = std::make_shared<NearValue>();
-      copy->text = std::move(text);
-      copy->created = found.meta.created;
-      copy->soft_expiry = found.meta.soft_expiry;
-      copy->version = found.meta.version;
-      // Less a margin: hits look at a coarse clock, up to a tick behind.
-      const auto expires = found.meta.soft_expiry == SystemClock::time_point{}
-                               ? NearCache::Clock::time_point::max()
-                               : Clock::now() - NearCache::coarse_margin +
-                                     std::chrono::duration_cast<Clock::duration>(
-                                         found.meta.soft_expiry - SystemClock::now());
-      near_->cache().fill(key, ticket, std::move(copy), expires);
-    } else {
-      near_->cache().cancel(key, ticket);
-    }
-  }
-  const bool hit = found.kind == Kind::value;
-  (hit ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
-  span.set("cache.hit", hit);
-  if (found.kind == Kind::absent) span.set("cache.not_found", true);
-  if (found.kind == Kind::stale) span.set("cache.stale", true);
-  record(op_get, start);
-  co_return found;
-}
-
-NearValuePtr PromptCacheService::peek(std::string_view key) const {
-  if (!near_ || !near_->active()) return nullptr;
-  return near_->cache().find(key, NearCache::coarse_now());
-}
-
-asio::awaitable<NearValuePtr> PromptCacheService::get_shared(std::string_view key) {
-  if (NearValuePtr copy = peek(key)) {
-    counters_.hits.fetch_add(1, std::memory_order_relaxed);
-    counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
-    co_return copy;
-  }
-  auto text = co_await get_json(key);
-  if (!text) co_return nullptr;
-  // The read kept it in the near tier if it had a place: that one value, not another copy.
-  if (NearValuePtr kept = peek(key)) co_return kept;
-  auto value = std::make_shared<NearValue>();
-  value->text = std::move(*text);
-  co_return value;
-}
-
-void PromptCacheService::forget(std::string_view key) {
-  if (near_) near_->cache().invalidate(key);
-}
-
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get(
-    std::string_view key) {
-  auto found = co_await read_value<Json>(key, parse_value);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
-}
-
-asio::awaitable<std::optional<std::string>> PromptCacheService::get_json(std::string_view key) {
-  auto found = co_await read_value<std::string>(key, checked_text);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
-}
-
-asio::awaitable<std::optional<std::string>> PromptCacheService::get_analysis_result_json(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_json(key);
-}
-
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_analysis_result(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get(key);
-}
-
-asio::awaitable<void> PromptCacheService::set_analysis_result(std::string_view prompt_hash,
-                                                              std::string_view user_id,
-                                                              std::string_view analysis_type,
-                                                              const Json& value,
-                                                              std::optional<std::int64_t> ttl) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  // PROMPT_ANALYSIS unless given; set() rejects a negative TTL with CacheError.
-  co_await set(key, value, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
-}
-
-asio::awaitable<void> PromptCacheService::add_analysis_result(std::string_view prompt_hash,
-                                                              std::string_view user_id,
-                                                              std::string_view analysis_type,
-                                                              const Json& value,
-                                                              std::optional<std::int64_t> ttl) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  Put put;
-  put.value = &value;
-  put.ttl = ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS;
-  put.to_store.mode = store::SetMode::if_absent;
-  (void)co_await write(key, put);
-}
-
-asio::awaitable<void> PromptCacheService::set(std::string_view key, const Json& value,
-                                              std::optional<std::int64_t> ttl) {
-  Put put;
-  put.value = &value;
-  put.ttl = ttl;
-  (void)co_await write(key, put);
-}
-
-asio::awaitable<void> PromptCacheService::set_json(std::string_view key, std::string_view json_text,
-                                                   std::optional<std::int64_t> ttl) {
-  Put put;
-  put.json_text = json_text;
-  put.ttl = ttl;
-  (void)co_await write(key, put);
-}
-
-asio::awaitable<bool> PromptCacheService::write(std::string_view key, const Put& put) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_set");
-  span.set("cache.key", key);
-  span.set("cache.tier", store_->tier());
-  if (put.to_store.version > 0) {
-    span.set("cache.version", static_cast<std::int64_t>(put.to_store.version));
-  }
-  const auto seconds = effective_ttl(put.ttl);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.skipped", true);
-    throw CacheError(error::circuit_open,
-                     fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
-  }
-  // Serialized only once the write is going ahead: nothing to do while the breaker is open.
-  const std::string serialized = put.value != nullptr ? json_text(*put.value) : std::string();
-  const auto spread = jittered(seconds);
-  const std::string stored =
-      encode(put.value != nullptr ? std::string_view(serialized) : put.json_text, spread,
-             put.absent, put.to_store.version);
-  // An analysis key is recorded in its user's index with the write (one script on Redis).
-  const std::string index = analysis_index_of(key);
-  store::Write w = put.to_store;
-  w.key = key;
-  w.value = stored;
-  w.ttl = stored_ttl(spread);
-  w.index = index;
-  forget(key);  // before: no read starting now is answered by the old copy
-  auto done = co_await store_->write(w, put.deadline);
-  forget(key);  // after: a read that raced the write keeps its reply out of the near tier
-  record(op_set, start);
-  if (note_result(done)) {
-    const std::string message = done.error().message();
-    span.record_exception(message);
-    logger()->warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
-    throw CacheError(done.error(),
-                     fmt::format("cache set failed for {}: {}", loggable(key), message));
-  }
-  span.set("cache.written", *done);
-  co_return *done;
-}
-
-asio::awaitable<bool> PromptCacheService::delete_key(std::string_view key) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_delete");
-  span.set("cache.key", key);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    throw CacheError(
-        error::circuit_open,
-        fmt::format("cache delete skipped for {}: circuit breaker open", loggable(key)));
-  }
-  std::vector<std::string> keys{std::string(key)};
-  forget(key);
-  auto removed = co_await store_->del(keys);
-  forget(key);
-  record(op_delete, start);
-  if (note_result(removed)) {
-    span.record_exception(removed.error().message());
-    throw CacheError(removed.error(), fmt::format("cache delete failed for {}: {}", loggable(key),
-                                                  removed.error().message()));
-  }
-  co_return *removed > 0;
-}
-
-asio::awaitable<std::vector<std::optional<PromptCacheService::Json>>>
-PromptCacheService::get_multiple(const std::vector<std::string>& keys) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_get_multiple");
-  span.set("cache.keys", static_cast<std::int64_t>(keys.size()));
-  std::vector<std::optional<Json>> out(keys.size());
-  if (keys.empty()) co_return out;
-  if (!breaker_.allow(start)) {
-    counters_.skipped_reads.fetch_add(keys.size(), std::memory_order_relaxed);
-    counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
-    co_return out;
-  }
-  auto stored = co_await store_->get_multiple(keys);
-  if (note_result(stored)) {
-    span.record_exception(stored.error().message());
-    logger()->warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
-                   stored.error().message());
-    counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
-    co_return out;
-  }
-  std::size_t hits = 0;
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (!(*stored)[i]) continue;
-    auto found = unwrap<Json>(*(*stored)[i], parse_value);
-    if (found.kind == Kind::miss) co_await discard(keys[i], (*stored)[i]->size());
-    if (found.kind != Kind::value) continue;
-    out[i] = std::move(found.value);
-    ++hits;
-  }
-  counters_.hits.fetch_add(hits, std::memory_order_relaxed);
-  counters_.misses.fetch_add(keys.size() - hits, std::memory_order_relaxed);
-  record(op_get_multiple, start);
-  co_return out;
-}
-
-asio::awaitable<void> PromptCacheService::set_multiple(
-    const std::vector<std::pair<std::string, Json>>& entries, std::optional<std::int64_t> ttl) {
-  std::vector<std::pair<std::string, std::string>> texts;
-  texts.reserve(entries.size());
-  for (const auto& [key, value] : entries) texts.emplace_back(key, json_text(value));
-  co_await set_multiple_json(texts, ttl);
-}
-
-asio::awaitable<void> PromptCacheService::set_multiple_json(
-    const std::vector<std::pair<std::string, std::string>>& entries,
-    std::optional<std::int64_t> ttl) {
-  co_await write_batch(entries, ttl, [](const auto& e) {
-    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.first, e.second, 0);
-  });
-}
-
-asio::awaitable<void> PromptCacheService::set_multiple_versioned(
-    const std::vector<VersionedEntry>& entries, std::optional<std::int64_t> ttl) {
-  for (const auto& e : entries) {
-    if (e.version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
-  }
-  co_await write_batch(entries, ttl, [](const VersionedEntry& e) {
-    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.key, e.json, e.version);
-  });
-}
-
-template <class Entries, class Fields>
-asio::awaitable<void> PromptCacheService::write_batch(const Entries& entries,
-                                                      std::optional<std::int64_t> ttl,
-                                                      Fields fields) {
-  if (entries.empty()) co_return;
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_set_multiple");
-  span.set("cache.entries", static_cast<std::int64_t>(entries.size()));
-  span.set("cache.tier", store_->tier());
-  const auto seconds = effective_ttl(ttl);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(entries.size(), std::memory_order_relaxed);
-    throw CacheError(error::circuit_open,
-                     fmt::format("failed to set {} of {} cache entries: circuit breaker open",
-                                 entries.size(), entries.size()));
-  }
-  std::vector<store::Entry> encoded;
-  encoded.reserve(entries.size());
-  for (const auto& entry : entries) {
-    const auto [key, text, version] = fields(entry);
-    const auto spread = jittered(seconds);
-    encoded.emplace_back(std::string(key), encode(text, spread, false, version), stored_ttl(spread),
-                         analysis_index_of(key), version);
-  }
-  for (const auto& e : encoded) forget(e.key);
-  auto failed = co_await store_->set_multiple(encoded);
-  for (const auto& e : encoded) forget(e.key);
-  record(op_set_multiple, start);
-  const bool error = note_result(failed);
-  const std::size_t n = error ? entries.size() : *failed;
-  if (n > 0) {
-    const std::string why = error ? failed.error().message() : "the server refused some writes";
-    span.record_exception(why);
-    logger()->error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
-                    entries.size(), why);
-    throw CacheError(
-        error ? failed.error() : make_error_code(promptcache::error::server_error),
-        fmt::format("failed to set {} of {} cache entries: {}", n, entries.size(), why));
-  }
-  logger()->debug("set {} cache entries op=set_multiple", entries.size());
-}
-
-namespace {
-
-// A loaded text as the caller's type.
-template <class T>
-std::optional<T> from_text(std::string&& text) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    return std::move(text);
-  } else {
-    return parse_value(text);
-  }
-}
-
-template <class T>
-std::string to_text(const T& value) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    return value;
-  } else {
-    return json_text(value);
-  }
-}
-
-}  // namespace
-
-asio::awaitable<PromptCacheService::Json> PromptCacheService::get_with_fallback(
-    std::string_view key, const Fallback& fallback, std::optional<std::int64_t> ttl) {
-  // Made only when a load runs: a hit allocates no loader. A copy of the fallback, since an
-  // early refresh may call it after this call has returned.
-  const auto make_loader = [&fallback] {
-    return TextLoader([fallback]() -> asio::awaitable<Versioned> {
-      // Named: g++ 12 destroys a temporary of a co_await expression twice.
-      const Json value = co_await fallback();
-      Versioned out;
-      out.json = json_text(value);
-      co_return out;
-    });
-  };
-  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, true, {});
-  // A waiter on a get_or_load of the same key can be told "not found": ask the fallback.
-  if (!found.value) co_return co_await fallback();
-  co_return std::move(*found.value);
-}
-
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load(
-    std::string_view key, const Loader& loader, std::optional<std::int64_t> ttl) {
-  const auto make_loader = [&loader] {
-    return TextLoader([loader]() -> asio::awaitable<Versioned> {
-      Versioned out;
-      if (auto value = co_await loader()) out.json = json_text(*value);
-      co_return out;
-    });
-  };
-  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, false, {});
-  co_return std::move(found.value);
-}
-
-asio::awaitable<PromptCacheService::Json> PromptCacheService::get_analysis_with_fallback(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-    const Fallback& fallback, std::optional<std::int64_t> ttl) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_with_fallback(key, fallback, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
-}
-
-asio::awaitable<std::optional<PromptCacheService::Json>> PromptCacheService::get_or_load_analysis(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-    const Loader& loader, std::optional<std::int64_t> ttl) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_or_load(key, loader, ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
-}
-
-asio::awaitable<PromptCacheService::Lookup> PromptCacheService::get_or_load_versioned(
-    std::string_view key, LoaderSource loader, std::optional<std::int64_t> ttl,
-    std::chrono::milliseconds budget) {
-  const auto make_loader = [&loader] { return loader(); };
-  auto found =
-      co_await load_through<std::string>(key, checked_text, make_loader, ttl, false, budget);
-  Lookup out;
-  out.json = std::move(found.value);
-  out.hit = found.hit;
-  co_return out;
-}
-
-bool PromptCacheService::due_for_refresh(const EnvelopeMeta& meta) const {
-  if (options_.early_refresh <= 0 || meta.soft_expiry == SystemClock::time_point{}) return false;
-  const auto now = SystemClock::now();
-  const double life = std::chrono::duration<double>(meta.soft_expiry - meta.created).count();
-  const double left = std::chrono::duration<double>(meta.soft_expiry - now).count();
-  const double window = life * options_.early_refresh;
-  if (window <= 0 || left >= window) return false;
-  // The chance grows from 0 at the window's start to 1 at the expiry.
-  thread_local std::minstd_rand rng(std::random_device{}());
-  return std::uniform_real_distribution<double>(0, 1)(rng) >= left / window;
-}
-
-template <class T, class Parse, class MakeLoader>
-asio::awaitable<PromptCacheService::Loaded<T>> PromptCacheService::load_through(
-    std::string_view key, Parse parse, const MakeLoader& make_loader,
-    std::optional<std::int64_t> ttl, bool absent_is_miss, std::chrono::milliseconds budget) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
-  span.set("cache.key", key);
-  (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
-  // Fails open: a miss.
-  auto found = co_await read_value<T>(key, parse, budget);
-  span.set("cache.hit", found.kind == Kind::value);
-  Loaded<T> out;
-  LoadPlan plan{ttl, budget, !found.failed};
-  if (found.kind == Kind::value) {
-    if (due_for_refresh(found.meta) && !flights_->in_flight(key)) {
-      counters_.early_refreshes.fetch_add(1, std::memory_order_relaxed);
-      span.set("cache.early_refresh", true);
-      // Runs on this loop after the caller has its value; owns copies of the key and loader.
-      const auto ex = co_await asio::this_coro::executor;
-      asio::co_spawn(ex, load_once(std::string(key), make_loader(), plan, std::nullopt, true),
-                     [](std::exception_ptr e, const std::optional<std::string>&) {
-                       if (!e) return;
-                       try {
-                         std::rethrow_exception(e);
-                       } catch (const std::exception& ex) {
-                         logger()->warn("early refresh failed op=fallback error=\"{}\"", ex.what());
-                       }
-                     });
-    }
-    record(op_fallback, start);
-    out.value = std::move(found.value);
-    out.hit = true;
-    co_return out;
-  }
-  if (found.kind == Kind::absent && !absent_is_miss) {
-    counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.not_found", true);
-    record(op_fallback, start);
-    out.hit = true;
-    co_return out;
-  }
-  std::optional<std::string> stale;
-  if (found.kind == Kind::stale) stale = to_text(*found.value);
-  // Named, not temporaries of the co_await expression (g++ 12 destroys those twice).
-  std::string owned_key(key);
-  TextLoader loader = make_loader();
-  auto text =
-      co_await load_once(std::move(owned_key), std::move(loader), plan, std::move(stale), false);
-  record(op_fallback, start);
-  if (text) out.value = from_text<T>(std::move(*text));
-  co_return out;
-}
-
-asio::awaitable<std::optional<std::string>> PromptCacheService::load_once(
-    std::string key, TextLoader loader, LoadPlan plan, std::optional<std::string> stale,
-    bool refresh) {
-  auto [flight, leads] = flights_->join(key);
-  if (!leads) {
-    counters_.coalesced.fetch_add(1, std::memory_order_relaxed);
-    co_return co_await flight->wait();
-  }
-  FlightLead lead(flights_, key, flight);
-  std::exception_ptr failure;
-  try {
-    if (!refresh && plan.use_store && breaker_.allow(Clock::now())) {
-      // A flight that ended between our miss and our join has stored its value: look again.
-      auto again = co_await read_stored(key, plan.budget);
-      if (again.kind == Kind::value) {
-        lead.flight().publish(again.value);
-        co_return std::move(again.value);
-      }
-    }
-    auto result = co_await load_and_store(key, loader, plan);
-    lead.flight().publish(result);
-    co_return result;
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  if (stale) {
-    counters_.stale_served.fetch_add(1, std::memory_order_relaxed);
-    logger()->warn("loader failed, stale value served op=fallback key={}", loggable(key));
-    lead.flight().publish(stale);
-    co_return std::move(stale);
-  }
-  lead.flight().fail(failure);
-  std::rethrow_exception(failure);
-}
-
-asio::awaitable<std::optional<std::string>> PromptCacheService::load_and_store(
-    const std::string& key, const TextLoader& loader, const LoadPlan& plan) {
-  std::string lease_key;
-  std::string token;
-  if (options_.lease.count() > 0 && plan.use_store && breaker_.allow(Clock::now())) {
-    lease_key = "promptcache:lease:" + key;  // the key's hash tag, if any, still comes first
-    thread_local std::mt19937_64 rng(std::random_device{}());
-    token = fmt::format("{:016x}{:016x}", rng(), rng());
-    const auto deadline = Clock::now() + 2 * options_.lease;
-    auto pause = std::chrono::milliseconds(2);
-    for (;;) {
-      auto got = co_await store_->acquire_lease(lease_key, token, options_.lease,
-                                                deadline_in(plan.budget));
-      if (!got || *got) {
-        if (!got) lease_key.clear();  // the store failed: load without a lease
-        break;
-      }
-      // Another process is loading: wait for its value, never longer than the lease lives.
-      counters_.lease_waits.fetch_add(1, std::memory_order_relaxed);
-      if (Clock::now() >= deadline) {
-        lease_key.clear();
-        break;
-      }
-      asio::steady_timer timer(co_await asio::this_coro::executor, pause);
-      error_code ignored;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-      pause = std::min(pause * 2, std::chrono::milliseconds(50));
-      auto found = co_await read_stored(key, plan.budget);
-      if (found.kind == Kind::value) co_return std::move(found.value);
-      if (found.kind == Kind::absent) co_return std::nullopt;
-    }
-  }
-  counters_.fallback_calls.fetch_add(1, std::memory_order_relaxed);
-  // Taken before the load: a fill is bounded by when its read began.
-  const auto read_at = SystemClock::now();
-  Versioned result;
-  std::exception_ptr failure;
-  try {
-    result = co_await loader();  // its error is the caller's
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  // The fill is fenced by the lease when the two share a cluster slot (the write script then
-  // checks and releases it); otherwise the lease is released on its own.
-  const bool fenced = !lease_key.empty() && cluster::key_slot(lease_key) == cluster::key_slot(key);
-  // Views, not temporaries of the co_await expression (g++ 12 destroys those twice).
-  const std::string_view fence = fenced ? std::string_view(lease_key) : std::string_view();
-  const std::string_view fence_token = fenced ? std::string_view(token) : std::string_view();
-  bool released = false;
-  if (!failure && plan.use_store) {
-    released = co_await store_loaded(key, result, plan, read_at, fence, fence_token) && fenced;
-  }
-  if (!lease_key.empty() && !released) {
-    (void)co_await store_->release_lease(lease_key, token, deadline_in(plan.budget));
-  }
-  if (failure) std::rethrow_exception(failure);
-  co_return std::move(result.json);
-}
-
-asio::awaitable<bool> PromptCacheService::store_loaded(
-    const std::string& key, const Versioned& loaded, const LoadPlan& plan,
-    SystemClock::time_point read_at, std::string_view lease, std::string_view token) {
-  const bool absent = !loaded.json;
-  if (absent && options_.negative_ttl.count() <= 0) co_return false;
-  if (breaker_.rejecting(Clock::now())) {
-    // During an outage the write is dropped (and counted) without a throw or a log line.
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    co_return false;
-  }
-  Put put;
-  put.json_text = absent ? std::string_view() : std::string_view(*loaded.json);
-  put.ttl = absent ? std::optional<std::int64_t>(options_.negative_ttl.count()) : plan.ttl;
-  put.absent = absent;
-  put.to_store.version = loaded.version;
-  put.to_store.lease = lease;
-  put.to_store.token = token;
-  put.deadline = deadline_in(plan.budget);
-  if (loaded.version > 0) {
-    // No fill outlives the tombstone that must stop it (see ServiceOptions::tombstone_ttl).
-    const auto bound = read_at + options_.tombstone_ttl / 2;
-    put.to_store.not_after_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(bound.time_since_epoch()).count();
-  }
-  try {
-    (void)co_await write(key, put);
-    co_return true;
-  } catch (const CacheError& e) {
-    // While the breaker is open every write is dropped (and counted): one line per call would
-    // flood the log during an outage.
-    if (breaker_.state() == CircuitBreaker::State::closed) {
-      logger()->warn("cache set after fallback failed op=fallback key={} error=\"{}\"",
-                     loggable(key), e.what());
-    }
-  }
-  co_return false;
-}
-
-asio::awaitable<bool> PromptCacheService::set_versioned(std::string_view key,
-                                                        std::string_view json_text,
-                                                        std::uint64_t version,
-                                                        std::optional<std::int64_t> ttl,
-                                                        std::chrono::milliseconds budget) {
-  if (version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
-  Put put;
-  put.json_text = json_text;
-  put.ttl = ttl;
-  put.to_store.version = version;
-  put.deadline = deadline_in(budget);
-  co_return co_await write(key, put);
-}
-
-asio::awaitable<bool> PromptCacheService::delete_versioned(std::string_view key,
-                                                           std::uint64_t version,
-                                                           std::chrono::milliseconds budget) {
-  if (version == 0) throw std::invalid_argument("a versioned delete needs a version above 0");
-  Put put;
-  put.ttl = options_.tombstone_ttl.count();
-  put.absent = true;
-  put.to_store.version = version;
-  put.deadline = deadline_in(budget);
-  co_return co_await write(key, put);
-}
-
-asio::awaitable<std::uint64_t> PromptCacheService::invalidate_pattern(
-    std::string_view pattern, const store::Progress& progress) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
-  span.set("cache.pattern", pattern);
-  if (!breaker_.allow(start)) {
-    throw CacheError(
-        error::circuit_open,
-        fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
-  }
-  auto deleted = co_await store_->delete_matching(pattern, progress);
-  // Which keys went is not known here: the near tier starts over (their pushes follow).
-  if (near_) near_->cache().flush();
-  record(op_invalidate, start);
-  if (note_result(deleted)) {
-    span.record_exception(deleted.error().message());
-    logger()->error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
-                    loggable(pattern), deleted.error().message());
-    throw CacheError(deleted.error(), fmt::format("failed to invalidate {}: {}", loggable(pattern),
-                                                  deleted.error().message()));
-  }
-  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
-  co_return *deleted;
-}
-
-asio::awaitable<std::uint64_t> PromptCacheService::invalidate_user_analysis_cache(
-    std::string_view user_id, const store::Progress& progress) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
-  span.set("cache.user", user_id);
-  // The user's index lists their entries: O(that user's entries), whatever the keyspace holds.
-  const std::string index = user_analysis_index_key(user_id);
-  span.set("cache.index", index);
-  auto fail = [&](boost::system::error_code code) {
-    const std::string why = code == error::circuit_open ? "circuit breaker open" : code.message();
-    logger()->error("cache invalidation failed op=invalidate user={} error=\"{}\"",
-                    loggable(user_id), why);
-    return CacheError(
-        code, fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
-  };
-  if (!breaker_.allow(start)) throw fail(make_error_code(error::circuit_open));
-  auto deleted = co_await store_->delete_indexed(index, progress);
-  if (near_) near_->cache().flush();  // as invalidate_pattern
-  record(op_invalidate, start);
-  if (note_result(deleted)) {
-    span.record_exception(deleted.error().message());
-    throw fail(deleted.error());
-  }
-  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
-  logger()->info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
-                 *deleted);
-  co_return *deleted;
-}
-
-asio::awaitable<bool> PromptCacheService::reachable(std::chrono::milliseconds budget) {
-  if (breaker_.state() != CircuitBreaker::State::closed) co_return false;
-  auto probe = co_await store_->get("promptcache:probe", deadline_in(budget));
-  co_return !probe.has_error();
-}
-
-asio::awaitable<json::object> PromptCacheService::get_cache_stats() {
-  json::object client;
-  client["tier"] = store_->tier();
-  const CounterSnapshot c = counters();
-  for (const auto& f : counter_fields) client[f.name] = c.*f.copy;
-  if (near_) {
-    const auto n = near_->cache().stats();
-    client["near"] = json::object{
-        {"active", near_->active()}, {"hits", c.near_hits},
-        {"entries", n.entries},      {"bytes", n.bytes},
-        {"fills", n.fills},          {"rejected", n.rejected},
-        {"evictions", n.evictions},  {"invalidations", near_->stats().keys_invalidated},
-        {"flushes", n.flushes}};
-  }
-  client["breaker"] = to_string(breaker_.state());
-  client["breaker_opened"] = breaker_.times_opened();
-  json::object latency;
-  for (int op = 0; op < op_count; ++op) {
-    const auto& h = latency_[op];
-    latency[op_names[op]] = json::object{
-        {"count", h.count()}, {"p50_us", h.percentile_us(0.50)}, {"p99_us", h.percentile_us(0.99)}};
-  }
-  client["latency"] = std::move(latency);
-
-  json::object stats;
-  const auto start = Clock::now();
-  Result<store::ServerStats> server = make_error_code(error::circuit_open);
-  if (breaker_.allow(start)) {  // during an outage, stats answer at once too
-    server = co_await store_->server_stats();
-    note_result(server);
-  }
-  if (server.has_error()) {
-    stats["error"] = server.error().message();
-    logger()->error("failed to get cache stats error=\"{}\"", server.error().message());
-  } else {
-    stats = server_fields(*server);
-    if (!server->nodes.empty()) {
-      json::array nodes;
-      for (const auto& n : server->nodes) {
-        json::object node = server_fields(n);
-        node["node"] = n.node;
-        nodes.push_back(std::move(node));
-      }
-      stats["nodes"] = std::move(nodes);
-    }
-  }
-  stats["client"] = std::move(client);
-  co_return stats;
 }
 
 }  // namespace promptcache::cache

@@ -7,6 +7,12 @@
 
 namespace promptcache::cache {
 
+std::chrono::seconds Ttl::or_default(std::chrono::seconds fallback) const {
+  if (!given_) return fallback;
+  if (seconds_.count() < 0) throw std::invalid_argument("TTL must not be negative");
+  return seconds_;
+}
+
 std::chrono::seconds CacheTTLConfig::get_ttl(std::string_view cache_type,
                                              std::optional<std::int64_t> custom_ttl) {
   if (custom_ttl) {

@@ -7,9 +7,16 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -25,6 +32,7 @@ namespace {
 
 namespace json = boost::json;
 using cache::BlockingCache;
+using namespace std::chrono_literals;
 using cache::CacheConfig;
 using cache::CacheError;
 using testing::RedisServer;
@@ -202,6 +210,51 @@ TEST(SafeToHold, AnExceptionInTheWorkEndsTheLoopWithClosing) {
   EXPECT_TRUE(seen);
 }
 
+// Background work belongs to the service: destroyed while an early refresh is under way on a
+// loop that keeps running, the refresh runs its loader to the end (it owns what it captures),
+// its fill meets a closed store, and the loop then runs out. Under ASan this is also the proof
+// that nothing touches the destroyed service.
+TEST(SafeToHold, TheServiceMayGoWhileAnEarlyRefreshRunsOnItsLoop) {
+  RedisServer redis;
+  boost::asio::io_context io(1);
+  CacheConfig config = redis_config(redis);
+  config.service.early_refresh = 0.5;  // the last half of a TTL
+  auto service = cache::PromptCacheService::from_config(config, {io.get_executor()});
+  auto started = std::make_shared<std::atomic<int>>(0);
+  auto finished = std::make_shared<std::atomic<int>>(0);
+  const cache::PromptCacheService::Fallback fallback =
+      [started, finished]() -> boost::asio::awaitable<json::value> {
+    const int n = ++*started;
+    boost::asio::steady_timer slow(co_await boost::asio::this_coro::executor, 300ms);
+    co_await slow.async_wait(boost::asio::use_awaitable);
+    ++*finished;
+    co_return json::value(n);
+  };
+  bool destroyed = false;
+  auto work = [&]() -> boost::asio::awaitable<void> {
+    EXPECT_EQ(co_await service->get_with_fallback("k", fallback, 4s), json::value(1));
+    boost::asio::steady_timer pause(co_await boost::asio::this_coro::executor, 3200ms);
+    co_await pause.async_wait(boost::asio::use_awaitable);  // 0.8 s left: 3 reads in 5 refresh
+    for (int i = 0; i < 200 && service->counters().early_refreshes == 0; ++i) {
+      EXPECT_EQ(co_await service->get_with_fallback("k", fallback, 4s), json::value(1));
+    }
+    EXPECT_EQ(service->counters().early_refreshes, 1u);
+    EXPECT_EQ(*finished, 1);  // the refresh's loader is asleep
+    service.reset();
+    destroyed = true;
+  };
+  boost::asio::co_spawn(io, work(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  io.run();  // returns: the refresh ended, and nothing else holds the loop
+  EXPECT_TRUE(destroyed);
+  EXPECT_EQ(*started, 2);
+  EXPECT_EQ(*finished, 2);
+  // The refresh's value (2) was not stored: its fill met the closed store.
+  BlockingCache check(redis_config(redis));
+  EXPECT_NE(check.get("k"), std::optional<json::value>(json::value(2)));
+}
+
 TEST(BlockingRedisDown, ReadsFailOpenWritesThrowAndTheDestructorReturns) {
   auto redis = std::make_unique<RedisServer>();
   const CacheConfig config = redis_config(*redis);
@@ -222,7 +275,7 @@ TEST(BlockingRedisDown, ReadsFailOpenWritesThrowAndTheDestructorReturns) {
         << e.code().message() << ": " << e.what();
     EXPECT_NE(e.code(), promptcache::error::timeout);
   }
-  EXPECT_THROW(cache.set("k", {{"v", -1}}, -5), std::invalid_argument);
+  EXPECT_THROW(cache.set("k", {{"v", -1}}, -5s), std::invalid_argument);
   EXPECT_THROW((void)cache.invalidate_user_analysis_cache("u"), CacheError);
   // ~BlockingCache: closes a cache that never connected, joins its thread.
 }

@@ -208,7 +208,7 @@ TEST_F(Near, an_entry_never_outlives_its_redis_ttl) {
   start();
   const std::string key = cache::analysis_key("h", "u", "t");
   run([&]() -> asio::awaitable<void> {
-    co_await service_->set(key, Json(1), 1);
+    co_await service_->set(key, Json(1), 1s);
     EXPECT_EQ(co_await service_->get(key), std::optional<Json>(Json(1)));
     EXPECT_TRUE(service_->peek(key));
     co_await sleep_for(1200ms);

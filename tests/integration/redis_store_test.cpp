@@ -205,10 +205,10 @@ TEST(TtlJitter, entries_written_together_get_ttls_spread_over_the_configured_ban
     batch_exact.emplace_back(keys_exact.back(), "1");
   }
   run_until_done(io, [&]() -> boost::asio::awaitable<void> {
-    co_await jittered.set_multiple_json(batch, 1000);
-    co_await exact.set_multiple_json(batch_exact, 1000);
-    co_await jittered.set_json("jitter:single", "1", 1000);
-    co_await jittered.set_json("jitter:forever", "1", 0);  // 0: no expiry, never jittered
+    co_await jittered.set_multiple_json(batch, 1000s);
+    co_await exact.set_multiple_json(batch_exact, 1000s);
+    co_await jittered.set_json("jitter:single", "1", 1000s);
+    co_await jittered.set_json("jitter:forever", "1", 0s);  // 0: no expiry, never jittered
   }());
   // Reading the TTLs back takes a process per key (seconds under a sanitizer): the bounds
   // allow for the clock running meanwhile.

@@ -280,9 +280,9 @@ TEST_P(Service, empty_object_array_and_string_values_are_hits_not_misses) {
 TEST_P(Service, ttl_of_one_second_expires_for_real_and_ttl_zero_does_not) {
   run([&]() -> asio::awaitable<void> {
     const Json value = json::object{{"v", 1}};
-    co_await svc().set("ttl:one", value, 1);
-    co_await svc().set_analysis_result(hash(4), "user123", "default", value, 1);
-    co_await svc().set("ttl:zero", value, 0);
+    co_await svc().set("ttl:one", value, 1s);
+    co_await svc().set_analysis_result(hash(4), "user123", "default", value, 1s);
+    co_await svc().set("ttl:zero", value, 0s);
     EXPECT_TRUE(co_await svc().get("ttl:one"));
     EXPECT_TRUE(co_await svc().get_analysis_result(hash(4), "user123"));
     co_await sleep_for(1200ms);
@@ -295,19 +295,21 @@ TEST_P(Service, ttl_of_one_second_expires_for_real_and_ttl_zero_does_not) {
 TEST_P(Service, explicit_ttl_zero_is_honoured_as_no_expiry_and_no_ttl_means_the_default) {
   const Json value = json::object{{"v", 2}};
   run([&]() -> asio::awaitable<void> {
-    co_await svc().set("ttl:zero", value, 0);
-    co_await svc().set_analysis_result(hash(5), "user123", "default", value, 0);
+    co_await svc().set("ttl:zero", value, 0s);
+    co_await svc().set_analysis_result(hash(5), "user123", "default", value, 0s);
     co_await svc().set("ttl:default", value);
     co_await svc().set_analysis_result(hash(6), "user123", "default", value);
-    co_await svc().set("ttl:ten", value, 10);
+    co_await svc().set("ttl:ten", value, 10s);
+    co_await svc().set("ttl:never", value, cache::no_expiry);  // the explicit spelling of 0 s
     EXPECT_TRUE(co_await svc().get("ttl:zero"));
+    EXPECT_TRUE(co_await svc().get("ttl:never"));
     EXPECT_TRUE(co_await svc().get_analysis_result(hash(5), "user123"));
     EXPECT_TRUE(co_await svc().get("ttl:default"));
     EXPECT_TRUE(co_await svc().get_analysis_result(hash(6), "user123"));
     // A negative TTL is refused (an invalid argument, as ttl.hpp says) and writes nothing.
     bool refused = false;
     try {
-      co_await svc().set("ttl:negative", value, -1);
+      co_await svc().set("ttl:negative", value, -1s);
     } catch (const std::invalid_argument&) {
       refused = true;
     }
@@ -316,6 +318,7 @@ TEST_P(Service, explicit_ttl_zero_is_honoured_as_no_expiry_and_no_ttl_means_the_
   }());
   if (!on_redis()) return;
   EXPECT_EQ(server().cli({"TTL", "ttl:zero"}), "-1");
+  EXPECT_EQ(server().cli({"TTL", "ttl:never"}), "-1");
   EXPECT_EQ(server().cli({"TTL", analysis_key(hash(5), "user123", "default")}), "-1");
   const int default_ttl = std::stoi(server().cli({"TTL", "ttl:default"}));
   EXPECT_GE(default_ttl, 3590);
@@ -647,7 +650,7 @@ TEST_P(Service, get_with_fallback_calls_the_fallback_once_on_a_miss_caches_it_th
     EXPECT_EQ(empty_calls, 1);
 
     // The TTL given is the cached entry's.
-    EXPECT_EQ(co_await svc().get_with_fallback("fb:ttl", fallback, 1), from_db);
+    EXPECT_EQ(co_await svc().get_with_fallback("fb:ttl", fallback, 1s), from_db);
     EXPECT_EQ(calls, 2);
     co_await sleep_for(1200ms);
     EXPECT_FALSE(co_await svc().get("fb:ttl"));

@@ -245,14 +245,14 @@ TEST_P(Stampede, a_stale_value_within_its_grace_is_served_when_the_loader_fails)
     co_return Json(calls);
   };
   run([&]() -> asio::awaitable<void> {
-    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1), Json(1));
+    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1s), Json(1));
     co_await sleep_for(1500ms);           // past its TTL, within its grace
     EXPECT_FALSE(co_await svc.get("k"));  // stale is a miss for a plain read
     fail = true;
-    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1), Json(1));
+    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1s), Json(1));
     EXPECT_EQ(svc.counters().stale_served, 1u);
     fail = false;
-    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1), Json(3));  // fresh again
+    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 1s), Json(3));  // fresh again
   }());
   EXPECT_EQ(calls, 3);
 }
@@ -264,11 +264,11 @@ TEST_P(Stampede, without_a_grace_the_loaders_error_reaches_the_caller) {
     co_return Json();
   };
   run([&]() -> asio::awaitable<void> {
-    co_await svc.set("k", Json(1), 1);
+    co_await svc.set("k", Json(1), 1s);
     co_await sleep_for(1500ms);
     bool thrown = false;
     try {
-      (void)co_await svc.get_with_fallback("k", failing, 1);
+      (void)co_await svc.get_with_fallback("k", failing, 1s);
     } catch (const std::runtime_error&) {
       thrown = true;
     }
@@ -288,12 +288,12 @@ TEST_P(Stampede, a_value_read_near_its_expiry_is_refreshed_in_the_background) {
     co_return Json(*calls);
   };
   run([&]() -> asio::awaitable<void> {
-    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4), Json(1));
-    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4), Json(1));  // early: no refresh
+    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4s), Json(1));
+    EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4s), Json(1));  // early: no refresh
     EXPECT_EQ(svc.counters().early_refreshes, 0u);
     co_await sleep_for(3500ms);  // 0.5 s left of 4: the chance is 7/8 per read
     for (int i = 0; i < 50 && svc.counters().early_refreshes == 0; ++i) {
-      EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4), Json(1));  // the old value
+      EXPECT_EQ(co_await svc.get_with_fallback("k", fallback, 4s), Json(1));  // the old value
     }
     EXPECT_EQ(svc.counters().early_refreshes, 1u);
     co_await sleep_for(100ms);  // the refresh ran on this loop

@@ -50,7 +50,7 @@ TEST(CacheConfig, redis_cluster_nodes_selects_a_cluster_with_the_shared_settings
   ASSERT_TRUE(cfg.redis.has_value());
   EXPECT_EQ(cfg.redis->password, "s3cret");
   EXPECT_EQ(cfg.redis->command_timeout.count(), 250);
-  const std::vector<cluster::NodeAddress> expected{
+  const std::vector<promptcache::net::Endpoint> expected{
       {"10.0.0.1", 7000}, {"redis-b", 7001}, {"::1", 7002}};
   EXPECT_EQ(cfg.cluster_nodes, expected);
   EXPECT_TRUE(load({{"REDIS_URL", "redis://h:7000"}}).cluster_nodes.empty());
@@ -83,7 +83,7 @@ TEST(CacheConfig, reads_the_cluster_options_and_names_a_bad_one) {
 TEST(CacheConfig, several_hosts_in_redis_url_are_the_cluster_seeds) {
   const CacheConfig cfg = load({{"REDIS_URL", "redis://10.0.0.1:7000,10.0.0.2:7001"}});
   ASSERT_TRUE(cfg.redis.has_value());
-  const std::vector<cluster::NodeAddress> expected{{"10.0.0.1", 7000}, {"10.0.0.2", 7001}};
+  const std::vector<promptcache::net::Endpoint> expected{{"10.0.0.1", 7000}, {"10.0.0.2", 7001}};
   EXPECT_EQ(cfg.cluster_nodes, expected);
 }
 

@@ -56,15 +56,16 @@ class BlockingCache {
   std::optional<Json> get_analysis_result(std::string_view prompt_hash, std::string_view user_id,
                                           std::string_view analysis_type = "default");
   void set_analysis_result(std::string_view prompt_hash, std::string_view user_id,
-                           std::string_view analysis_type, const Json& value,
-                           std::optional<std::int64_t> ttl = {});
+                           std::string_view analysis_type, const Json& value, Ttl ttl = {});
+  std::optional<std::string> get_analysis_result_json(std::string_view prompt_hash,
+                                                      std::string_view user_id,
+                                                      std::string_view analysis_type = "default");
   std::optional<Json> get(std::string_view key);
   std::optional<std::string> get_json(std::string_view key);  // the JSON text, as stored
-  void set(std::string_view key, const Json& value, std::optional<std::int64_t> ttl = {});
+  void set(std::string_view key, const Json& value, Ttl ttl = {});
   bool delete_key(std::string_view key);
   std::vector<std::optional<Json>> get_multiple(const std::vector<std::string>& keys);
-  void set_multiple(const std::vector<std::pair<std::string, Json>>& entries,
-                    std::optional<std::int64_t> ttl = {});
+  void set_multiple(const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl = {});
   std::uint64_t invalidate_user_analysis_cache(std::string_view user_id);
   std::uint64_t invalidate_pattern(std::string_view pattern);
   boost::json::object get_cache_stats();
@@ -72,8 +73,8 @@ class BlockingCache {
   // Cache-aside: the cached value, else `fallback()`'s (stored with `ttl`). `fallback` is any
   // callable returning something a Json is made from; its exception reaches the caller.
   template <class Fallback>
-  requires std::is_invocable_v<Fallback&> Json
-  get_with_fallback(std::string_view key, Fallback fallback, std::optional<std::int64_t> ttl = {}) {
+  requires std::is_invocable_v<Fallback&> Json get_with_fallback(std::string_view key,
+                                                                 Fallback fallback, Ttl ttl = {}) {
     // The service may keep the loader for a background refresh: it owns its copy.
     const PromptCacheService::Fallback load =
         [f = std::make_shared<Fallback>(std::move(fallback))]() -> boost::asio::awaitable<Json> {
@@ -84,8 +85,9 @@ class BlockingCache {
   // Cache-aside with negative caching: `loader()` returns std::optional<Json> (nullopt: the
   // source has no such item, remembered for PROMPTCACHE_NEGATIVE_TTL_SECONDS).
   template <class Loader>
-  requires std::is_invocable_v<Loader&> std::optional<Json> get_or_load(
-      std::string_view key, Loader loader, std::optional<std::int64_t> ttl = {}) {
+  requires std::is_invocable_v<Loader&> std::optional<Json> get_or_load(std::string_view key,
+                                                                        Loader loader,
+                                                                        Ttl ttl = {}) {
     const PromptCacheService::Loader load = [f = std::make_shared<Loader>(std::move(loader))]()
         -> boost::asio::awaitable<std::optional<Json>> { co_return std::optional<Json>((*f)()); };
     return run(service_->get_or_load(key, load, ttl));
@@ -94,18 +96,18 @@ class BlockingCache {
   // The same for an analysis key (analysis_key(prompt_hash, user_id, analysis_type); TTL
   // PROMPT_ANALYSIS unless given).
   template <class Fallback>
-  requires std::is_invocable_v<Fallback&> Json get_analysis_with_fallback(
-      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-      Fallback fallback, std::optional<std::int64_t> ttl = {}) {
+  requires std::is_invocable_v<Fallback&> Json
+  get_analysis_with_fallback(std::string_view prompt_hash, std::string_view user_id,
+                             std::string_view analysis_type, Fallback fallback, Ttl ttl = {}) {
     return get_with_fallback(analysis_key(prompt_hash, user_id, analysis_type), std::move(fallback),
-                             ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
+                             ttl.or_else(analysis_ttl));
   }
   template <class Loader>
   requires std::is_invocable_v<Loader&> std::optional<Json> get_or_load_analysis(
       std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-      Loader loader, std::optional<std::int64_t> ttl = {}) {
+      Loader loader, Ttl ttl = {}) {
     return get_or_load(analysis_key(prompt_hash, user_id, analysis_type), std::move(loader),
-                       ttl ? *ttl : CacheTTLConfig::PROMPT_ANALYSIS);
+                       ttl.or_else(analysis_ttl));
   }
 
   // The coroutine API underneath, on this facade's loop (co_spawn onto executor()).

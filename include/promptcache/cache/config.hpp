@@ -10,10 +10,9 @@
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/envelope.hpp"
 #include "promptcache/cache/near_cache.hpp"
-#include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/config.hpp"
-#include "promptcache/store/cluster_store.hpp"
-#include "promptcache/store/local_store.hpp"
+#include "promptcache/net/endpoint.hpp"
+#include "promptcache/store/options.hpp"
 
 namespace promptcache::cache {
 
@@ -56,7 +55,7 @@ struct CacheConfig {
   // REDIS_CLUSTER_NODES=host:port,host:port… (or several hosts in REDIS_URL): a Redis Cluster,
   // these nodes asked for the slot map first; `redis` then carries what every node shares
   // (credentials, TLS, timeouts). Empty: one server, unless it says it is a cluster node.
-  std::vector<cluster::NodeAddress> cluster_nodes;
+  std::vector<net::Endpoint> cluster_nodes;  // cluster::NodeAddress
   // REDIS_READ_FROM_REPLICAS (false), REDIS_CLUSTER_REFRESH_SECONDS (10; 0: no periodic reload).
   store::ClusterOptions cluster;
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES

@@ -10,8 +10,6 @@
 // coroutine, the store decides where its I/O happens (see net::Client).
 #pragma once
 
-#include <array>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -32,16 +30,18 @@
 
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/config.hpp"
-#include "promptcache/cache/envelope.hpp"
 #include "promptcache/cache/near_tier.hpp"
+#include "promptcache/cache/ttl.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/store/store.hpp"
-#include "promptcache/telemetry/latency.hpp"
-#include "promptcache/telemetry/tracer.hpp"
+
+namespace promptcache::telemetry {
+class Tracer;
+}  // namespace promptcache::telemetry
 
 namespace promptcache::cache {
 
-class SingleFlight;
+class ServiceCore;  // src/cache/service_core.hpp: the state and the operations
 
 // A write or an invalidation that did not happen. code() says why: error::circuit_open (the
 // breaker skipped the store), error::timeout, error::not_connected, error::connection_lost,
@@ -130,24 +130,34 @@ class PromptCacheService {
       const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
       std::shared_ptr<telemetry::Tracer> tracer = nullptr);
 
-  // prompt:analysis:<prompt_hash>:<user_id>:<analysis_type>; nullopt on a miss or an error.
+  // --- Reads ---------------------------------------------------------------------------------
+  // Three reads, each for a key and for an analysis key; all fail open (nullopt or null on a
+  // miss, an outage, an open breaker or a corrupt value, which is discarded):
+  //   get / get_analysis_result                 a JSON value to work with;
+  //   get_json / get_analysis_result_json       the JSON text, to pass on as it is (no parse);
+  //   get_shared / get_analysis_result_shared   the text as a shared immutable value: the near
+  //                                             tier's own copy when it holds one (no copy).
+  // peek and peek_with ask the near tier alone (no I/O, for a fast path in front of a read):
+  // always a miss without one. get_multiple reads many keys in one round trip.
+
+  // prompt:analysis:<prompt_hash>:{<user_id>}:<analysis_type> (cache::analysis_key;
+  // cache::prompt_hash(prompt) is the seed's hash); nullopt on a miss or an error.
   boost::asio::awaitable<std::optional<Json>> get_analysis_result(
       std::string_view prompt_hash, std::string_view user_id,
       std::string_view analysis_type = "default");
-  // Stores an analysis result under the same key (TTL: PROMPT_ANALYSIS unless given).
+  // Stores an analysis result under the same key (TTL: the seed's PROMPT_ANALYSIS, 1 h, unless
+  // given). Throws CacheError.
   boost::asio::awaitable<void> set_analysis_result(std::string_view prompt_hash,
                                                    std::string_view user_id,
                                                    std::string_view analysis_type,
-                                                   const Json& value,
-                                                   std::optional<std::int64_t> ttl = {});
+                                                   const Json& value, Ttl ttl = {});
 
   // The same, only if no entry is there (SET NX): for filling the cache from the database after
   // a miss, so the fill never overwrites what a writer stored meanwhile. Throws CacheError.
   boost::asio::awaitable<void> add_analysis_result(std::string_view prompt_hash,
                                                    std::string_view user_id,
                                                    std::string_view analysis_type,
-                                                   const Json& value,
-                                                   std::optional<std::int64_t> ttl = {});
+                                                   const Json& value, Ttl ttl = {});
 
   // get_analysis_result as serialized JSON, for callers that pass it on as it is (the HTTP
   // service): checked to be JSON, but neither parsed into a value nor serialized again.
@@ -155,9 +165,15 @@ class PromptCacheService {
       std::string_view prompt_hash, std::string_view user_id,
       std::string_view analysis_type = "default");
 
+  // get_shared of an analysis key.
+  boost::asio::awaitable<NearValuePtr> get_analysis_result_shared(
+      std::string_view prompt_hash, std::string_view user_id,
+      std::string_view analysis_type = "default");
+
   boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
   // The near tier's value of `key`, if it holds a live one: no I/O, no copy, no counter (the
-  // value is shared and immutable). Null without a near tier or when it misses.
+  // value is shared and immutable). Always null without a near tier (CacheConfig::near), and
+  // when the tier misses: then read with get_shared.
   [[nodiscard]] NearValuePtr peek(std::string_view key) const;
   // peek without taking a reference: `use(const NearValue&)` runs on the value if the near
   // tier holds a live one (see NearCache::visit: `use` must not call into the service's cache
@@ -172,14 +188,14 @@ class PromptCacheService {
   boost::asio::awaitable<NearValuePtr> get_shared(std::string_view key);
   // get(key) as serialized JSON (see get_analysis_result_json).
   boost::asio::awaitable<std::optional<std::string>> get_json(std::string_view key);
-  // ttl: seconds; an explicit 0 is honoured and means no expiry. Throws CacheError.
-  boost::asio::awaitable<void> set(std::string_view key, const Json& value,
-                                   std::optional<std::int64_t> ttl = {});
+  // --- Writes: throw CacheError (error::circuit_open while the breaker is open) ---------------
+  // ttl (see Ttl): nothing for ServiceOptions::default_ttl, a duration, or no_expiry.
+  boost::asio::awaitable<void> set(std::string_view key, const Json& value, Ttl ttl = {});
   // For callers that already hold serialized JSON (the HTTP service): stored as given, no
   // parse and no re-serialization. The text must be JSON; anything else reads back as a
   // corrupt value (a miss) and is discarded.
   boost::asio::awaitable<void> set_json(std::string_view key, std::string_view json_text,
-                                        std::optional<std::int64_t> ttl = {});
+                                        Ttl ttl = {});
   // The seed's delete(key) (a C++ keyword): whether the key existed. Throws CacheError.
   boost::asio::awaitable<bool> delete_key(std::string_view key);
   // One MGET; fails open (every value nullopt).
@@ -187,12 +203,10 @@ class PromptCacheService {
       const std::vector<std::string>& keys);
   // One pipelined write. Throws CacheError saying how many entries failed.
   boost::asio::awaitable<void> set_multiple(
-      const std::vector<std::pair<std::string, Json>>& entries,
-      std::optional<std::int64_t> ttl = {});
+      const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl = {});
   // set_multiple for serialized JSON (see set_json).
   boost::asio::awaitable<void> set_multiple_json(
-      const std::vector<std::pair<std::string, std::string>>& entries,
-      std::optional<std::int64_t> ttl = {});
+      const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl = {});
   // --- Versioned writes (docs/consistency.md) ---------------------------------------------
   // Writes carrying the source of truth's version of the item take effect only if they are
   // newer than what the cache holds, checked atomically where the entry lives (the write
@@ -207,8 +221,7 @@ class PromptCacheService {
   // one (or its tombstone); whether it was stored. Throws CacheError (the breaker open, a store
   // error, a version of 0).
   boost::asio::awaitable<bool> set_versioned(std::string_view key, std::string_view json_text,
-                                             std::uint64_t version,
-                                             std::optional<std::int64_t> ttl = {},
+                                             std::uint64_t version, Ttl ttl = {},
                                              std::chrono::milliseconds budget = {});
   // The source of truth deleted the item at `version`: a tombstone replaces any older entry —
   // a "not found" marker holding the version, kept for ServiceOptions::tombstone_ttl, so that
@@ -225,17 +238,17 @@ class PromptCacheService {
   // marker holding the version, which any later versioned write replaces). The cache's errors
   // and `budget` overruns never reach the caller (the loader answers); the loader's own do.
   boost::asio::awaitable<Lookup> get_or_load_versioned(std::string_view key, LoaderSource loader,
-                                                       std::optional<std::int64_t> ttl = {},
+                                                       Ttl ttl = {},
                                                        std::chrono::milliseconds budget = {});
   // set_versioned of many entries in one pipelined write (as set_multiple_json). Throws
   // CacheError saying how many entries failed; an entry the cache holds newer is not a failure.
   boost::asio::awaitable<void> set_multiple_versioned(const std::vector<VersionedEntry>& entries,
-                                                      std::optional<std::int64_t> ttl = {});
+                                                      Ttl ttl = {});
 
   // Cache-aside: a cache error never reaches the caller; the fallback's own error does.
   // Stampede-protected as get_or_load (a "not found" marker there is a miss here).
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
-                                                 std::optional<std::int64_t> ttl = {});
+                                                 Ttl ttl = {});
   // Cache-aside with negative caching: the cached value; else the loader's, stored with `ttl`
   // (as set); a loader's nullopt ("not found") is stored as a marker for
   // ServiceOptions::negative_ttl and answered from it without the loader until then.
@@ -245,19 +258,19 @@ class PromptCacheService {
   // with a stale value in its grace (stale_grace) serves the stale value. A cache error never
   // reaches the caller; the loader's own error does.
   boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view key,
-                                                          const Loader& loader,
-                                                          std::optional<std::int64_t> ttl = {});
+                                                          const Loader& loader, Ttl ttl = {});
 
   // get_with_fallback and get_or_load for an analysis key (analysis_key(prompt_hash, user_id,
   // analysis_type); TTL PROMPT_ANALYSIS unless given), as get/set_analysis_result are to get/set.
   boost::asio::awaitable<Json> get_analysis_with_fallback(std::string_view prompt_hash,
                                                           std::string_view user_id,
                                                           std::string_view analysis_type,
-                                                          const Fallback& fallback,
-                                                          std::optional<std::int64_t> ttl = {});
-  boost::asio::awaitable<std::optional<Json>> get_or_load_analysis(
-      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-      const Loader& loader, std::optional<std::int64_t> ttl = {});
+                                                          const Fallback& fallback, Ttl ttl = {});
+  boost::asio::awaitable<std::optional<Json>> get_or_load_analysis(std::string_view prompt_hash,
+                                                                   std::string_view user_id,
+                                                                   std::string_view analysis_type,
+                                                                   const Loader& loader,
+                                                                   Ttl ttl = {});
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
   // g++ 12 destroys a temporary of a co_await expression twice (docs/client.md): a lambda
@@ -265,8 +278,7 @@ class PromptCacheService {
   // (and without the co_await, the reference the operation keeps would dangle). Refused at
   // compile time, with the way out.
   template <class Never = void>
-  boost::asio::awaitable<Json> get_with_fallback(std::string_view, Fallback&&,
-                                                 std::optional<std::int64_t> = {}) {
+  boost::asio::awaitable<Json> get_with_fallback(std::string_view, Fallback&&, Ttl = {}) {
     static_assert(sizeof(Never) == 0,
                   "g++ 12: name the fallback first (PromptCacheService::Fallback f = ...; "
                   "co_await cache.get_with_fallback(key, f)), or use BlockingCache; a temporary "
@@ -274,8 +286,7 @@ class PromptCacheService {
     return {};
   }
   template <class Never = void>
-  boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view, Loader&&,
-                                                          std::optional<std::int64_t> = {}) {
+  boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view, Loader&&, Ttl = {}) {
     static_assert(sizeof(Never) == 0,
                   "g++ 12: name the loader first (PromptCacheService::Loader l = ...; "
                   "co_await cache.get_or_load(key, l)), or use BlockingCache; a temporary in a "
@@ -303,9 +314,7 @@ class PromptCacheService {
   boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
 
   // Closes the store's connections (an event loop running only the cache then ends). Idempotent.
-  void close() {
-    store_->close();
-  }
+  void close();
   // A completion handler for co_spawn that closes the service when the work ends, however it
   // ends — so the event loop runs out instead of waiting for ever on the cache's connections
   // after an exception — then hands the work's exception (null when it returned) to `then`:
@@ -324,10 +333,14 @@ class PromptCacheService {
       then(e);
     };
   }
-  // Closes the store too. A background refresh (early_refresh) runs on the event loop of the
-  // read that started it and uses the service: destroy the service only once its event loops
-  // have stopped (BlockingCache does this for you).
+  // Closes the service (as close()). Safe while its event loops still run: background work —
+  // an early refresh — owns the state it uses, not this object; none starts after this, and
+  // one under way meets a closed store (its fill is dropped) while its loader, which owns what
+  // it captures (see ServiceOptions::early_refresh), runs to its end. Calls of the service's
+  // operations must have ended, as with any object.
   ~PromptCacheService();
+  PromptCacheService(const PromptCacheService&) = delete;
+  PromptCacheService& operator=(const PromptCacheService&) = delete;
 
   // This client's counters as they stand, without asking the server (for /metrics).
   struct CounterSnapshot {
@@ -347,167 +360,14 @@ class PromptCacheService {
   };
   [[nodiscard]] CounterSnapshot counters() const noexcept;
 
-  [[nodiscard]] store::Store& store() noexcept {
-    return *store_;
-  }
-  [[nodiscard]] std::string_view tier() const noexcept {
-    return store_->tier();
-  }
-  [[nodiscard]] const CircuitBreaker& breaker() const noexcept {
-    return breaker_;
-  }
+  [[nodiscard]] store::Store& store() noexcept;
+  // "redis", "cluster" or "local".
+  [[nodiscard]] std::string_view tier() const noexcept;
+  [[nodiscard]] const CircuitBreaker& breaker() const noexcept;
 
  private:
-  enum Op {
-    op_get,
-    op_set,
-    op_delete,
-    op_get_multiple,
-    op_set_multiple,
-    op_invalidate,
-    op_fallback,
-    op_count
-  };
-
-  struct Counters {
-    std::atomic<std::uint64_t> hits{0};
-    std::atomic<std::uint64_t> misses{0};
-    std::atomic<std::uint64_t> errors{0};
-    std::atomic<std::uint64_t> corrupt{0};
-    std::atomic<std::uint64_t> skipped_reads{0};   // breaker open
-    std::atomic<std::uint64_t> dropped_writes{0};  // breaker open
-    std::atomic<std::uint64_t> fallback_calls{0};
-    std::atomic<std::uint64_t> negative_hits{0};
-    std::atomic<std::uint64_t> coalesced{0};
-    std::atomic<std::uint64_t> stale_served{0};
-    std::atomic<std::uint64_t> early_refreshes{0};
-    std::atomic<std::uint64_t> lease_waits{0};
-    std::atomic<std::uint64_t> near_hits{0};
-  };
-
-  // Every counter once: its name in get_cache_stats, where it lives, where counters() copies it.
-  struct CounterField {
-    const char* name;
-    std::atomic<std::uint64_t> Counters::*live;
-    std::uint64_t CounterSnapshot::*copy;
-  };
-  static const std::array<CounterField, 13> counter_fields;
-
-  // What a stored value turned out to be.
-  enum class Kind : std::uint8_t { miss, value, absent, stale };
-  template <class T>
-  struct Found {
-    Kind kind = Kind::miss;
-    std::optional<T> value;  // value and stale
-    EnvelopeMeta meta;
-    bool failed = false;  // the store failed the read (or the breaker skipped it)
-  };
-
-  // One write of the service: everything write() needs besides the key.
-  struct Put {
-    std::string_view json_text;   // the value's text, unless `value` is given
-    const Json* value = nullptr;  // serialized only once the write goes ahead
-    std::optional<std::int64_t> ttl;
-    bool absent = false;  // the "not found" marker (or a tombstone) instead of a value
-    store::Deadline deadline{};
-    // The store's part that the caller decides: mode, version, not_after_ms, lease and token.
-    // write() fills in the key, the encoded value, the stored TTL and the index.
-    store::Write to_store;
-  };
-  // The write; whether it took effect. Throws CacheError.
-  boost::asio::awaitable<bool> write(std::string_view key, const Put& put);
-  // set_multiple_json and set_multiple_versioned: `fields(entry)` gives its key, JSON text and
-  // version (0: unversioned).
-  template <class Entries, class Fields>
-  boost::asio::awaitable<void> write_batch(const Entries& entries, std::optional<std::int64_t> ttl,
-                                           Fields fields);
-  // A stored value through `parse` (JSON text to T; nullopt: not JSON); miss when corrupt.
-  // `text`, if given, receives the JSON text of a value (for the near tier).
-  template <class T, class Parse>
-  [[nodiscard]] Found<T> unwrap(std::string_view stored, Parse parse,
-                                std::string* text = nullptr) const;
-  // The near tier's part of a write: its copy of `key` goes (before and after the write).
-  void forget(std::string_view key);
-  // The store's value of `key` now as JSON text, unwrapped: no near tier, counter or span (the
-  // re-reads of a load: the leader's second look, a lease waiter's poll). A store error reads
-  // as a miss.
-  boost::asio::awaitable<Found<std::string>> read_stored(std::string_view key,
-                                                         std::chrono::milliseconds budget);
-  // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
-  template <class T, class Parse>
-  boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse,
-                                              std::chrono::milliseconds budget = {});
-  // The loads' own loader: the source's item as text, at its version (0: unversioned).
-  using TextLoader = VersionedLoader;
-  // What load_through found: the value (nullopt: "not found") and whether the cache had it.
-  template <class T>
-  struct Loaded {
-    std::optional<T> value;
-    bool hit = false;
-  };
-  // How a load goes: `budget` for each store call (0: the client's timeout); `use_store`
-  // false once the cache failed the read (a load then neither takes a lease nor fills).
-  struct LoadPlan {
-    std::optional<std::int64_t> ttl;
-    std::chrono::milliseconds budget{0};
-    bool use_store = true;
-  };
-  // get_or_load, get_with_fallback (`absent_is_miss`) and get_or_load_versioned, read as T
-  // through `parse`. `make_loader()` gives the TextLoader, called only when one is needed (a
-  // miss, an early refresh): a hit builds none.
-  template <class T, class Parse, class MakeLoader>
-  boost::asio::awaitable<Loaded<T>> load_through(std::string_view key, Parse parse,
-                                                 const MakeLoader& make_loader,
-                                                 std::optional<std::int64_t> ttl,
-                                                 bool absent_is_miss,
-                                                 std::chrono::milliseconds budget);
-  // The single-flight leader's or waiter's part of a miss: the loaded text (nullopt: "not
-  // found"); `stale`: served if the loader fails.
-  boost::asio::awaitable<std::optional<std::string>> load_once(std::string key, TextLoader loader,
-                                                               LoadPlan plan,
-                                                               std::optional<std::string> stale,
-                                                               bool refresh);
-  // The loader's call, under the cross-process lease when configured; the result stored.
-  boost::asio::awaitable<std::optional<std::string>> load_and_store(const std::string& key,
-                                                                    const TextLoader& loader,
-                                                                    const LoadPlan& plan);
-  // Stores a loader's result (a fill): the value, or the "not found" marker, at its version,
-  // fenced by `lease`/`token` when given. Whether the store was reached (the write ran there,
-  // taking effect or not). Never throws.
-  boost::asio::awaitable<bool> store_loaded(const std::string& key, const Versioned& loaded,
-                                            const LoadPlan& plan,
-                                            std::chrono::system_clock::time_point read_at,
-                                            std::string_view lease, std::string_view token);
-  // Whether a value read now should be refreshed early (probabilistic, see ServiceOptions).
-  [[nodiscard]] bool due_for_refresh(const EnvelopeMeta& meta) const;
-  // Deletes, logs and counts a corrupt or foreign value.
-  boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
-  // JSON text (or the "not found" marker) in its envelope, soft-expiring after `ttl`.
-  [[nodiscard]] std::string encode(std::string_view json_text, std::chrono::seconds ttl,
-                                   bool absent = false, std::uint64_t version = 0) const;
-  // The deadline a budget gives a call starting now (none for 0).
-  [[nodiscard]] static store::Deadline deadline_in(std::chrono::milliseconds budget);
-  // How long the store keeps an entry of `ttl`: the stale grace on top (0 stays 0).
-  [[nodiscard]] std::chrono::seconds stored_ttl(std::chrono::seconds ttl) const;
-  [[nodiscard]] std::chrono::seconds effective_ttl(std::optional<std::int64_t> ttl) const;
-  // `ttl` with the configured jitter applied (0, no expiry, stays 0).
-  [[nodiscard]] std::chrono::seconds jittered(std::chrono::seconds ttl) const;
-  // Feeds the breaker; true when `ec` is an error.
-  bool note_result(const boost::system::error_code& ec);
-  template <class T>
-  bool note_result(const boost::system::result<T>& r) {
-    return note_result(r.has_error() ? r.error() : boost::system::error_code{});
-  }
-  void record(Op op, std::chrono::steady_clock::time_point start);
-
-  std::shared_ptr<store::Store> store_;
-  ServiceOptions options_;
-  std::shared_ptr<telemetry::Tracer> tracer_;
-  CircuitBreaker breaker_;
-  Counters counters_;
-  std::array<telemetry::LatencyHistogram, op_count> latency_;
-  std::shared_ptr<SingleFlight> flights_;
-  std::shared_ptr<NearTier> near_;
+  std::shared_ptr<ServiceCore> core_;  // shared with the service's background work
+  std::shared_ptr<NearTier> near_;     // for peek_with (also the core's)
 };
 
 // The store a configuration names: the in-process store without Redis; a Redis Cluster when

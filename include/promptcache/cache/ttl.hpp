@@ -9,6 +9,37 @@
 
 namespace promptcache::cache {
 
+// How long an entry lives, as the cache's operations take it: nothing given (Ttl{}, what a
+// call without a TTL passes) is the operation's default — ServiceOptions::default_ttl, or the
+// seed's PROMPT_ANALYSIS for analysis results; a duration (30s, 5min, 2h: whole seconds —
+// milliseconds do not convert); or `no_expiry`. A duration of 0 s also means no expiry (the
+// seed's explicit 0); a negative one is refused with std::invalid_argument when it is used.
+class Ttl {
+ public:
+  constexpr Ttl() noexcept = default;
+  constexpr Ttl(std::chrono::seconds seconds) noexcept  // NOLINT: converts implicitly
+      : given_(true), seconds_(seconds) {}
+
+  // Given or not; when given, the seconds (0: no expiry).
+  [[nodiscard]] constexpr bool given() const noexcept { return given_; }
+  // The TTL a write applies: `fallback` unless given; 0 s for no expiry. Throws
+  // std::invalid_argument for a negative duration.
+  [[nodiscard]] std::chrono::seconds or_default(std::chrono::seconds fallback) const;
+  // This TTL, or `fallback` when none was given (still a Ttl: checked when it is used).
+  [[nodiscard]] constexpr Ttl or_else(Ttl fallback) const noexcept {
+    return given_ ? *this : fallback;
+  }
+
+  friend constexpr bool operator==(Ttl, Ttl) noexcept = default;
+
+ private:
+  bool given_ = false;
+  std::chrono::seconds seconds_{0};
+};
+
+// The entry never expires (kept until deleted, invalidated or evicted by Redis's maxmemory).
+inline constexpr Ttl no_expiry{std::chrono::seconds(0)};
+
 struct CacheTTLConfig {
   static constexpr std::int64_t PROMPT_ANALYSIS = 3600;    // 1 hour: moderate volatility
   static constexpr std::int64_t ML_PREDICTIONS = 7200;     // 2 hours: stable predictions
@@ -22,5 +53,8 @@ struct CacheTTLConfig {
   [[nodiscard]] static std::chrono::seconds get_ttl(std::string_view cache_type,
                                                     std::optional<std::int64_t> custom_ttl = {});
 };
+
+// What an analysis result lives unless its call says otherwise: the seed's PROMPT_ANALYSIS.
+inline constexpr Ttl analysis_ttl{std::chrono::seconds(CacheTTLConfig::PROMPT_ANALYSIS)};
 
 }  // namespace promptcache::cache

@@ -19,6 +19,7 @@
 
 #include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/client.hpp"
+#include "promptcache/store/options.hpp"
 #include "promptcache/store/store.hpp"
 
 namespace promptcache::store {
@@ -28,15 +29,6 @@ struct ClusterStats {
   std::uint64_t ask = 0;
   std::uint64_t try_again = 0;
   std::uint64_t refreshes = 0;
-};
-
-struct ClusterOptions {
-  // Besides the refreshes that redirects and failures trigger, the slot map is reloaded this
-  // often (0: never).
-  std::chrono::milliseconds refresh_period{10000};
-  // Reads (GET) go to a replica of the key's shard (READONLY connections; round robin), or to
-  // its master when it has none online. Replicas lag: a read may miss a write just made.
-  bool read_from_replicas = false;
 };
 
 // Owned by a shared_ptr (background refreshes hold a weak reference to it).

@@ -12,14 +12,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "promptcache/store/options.hpp"
 #include "promptcache/store/store.hpp"
 
 namespace promptcache::store {
-
-struct LocalStoreOptions {
-  std::size_t max_entries = 100000;
-  std::size_t max_bytes = 256u * 1024 * 1024;  // keys + values
-};
 
 class LocalStore final : public Store {
  public:
