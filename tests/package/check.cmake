@@ -1,6 +1,7 @@
 # ctest -P script: installs the build tree into a scratch prefix; builds the README's first C++
-# program against it in a project of its own (tests/package), with g++ and with clang++-14; runs
-# each against a real redis-server (unix socket, started here) and with Redis down.
+# program against it in a project of its own (tests/package), with g++ and with clang++-14, and
+# examples/ in Release; runs each against a real redis-server (unix socket, started here), and
+# the README's program with Redis down too.
 # Arguments: BUILD_DIR, SOURCE_DIR, WORK_DIR, SANITIZED (the build is instrumented).
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}/src")
@@ -57,6 +58,26 @@ foreach(cxx IN LISTS compilers)
   list(APPEND binaries "${dir}/consumer")
 endforeach()
 
+# The numbered examples, as their own project against the package, in Release (g++, the
+# compiler whose coroutine bugs they steer around); the sanitized run has them in the e2e tests.
+set(examples "")
+if(NOT SANITIZED)
+  set(dir "${WORK_DIR}/build-examples")
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/examples" -B "${dir}" -G Ninja
+                          -DCMAKE_CXX_COMPILER=g++ -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                          -DCMAKE_BUILD_TYPE=Release
+                  RESULT_VARIABLE rc)
+  if(rc)
+    fail("configuring examples/ against the installed package failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build "${dir}" RESULT_VARIABLE rc)
+  if(rc)
+    fail("building examples/ against the installed package failed")
+  endif()
+  foreach(name 1_blocking 2_coroutines 3_near_tier_and_get_or_load)
+    list(APPEND examples "${dir}/${name}")
+  endforeach()
+endif()
 # A real Redis on a unix socket in the work dir: no port to collide with.
 set(socket "${WORK_DIR}/redis.sock")
 execute_process(COMMAND redis-server --port 0 --unixsocket "${socket}" --daemonize yes
@@ -90,5 +111,15 @@ foreach(bin IN LISTS binaries)
     fail("${bin} with Redis down: exit ${rc} (1 expected)\nstdout: ${out}\nstderr: ${err}")
   endif()
   message(STATUS "${bin}: ok with Redis and with Redis down")
+endforeach()
+# Each Release-built example against the same Redis (the cluster one is run by the e2e tests).
+foreach(bin IN LISTS examples)
+  set(ENV{REDIS_URL} "unix://${socket}")
+  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 60)
+  if(NOT rc EQUAL 0)
+    fail("${bin} with Redis: exit ${rc}\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  message(STATUS "${bin}: ok with Redis")
 endforeach()
 execute_process(COMMAND kill ${redis_pid})

@@ -30,8 +30,8 @@ std::vector<std::string> child_environment(const EnvVars& extra) {
     std::string var(*e);
     if (var.rfind("REDIS_", 0) == 0 || var.rfind("PROMPTCACHE_", 0) == 0) continue;
     const std::string name = var.substr(0, var.find('='));
-    const bool overridden = std::any_of(extra.begin(), extra.end(),
-                                        [&](const auto& e) { return e.first == name; });
+    const bool overridden =
+        std::any_of(extra.begin(), extra.end(), [&](const auto& e) { return e.first == name; });
     if (!overridden) env.push_back(std::move(var));
   }
   for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
@@ -44,10 +44,11 @@ int exit_code_of(int status) {
   return -1;
 }
 
-// Forks and execs the binary with stdin /dev/null and stdout/stderr appended to the two files.
-pid_t spawn(const std::vector<std::string>& args, const EnvVars& env, const std::string& out_path,
-            const std::string& err_path, std::optional<unsigned> max_open_files = std::nullopt) {
-  std::vector<std::string> argv{promptcache_binary()};
+// Forks and execs `binary` with stdin /dev/null and stdout/stderr appended to the two files.
+pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const EnvVars& env,
+            const std::string& out_path, const std::string& err_path,
+            std::optional<unsigned> max_open_files = std::nullopt) {
+  std::vector<std::string> argv{binary};
   argv.insert(argv.end(), args.begin(), args.end());
   const detail::Fd in = detail::open_dev_null();
   const detail::Fd out = detail::open_append(out_path, 0600);
@@ -76,7 +77,7 @@ ServeProcess::ServeProcess(std::vector<std::string> args, EnvVars env,
   stdout_path_ = dir_ + "/stdout.log";
   stderr_path_ = dir_ + "/stderr.log";
   try {
-    pid_ = spawn(args_, env, stdout_path_, stderr_path_, max_open_files);
+    pid_ = spawn(promptcache_binary(), args_, env, stdout_path_, stderr_path_, max_open_files);
   } catch (...) {
     detail::remove_dir(dir_);
     throw;
@@ -172,10 +173,15 @@ std::string ServeProcess::stderr_text() const {
 
 ProcessResult run_promptcache(const std::vector<std::string>& args, const EnvVars& env,
                               std::chrono::milliseconds timeout) {
-  const std::string dir = detail::make_temp_dir("promptcache-serve-");
+  return run_program(promptcache_binary(), args, env, timeout);
+}
+
+ProcessResult run_program(const std::string& binary, const std::vector<std::string>& args,
+                          const EnvVars& env, std::chrono::milliseconds timeout) {
+  const std::string dir = detail::make_temp_dir("promptcache-run-");
   ProcessResult result;
   try {
-    const pid_t pid = spawn(args, env, dir + "/stdout.log", dir + "/stderr.log");
+    const pid_t pid = spawn(binary, args, env, dir + "/stdout.log", dir + "/stderr.log");
     int status = 0;
     if (detail::wait_for_exit(pid, timeout, &status)) {
       result.exit_code = exit_code_of(status);

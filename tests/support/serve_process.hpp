@@ -93,5 +93,9 @@ struct ProcessResult {
 // capturing stdout and stderr; kills it if it does not exit within `timeout`.
 ProcessResult run_promptcache(const std::vector<std::string>& args, const EnvVars& env = {},
                               std::chrono::milliseconds timeout = std::chrono::seconds(15));
+// The same for any program (the examples, say), with the same environment rules.
+ProcessResult run_program(const std::string& binary, const std::vector<std::string>& args,
+                          const EnvVars& env = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
 }  // namespace promptcache::testing

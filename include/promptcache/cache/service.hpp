@@ -361,7 +361,7 @@ class PromptCacheService {
   [[nodiscard]] CounterSnapshot counters() const noexcept;
 
   [[nodiscard]] store::Store& store() noexcept;
-  // "redis", "cluster" or "local".
+  // "redis" (one server or a cluster) or "local" (the in-process store).
   [[nodiscard]] std::string_view tier() const noexcept;
   [[nodiscard]] const CircuitBreaker& breaker() const noexcept;
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 namespace promptcache::cache {
 
@@ -17,8 +18,11 @@ namespace promptcache::cache {
 class Ttl {
  public:
   constexpr Ttl() noexcept = default;
-  constexpr Ttl(std::chrono::seconds seconds) noexcept  // NOLINT: converts implicitly
-      : given_(true), seconds_(seconds) {}
+  // Any duration that converts to whole seconds without loss: seconds, minutes, hours, days.
+  template <class Rep, class Period>
+  requires std::is_convertible_v<std::chrono::duration<Rep, Period>, std::chrono::seconds>
+  constexpr Ttl(std::chrono::duration<Rep, Period> duration) noexcept  // NOLINT: implicit
+      : given_(true), seconds_(duration) {}
 
   // Given or not; when given, the seconds (0: no expiry).
   [[nodiscard]] constexpr bool given() const noexcept { return given_; }

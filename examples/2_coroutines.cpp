@@ -1,16 +1,21 @@
-// The seed's usage as a program: the service from the environment (Redis when REDIS_URL is
-// set, the in-process store otherwise), get_with_fallback over a stand-in database, one
-// user's entries invalidated, the statistics printed.
+// 2 — coroutines: the seed's usage as a program on PromptCacheService, the coroutine API the
+// blocking facade wraps. The service from the environment (Redis when REDIS_URL is set, the
+// in-process store otherwise), get_with_fallback over a stand-in database, one user's entries
+// invalidated, the statistics printed.
 //
-//   REDIS_URL=redis://127.0.0.1:6379 ./example_seed_usage
+// Two rules for g++ 12 (Debian 12's compiler), which destroys a temporary of a co_await
+// expression twice: name a fallback or loader before the co_await (a temporary one is refused
+// at compile time), and build a JSON value into a named variable first.
+//
+//   REDIS_URL=redis://127.0.0.1:6379 ./2_coroutines
 #include <iostream>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "promptcache/cache/keys.hpp"
-#include "promptcache/cache/service.hpp"
+#include <promptcache/cache/keys.hpp>
+#include <promptcache/cache/service.hpp>
 
 namespace asio = boost::asio;
 namespace json = boost::json;
