@@ -3,8 +3,9 @@
 //
 // Failure behaviour, as in the seed: reads fail open (a miss, a warning, a counter, the error
 // on the span); writes, batch writes and invalidation throw CacheError. A circuit breaker
-// skips the store at once after repeated connection failures: reads miss, writes are dropped
-// and counted — nobody waits for a timeout during an outage.
+// skips the store at once after repeated connection failures: reads miss, writes throw
+// CacheError(error::circuit_open) and are counted as dropped — nobody waits for a timeout
+// during an outage. The README's table says what each operation does in each case.
 //
 // Threading: the service is safe to share between threads; each call runs on its caller's
 // coroutine, the store decides where its I/O happens (see net::Client).
