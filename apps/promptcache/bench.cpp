@@ -27,8 +27,7 @@
 #include "promptcache/error.hpp"
 #include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
-#include "promptcache/store/cluster_store.hpp"
-#include "promptcache/store/redis_store.hpp"
+#include "promptcache/store/factory.hpp"
 
 namespace promptcache::app {
 
@@ -163,11 +162,10 @@ asio::awaitable<bool> preload_raw(net::Client& client, const BenchOptions& o,
 // get_with_fallback with Redis down and the breaker open, beside the fallback alone: what the
 // cache adds to a call during an outage.
 asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
-                                std::shared_ptr<net::Client> client) {
-  const cache::CacheConfig env = cache::CacheConfig::from_env();
-  cache::ServiceOptions options = env.service_options();
+                                std::shared_ptr<store::Store> store) {
+  cache::ServiceOptions options = cache::CacheConfig::from_env().service_options();
   options.breaker.open_for = std::chrono::seconds(3600);  // stays open for the whole run
-  cache::PromptCacheService service(std::make_shared<store::RedisStore>(client), options);
+  cache::PromptCacheService service(std::move(store), options);
   const boost::json::value value = boost::json::parse(standard_value(o.value_bytes));
   std::size_t fallback_calls = 0;
   const cache::PromptCacheService::Fallback fallback =
@@ -202,7 +200,7 @@ asio::awaitable<int> run_outage(asio::io_context& io, const BenchOptions& o,
   std::cout << fmt::format(R"({{"workload":"fallback_outage","fallback_calls":{},"breaker":"{}"}})",
                            fallback_calls, cache::to_string(service.breaker().state()))
             << std::endl;
-  client->close();
+  service.close();
   co_return 0;
 }
 
@@ -477,50 +475,44 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     near = std::make_shared<cache::NearTier>(near_options);
     cfg.tracking.listener = near;
   }
-  auto client = std::make_shared<net::Client>(io.get_executor(), cfg);
-  if (outage) co_return co_await run_outage(io, o, client);
   // The cache's own settings (codec, breaker, TTL, cluster options) come from the environment,
-  // as for serve.
-  const cache::CacheConfig env = cache::CacheConfig::from_env();
-  std::shared_ptr<store::Store> store;
-  if (!cfg.seeds.empty()) {  // several hosts: a Redis Cluster
-    if (o.workload == "raw_get") {
+  // as for serve; the store is chosen as serve and the operator commands choose it (one server,
+  // a Sentinel's master, or a cluster: given, or found by asking the one node named).
+  cache::CacheConfig config = cache::CacheConfig::from_env();
+  config.redis = cfg;
+  config.cluster_nodes = cfg.seeds;
+  std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
+  executors.push_back(io.get_executor());
+  std::shared_ptr<store::Store> store = store::make_store(config.store_spec(near), executors);
+  if (outage) co_return co_await run_outage(io, o, std::move(store));
+  if (co_await store->connect()) {
+    std::cerr << "promptcache bench: cannot reach Redis: " << store->last_error() << "\n";
+    co_return 1;
+  }
+  // raw_get measures one server's client alone, beside redis-benchmark.
+  std::shared_ptr<net::Client> client;
+  if (o.workload == "raw_get") {
+    if (!cfg.seeds.empty()) {
       std::cerr << "promptcache bench: raw_get measures one server's client: give one host\n";
       co_return 2;
     }
-    std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
-    executors.push_back(io.get_executor());
-    auto cluster = std::make_shared<store::ClusterStore>(executors, cfg, cfg.seeds, env.cluster);
-    if (auto ec = co_await cluster->refresh()) {
-      std::cerr << "promptcache bench: cannot reach the cluster: " << ec.message() << "\n";
-      co_return 1;
-    }
-    store = cluster;
-  } else {
-    if (auto ec = co_await client->connect()) {
-      std::cerr << "promptcache bench: cannot reach Redis: " << client->last_error_message()
-                << "\n";
-      co_return 1;
-    }
-    store = std::make_shared<store::RedisStore>(client);
+    client = std::make_shared<net::Client>(io.get_executor(), cfg);
   }
   const std::string value_text = standard_value(o.value_bytes);
   const boost::json::value value = boost::json::parse(value_text);
-  cache::ServiceOptions options = env.service_options();
+  cache::ServiceOptions options = config.service_options();
   if (o.workload == "stampede") options.lease = std::chrono::milliseconds(o.lease_ms);
   cache::PromptCacheService service(store, options, nullptr, near);
   if (o.workload == "get_hit_l1" || o.workload == "stampede") {
     const int status = o.workload == "stampede" ? co_await run_stampede(io, o, service)
                                                 : co_await run_near(io, o, service, value_text);
     store->close();
-    client->close();
     co_return status;
   }
 
   if (o.workload == "invalidate_user") {
     const int status = co_await run_invalidate(o, service, value_text);
     store->close();
-    client->close();
     co_return status;
   }
   Step step;
@@ -610,7 +602,7 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
     co_await measure(io, o, c, calls, step);
   }
   store->close();
-  client->close();
+  if (client) client->close();
   co_return 0;
 }
 

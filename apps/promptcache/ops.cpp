@@ -20,8 +20,7 @@
 #include "promptcache/json_text.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/redact.hpp"
-#include "promptcache/store/cluster_store.hpp"
-#include "promptcache/store/redis_store.hpp"
+#include "promptcache/store/factory.hpp"
 
 namespace promptcache::app {
 
@@ -114,17 +113,10 @@ asio::awaitable<Cache> connect_cache(const Common& common) {
   // one clear line if it cannot be reached.
   std::vector<asio::any_io_executor> executors;  // not a braced list: g++ 12 coroutines
   executors.push_back(co_await asio::this_coro::executor);
-  std::shared_ptr<store::Store> chosen = cache::make_store(config, executors);
-  if (auto* cluster = dynamic_cast<store::ClusterStore*>(chosen.get())) {
-    if (auto ec = co_await cluster->refresh()) {
-      throw Failure{fmt::format("cannot reach the Redis cluster at {}: {}", config.redis->address(),
-                                ec.message())};
-    }
-  } else if (auto* redis = dynamic_cast<store::RedisStore*>(chosen.get())) {
-    if (co_await redis->client().connect()) {
-      throw Failure{fmt::format("cannot reach Redis at {}: {}", config.redis->address(),
-                                redis->client().last_error_message())};
-    }
+  std::shared_ptr<store::Store> chosen = store::make_store(config.store_spec(), executors);
+  if (co_await chosen->connect()) {
+    throw Failure{
+        fmt::format("cannot reach Redis at {}: {}", config.redis->address(), chosen->last_error())};
   }
   co_return Cache{std::make_unique<cache::PromptCacheService>(chosen, config.service_options())};
 }

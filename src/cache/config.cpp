@@ -1,5 +1,7 @@
 #include "promptcache/cache/config.hpp"
 
+#include "promptcache/store/factory.hpp"
+
 #include <fmt/format.h>
 
 #include "net/env_values.hpp"
@@ -109,6 +111,17 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
         std::max(cfg.service.breaker.max_open_for, cfg.service.breaker.open_for);
   }
   return cfg;
+}
+
+store::StoreSpec CacheConfig::store_spec(std::shared_ptr<net::TrackingListener> tracking) const {
+  store::StoreSpec spec;
+  spec.redis = redis;
+  spec.cluster_nodes = cluster_nodes;
+  spec.cluster = cluster;
+  spec.local = local;
+  spec.tracking = std::move(tracking);
+  spec.bcast_prefixes = near_bcast_prefixes;
+  return spec;
 }
 
 }  // namespace promptcache::cache

@@ -1,14 +1,9 @@
 // PromptCacheService, the handle: each operation is its core's (src/cache/service_core.cpp),
-// which background work shares; from_config and make_store choose what the core runs on.
+// which background work shares; from_config builds one from a configuration.
 #include "promptcache/cache/service.hpp"
 
 #include "cache/service_core.hpp"
-#include "promptcache/log.hpp"
-#include "promptcache/net/client.hpp"
-#include "promptcache/store/cluster_store.hpp"
-#include "promptcache/store/detect.hpp"
-#include "promptcache/store/local_store.hpp"
-#include "promptcache/store/redis_store.hpp"
+#include "promptcache/store/factory.hpp"
 
 namespace promptcache::cache {
 
@@ -187,38 +182,8 @@ std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     std::shared_ptr<telemetry::Tracer> tracer) {
   std::shared_ptr<NearTier> near;
   if (config.near && config.redis) near = std::make_shared<NearTier>(*config.near);
-  return std::make_unique<PromptCacheService>(make_store(config, executors, near),
+  return std::make_unique<PromptCacheService>(store::make_store(config.store_spec(near), executors),
                                               config.service_options(), std::move(tracer), near);
-}
-
-std::shared_ptr<store::Store> make_store(const CacheConfig& config,
-                                         const std::vector<asio::any_io_executor>& executors,
-                                         std::shared_ptr<net::TrackingListener> tracking) {
-  if (!config.redis) return std::make_shared<store::LocalStore>(config.local);
-  std::vector<cluster::NodeAddress> nodes = config.cluster_nodes;
-  net::ClientConfig redis = *config.redis;
-  if (tracking) {
-    redis.tracking.listener = std::move(tracking);
-    redis.tracking.bcast = !config.near_bcast_prefixes.empty();
-    redis.tracking.prefixes = config.near_bcast_prefixes;
-  }
-  if (nodes.empty() && !redis.sentinel && redis.transport != net::Transport::unix_socket) {
-    std::string detail;
-    auto enabled = store::probe_cluster_enabled_blocking(*config.redis, detail);  // untracked
-    if (!enabled) {
-      logger()->warn(
-          "cannot ask {} whether it is a cluster node ({}): one server assumed; "
-          "REDIS_CLUSTER_NODES names a cluster",
-          redis.address(), detail);
-    } else if (*enabled) {
-      logger()->info("{} is a cluster node: cluster mode", redis.address());
-      nodes.push_back({redis.host, redis.port});
-    }
-  }
-  if (!nodes.empty()) {
-    return std::make_shared<store::ClusterStore>(executors, redis, nodes, config.cluster);
-  }
-  return std::make_shared<store::RedisStore>(std::make_shared<net::Client>(executors, redis));
 }
 
 }  // namespace promptcache::cache

@@ -190,7 +190,9 @@ asio::awaitable<error_code> ClusterStore::refresh() {
     }
   }
   error_code last = make_error_code(error::cluster_down);
+  std::string failed_at;  // the node `last` came from
   for (const auto& node : candidates) {
+    failed_at = node.to_string();
     auto client = client_for(node);
     resp::Request shards;
     shards.push("CLUSTER", "SHARDS");
@@ -214,6 +216,7 @@ asio::awaitable<error_code> ClusterStore::refresh() {
       std::lock_guard lock(mutex_);
       map_ = std::move(*map);
       shard_clients_.clear();  // shard indices changed
+      last_error_.clear();
     }
     ++refreshes_;
     last_refresh_ms_ = now_ms();
@@ -221,7 +224,21 @@ asio::awaitable<error_code> ClusterStore::refresh() {
     co_return error_code{};
   }
   logger()->warn("cluster slot map refresh failed error=\"{}\"", last.message());
+  {
+    std::lock_guard lock(mutex_);
+    last_error_ = fmt::format("no node gave the slot map ({} nodes asked; last, {}: {})",
+                              candidates.size(), failed_at, last.message());
+  }
   co_return last;
+}
+
+asio::awaitable<error_code> ClusterStore::connect() {
+  co_return co_await refresh();
+}
+
+std::string ClusterStore::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
 }
 
 void ClusterStore::refresh_soon() {

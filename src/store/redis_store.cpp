@@ -292,4 +292,12 @@ asio::awaitable<Result<ServerStats>> RedisStore::server_stats() {
   co_return parse_info(info.value);
 }
 
+asio::awaitable<error_code> RedisStore::connect() {
+  co_return co_await client_->connect();
+}
+
+std::string RedisStore::last_error() const {
+  return client_->last_error_message();
+}
+
 }  // namespace promptcache::store

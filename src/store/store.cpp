@@ -28,4 +28,8 @@ boost::asio::awaitable<boost::system::error_code> Store::set(std::string_view ke
   co_return done ? boost::system::error_code{} : done.error();
 }
 
+boost::asio::awaitable<boost::system::error_code> Store::connect() {
+  co_return boost::system::error_code{};
+}
+
 }  // namespace promptcache::store

@@ -98,5 +98,23 @@ TEST(ServeOnCluster, one_cluster_node_in_redis_url_is_found_to_be_a_cluster) {
   std::filesystem::remove_all(dir);
 }
 
+// bench chooses its store where serve and the operator commands do (store::make_store): given
+// one cluster node, it finds the cluster — it used to write to that node alone and fail with
+// "the server refused some writes" (MOVED).
+TEST(ServeOnCluster, bench_given_one_cluster_node_runs_on_the_cluster) {
+  RedisCluster cluster;
+  const std::string one_node = cluster.nodes().front()->url();
+  const auto r = testing::run_promptcache({"bench", "--workload", "get_hit", "--redis", one_node,
+                                           "--ops", "2000", "--keys", "200", "--concurrency", "4"},
+                                          {}, std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto last = r.out.substr(r.out.rfind('{', r.out.size() - 2));
+  const auto result = json::parse(last).as_object();
+  EXPECT_EQ(result.at("workload"), "get_hit") << r.out;
+  EXPECT_GT(result.at("ops_per_s").to_number<double>(), 0) << r.out;
+  // Its writes landed on every master, not the one named.
+  for (auto* master : cluster.masters()) EXPECT_GT(std::stoi(master->cli({"DBSIZE"})), 0);
+}
+
 }  // namespace
 }  // namespace promptcache

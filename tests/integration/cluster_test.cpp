@@ -17,6 +17,7 @@
 #include "promptcache/cache/service.hpp"
 #include "promptcache/cluster/slot.hpp"
 #include "promptcache/store/cluster_store.hpp"
+#include "promptcache/store/factory.hpp"
 #include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
 #include "support/redis_cluster.hpp"
@@ -370,7 +371,7 @@ TEST_F(Cluster, the_service_from_config_runs_every_seed_operation_on_the_cluster
 TEST_F(Cluster, one_node_in_the_configuration_is_asked_and_found_to_be_a_cluster) {
   cache::CacheConfig config;
   config.redis = net::ClientConfig::from_url(cluster_.nodes().front()->url());
-  auto chosen = cache::make_store(config, {io_.get_executor()});
+  auto chosen = store::make_store(config.store_spec(), {io_.get_executor()});
   auto* cluster = dynamic_cast<ClusterStore*>(chosen.get());
   ASSERT_NE(cluster, nullptr);
   std::vector<Entry> entries;

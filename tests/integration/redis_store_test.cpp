@@ -16,6 +16,7 @@
 #include "promptcache/error.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/detect.hpp"
+#include "promptcache/store/factory.hpp"
 #include "promptcache/store/redis_store.hpp"
 #include "support/co_assert.hpp"
 #include "support/io_runner.hpp"
@@ -157,7 +158,7 @@ TEST(MakeStore, a_standalone_server_gets_the_redis_store_and_an_unreachable_one_
   EXPECT_FALSE(*enabled);
   cache::CacheConfig config;
   config.redis = ClientConfig::from_url(server.url());
-  auto chosen = cache::make_store(config, {io.get_executor()});
+  auto chosen = store::make_store(config.store_spec(), {io.get_executor()});
   EXPECT_NE(dynamic_cast<RedisStore*>(chosen.get()), nullptr);
   chosen->close();
 
@@ -168,7 +169,7 @@ TEST(MakeStore, a_standalone_server_gets_the_redis_store_and_an_unreachable_one_
   EXPECT_FALSE(down);
   EXPECT_NE(detail.find("refused"), std::string::npos) << detail;
   config.redis = ClientConfig::from_url(url);
-  auto fallback = cache::make_store(config, {io.get_executor()});
+  auto fallback = store::make_store(config.store_spec(), {io.get_executor()});
   EXPECT_NE(dynamic_cast<RedisStore*>(fallback.get()), nullptr);
   fallback->close();
 }

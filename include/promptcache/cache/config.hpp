@@ -14,6 +14,10 @@
 #include "promptcache/net/endpoint.hpp"
 #include "promptcache/store/options.hpp"
 
+namespace promptcache::store {
+struct StoreSpec;
+}  // namespace promptcache::store
+
 namespace promptcache::cache {
 
 using store::LocalStoreOptions;
@@ -72,6 +76,10 @@ struct CacheConfig {
   std::vector<std::string> near_bcast_prefixes;
 
   [[nodiscard]] const ServiceOptions& service_options() const noexcept { return service; }
+  // What store::make_store chooses the store from (store/factory.hpp); `tracking`: the near
+  // tier listening to the clients' invalidations, if any.
+  [[nodiscard]] store::StoreSpec store_spec(
+      std::shared_ptr<net::TrackingListener> tracking = nullptr) const;
 
   // Throws net::ConfigError naming the variable.
   [[nodiscard]] static CacheConfig from_env(

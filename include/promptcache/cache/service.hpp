@@ -122,7 +122,8 @@ class PromptCacheService {
                      std::shared_ptr<telemetry::Tracer> tracer = nullptr,
                      std::shared_ptr<NearTier> near = nullptr);
 
-  // The service on make_store(config, executors), with the near tier the configuration asks
+  // The service on store::make_store(config.store_spec(), executors), with the near tier the
+  // configuration asks
   // for. Throws net::ConfigError for an unusable TLS file. With one Redis server configured
   // (REDIS_URL or REDIS_HOST, no REDIS_CLUSTER_NODES) it first asks that server whether it is a
   // cluster node (INFO cluster), blocking the caller up to REDIS_CONNECT_TIMEOUT (5 s) when the
@@ -370,14 +371,5 @@ class PromptCacheService {
   std::shared_ptr<ServiceCore> core_;  // shared with the service's background work
   std::shared_ptr<NearTier> near_;     // for peek_with (also the core's)
 };
-
-// The store a configuration names: the in-process store without Redis; a Redis Cluster when
-// cluster nodes are given or the one server configured says cluster_enabled:1 (asked once,
-// blocking, up to the connect timeout; a server that cannot be asked is taken as standalone);
-// otherwise one server, standalone or the master Sentinel names. Clients run on `executors`.
-// `tracking`: the listener of the clients' CLIENT TRACKING stream (a near tier), if any.
-[[nodiscard]] std::shared_ptr<store::Store> make_store(
-    const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
-    std::shared_ptr<net::TrackingListener> tracking = nullptr);
 
 }  // namespace promptcache::cache

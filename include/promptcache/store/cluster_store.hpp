@@ -45,6 +45,9 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   // Loads the slot map (CLUSTER SHARDS, or CLUSTER SLOTS before Redis 7). Optional: the first
   // command loads it too.
   boost::asio::awaitable<boost::system::error_code> refresh();
+  // refresh(): the cluster is reached once its slot map is loaded.
+  boost::asio::awaitable<boost::system::error_code> connect() override;
+  [[nodiscard]] std::string last_error() const override;
 
   boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key,
                                                                  Deadline deadline = {}) override;
@@ -113,8 +116,9 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   net::ClientConfig node_config_;
   std::vector<cluster::NodeAddress> seeds_;
 
-  mutable std::mutex mutex_;  // guards map_ and clients_
+  mutable std::mutex mutex_;  // guards map_, clients_, shard_clients_ and last_error_
   cluster::SlotMap map_;
+  std::string last_error_;  // why the last refresh failed (empty after a success)
   std::map<std::string, std::shared_ptr<net::Client>> clients_;  // by "host:port"
   std::vector<std::shared_ptr<net::Client>> shard_clients_;      // by shard index in map_
   std::atomic<bool> refreshing_{false};

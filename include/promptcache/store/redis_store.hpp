@@ -37,6 +37,8 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<bool>> release_lease(std::string_view key, std::string_view token,
                                                      Deadline deadline = {}) override;
   boost::asio::awaitable<Result<ServerStats>> server_stats() override;
+  boost::asio::awaitable<boost::system::error_code> connect() override;
+  [[nodiscard]] std::string last_error() const override;
   void close() override { client_->close(); }
 
  private:

@@ -144,6 +144,12 @@ class Store {
   [[nodiscard]] virtual boost::asio::awaitable<Result<bool>> release_lease(
       std::string_view key, std::string_view token, Deadline deadline = {}) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<Result<ServerStats>> server_stats() = 0;
+  // Connects now rather than at the first command (a cluster loads its slot map): for a tool
+  // that must say at once whether the cache can be reached. The error; nothing to do for the
+  // in-process store.
+  [[nodiscard]] virtual boost::asio::awaitable<boost::system::error_code> connect();
+  // The last connection failure in words, for that tool's one line (empty when none).
+  [[nodiscard]] virtual std::string last_error() const { return {}; }
   // Releases connections; calls after it fail. The in-process store has nothing to close.
   virtual void close() {}
 };
