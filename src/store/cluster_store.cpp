@@ -14,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "promptcache/cluster/redirect.hpp"
+#include "promptcache/cluster/routing.hpp"
+#include "promptcache/cluster/slot.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/log.hpp"
 #include "promptcache/store/redis_store.hpp"
@@ -28,9 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// A command meets at most this many redirects and busy replies before it fails: enough to ride
-// out a resharding step or a failover's last moments, not to hang a caller.
-constexpr int max_attempts = 8;
 constexpr auto refresh_interval = std::chrono::milliseconds(100);  // at most one per interval
 
 // Keeps every top-level reply: its type and, for scalars, its value.
@@ -256,130 +255,112 @@ void ClusterStore::refresh_soon() {
 
 asio::awaitable<std::vector<ClusterStore::Reply>> ClusterStore::run(std::vector<Command> commands) {
   std::vector<Reply> out(commands.size());
-  std::vector<std::size_t> pending(commands.size());
-  std::iota(pending.begin(), pending.end(), std::size_t{0});
-  std::vector<std::optional<NodeAddress>> ask_to(commands.size());
-  const auto ex = co_await asio::this_coro::executor;
+  std::vector<cluster::Routed> routed(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    routed[i] = cluster::Routed{cluster::key_slot(commands[i].key), commands[i].read};
+  }
+  // A caller's budget (the commands of one call share it) ends the retries too.
+  const auto deadline = commands.empty() ? Deadline{} : commands.front().request.deadline();
+  cluster::BatchRouter router(std::move(routed), options_.read_from_replicas, deadline);
   bool loaded = false;
   {
     std::lock_guard lock(mutex_);
     loaded = map_.covered() > 0;
   }
   if (!loaded) (void)co_await refresh();
-
-  struct Group {
-    NodeAddress node;
-    std::vector<std::size_t> commands;
-    resp::Request request;
-    Recorder recorder;
-    error_code ec;
-  };
-  // A caller's budget (the commands of one call share it) ends the retries too.
-  const auto deadline = commands.empty() ? Deadline{} : commands.front().request.deadline();
-  for (int attempt = 0; !pending.empty(); ++attempt) {
-    if (attempt > 0 && deadline != Deadline{} && std::chrono::steady_clock::now() >= deadline) {
-      for (std::size_t i : pending) out[i].error = make_error_code(error::timeout);
-      break;
+  while (router.next_round(Clock::now())) {
+    cluster::RoutePlan plan;
+    {
+      std::lock_guard lock(mutex_);
+      std::uint64_t turn = next_replica_.load(std::memory_order_relaxed);
+      plan = router.plan_round(map_, turn);
+      next_replica_.store(turn, std::memory_order_relaxed);
     }
-    const bool last_try = attempt + 1 == max_attempts;
-    std::map<std::string, Group> groups;
-    std::vector<std::size_t> retry;
-    bool uncovered = false;
-    for (std::size_t i : pending) {
-      // A redirected command goes where it was sent; a retry after a failure to the master.
-      auto target =
-          ask_to[i] ? ask_to[i] : node_for(commands[i].key, commands[i].read && attempt == 0);
-      if (!target) {
-        uncovered = true;
-        if (last_try) {
-          out[i].error = make_error_code(error::cluster_down);
-        } else {
-          retry.push_back(i);
-        }
+    std::vector<Sent> sent = co_await send(plan, commands, router);
+    for (std::size_t g = 0; g < plan.groups.size(); ++g) {
+      if (sent[g].ec) {
+        router.on_failed(plan.groups[g], sent[g].ec);
         continue;
       }
-      Group& g = groups[target->to_string()];
-      g.node = *target;
-      g.request.set_deadline(deadline);
-      g.commands.push_back(i);
-      if (ask_to[i]) g.request.push("ASKING");
-      g.request.append(commands[i].request);
+      take_replies(plan.groups[g], sent[g].replies, router, out);
     }
-    if (!groups.empty()) {
-      Countdown countdown(ex, groups.size());
-      for (auto& [name, g] : groups) {
-        auto client = client_for(g.node);
-        Group* group = &g;
-        asio::co_spawn(ex, client->execute(g.request, g.recorder),
-                       [&countdown, group, client](std::exception_ptr e, error_code ec) {
-                         group->ec = e ? make_error_code(error::closed) : ec;
-                         countdown.done();
-                       });
-      }
-      co_await countdown.wait();
-    }
-    bool busy = false;
-    for (auto& [name, g] : groups) {
-      if (g.ec) {
-        refresh_soon();  // the node may be gone: a failover, a resharding
-        for (std::size_t i : g.commands) {
-          ask_to[i].reset();
-          if (last_try) {
-            out[i].error = g.ec;
-          } else {
-            retry.push_back(i);
-          }
-        }
-        busy = true;
-        continue;
-      }
-      std::size_t r = 0;
-      for (std::size_t i : g.commands) {
-        if (ask_to[i]) ++r;  // ASKING's own OK
-        if (r >= g.recorder.replies.size()) {
-          out[i].error = make_error_code(error::unexpected_reply);
-          continue;
-        }
-        Reply& reply = g.recorder.replies[r++];
-        auto redirect =
-            resp::is_error(reply.type) ? cluster::parse_redirect(reply.value) : std::nullopt;
-        ask_to[i].reset();
-        if (!redirect || last_try) {
-          out[i] = std::move(reply);
-          continue;
-        }
-        switch (redirect->kind) {
-          case cluster::Redirect::Kind::moved: {
-            ++moved_;
-            std::lock_guard lock(mutex_);
-            map_.move_slot(redirect->slot, redirect->target);
-            break;
-          }
-          case cluster::Redirect::Kind::ask:
-            ++ask_;
-            ask_to[i] = redirect->target;
-            break;
-          case cluster::Redirect::Kind::try_again:
-            ++try_again_;
-            busy = true;
-            break;
-          case cluster::Redirect::Kind::readonly:
-            busy = true;
-            break;
-        }
-        if (redirect->kind != cluster::Redirect::Kind::ask) refresh_soon();
-        retry.push_back(i);
-      }
-    }
-    if (uncovered) {
+    const auto end = router.end_round();
+    if (end.refresh_now) {
       (void)co_await refresh();
-      busy = true;
+    } else if (end.refresh_soon) {
+      refresh_soon();
     }
-    pending = std::move(retry);
-    std::sort(pending.begin(), pending.end());  // keeps each node's commands in their order
-    if (!pending.empty() && busy) co_await pause(std::chrono::milliseconds(10 << attempt));
+    if (end.pause.count() > 0) co_await pause(end.pause);
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (auto ec = router.error(i)) out[i].error = ec;
   }
   co_return out;
+}
+
+asio::awaitable<std::vector<ClusterStore::Sent>> ClusterStore::send(
+    const cluster::RoutePlan& plan, const std::vector<Command>& commands,
+    const cluster::BatchRouter& router) {
+  std::vector<Sent> sent(plan.groups.size());
+  if (plan.groups.empty()) co_return sent;
+  const auto ex = co_await asio::this_coro::executor;
+  std::vector<resp::Request> requests(plan.groups.size());
+  std::vector<Recorder> recorders(plan.groups.size());
+  Countdown countdown(ex, plan.groups.size());
+  for (std::size_t g = 0; g < plan.groups.size(); ++g) {
+    const auto& group = plan.groups[g];
+    for (std::size_t i : group.commands) {
+      requests[g].set_deadline(commands[i].request.deadline());
+      if (router.asking(i)) requests[g].push("ASKING");
+      requests[g].append(commands[i].request);
+    }
+    auto client = client_for(group.node);
+    Sent* slot = &sent[g];
+    asio::co_spawn(ex, client->execute(requests[g], recorders[g]),
+                   [&countdown, slot, client](std::exception_ptr e, error_code ec) {
+                     slot->ec = e ? make_error_code(error::closed) : ec;
+                     countdown.done();
+                   });
+  }
+  co_await countdown.wait();
+  for (std::size_t g = 0; g < plan.groups.size(); ++g) {
+    sent[g].replies = std::move(recorders[g].replies);
+  }
+  co_return sent;
+}
+
+void ClusterStore::take_replies(const cluster::NodeGroup& group, std::vector<Reply>& replies,
+                                cluster::BatchRouter& router, std::vector<Reply>& out) {
+  std::size_t r = 0;
+  for (std::size_t i : group.commands) {
+    if (router.asking(i)) ++r;  // ASKING's own OK
+    if (r >= replies.size()) {
+      out[i].error = make_error_code(error::unexpected_reply);
+      continue;
+    }
+    Reply& reply = replies[r++];
+    const bool is_error = resp::is_error(reply.type);
+    switch (router.on_reply(i, is_error, reply.value)) {
+      case cluster::Verdict::done:
+        out[i] = std::move(reply);
+        break;
+      case cluster::Verdict::moved: {
+        ++moved_;
+        const auto c = cluster::classify(is_error, reply.value);
+        std::lock_guard lock(mutex_);
+        map_.move_slot(c.slot, c.target);
+        break;
+      }
+      case cluster::Verdict::ask:
+        ++ask_;
+        break;
+      case cluster::Verdict::try_again:
+        ++try_again_;
+        break;
+      case cluster::Verdict::refresh:
+        break;
+    }
+  }
 }
 
 asio::awaitable<Result<std::optional<std::string>>> ClusterStore::get(std::string_view key,

@@ -17,6 +17,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "promptcache/cluster/routing.hpp"
 #include "promptcache/cluster/slot_map.hpp"
 #include "promptcache/net/client.hpp"
 #include "promptcache/store/options.hpp"
@@ -99,6 +100,21 @@ class ClusterStore final : public Store, public std::enable_shared_from_this<Clu
   // run() of commands that push() fills; those a node answers NOSCRIPT to go again with EVAL.
   boost::asio::awaitable<std::vector<Reply>> run_scripts(std::vector<Command> commands,
                                                          const ScriptPush& push);
+
+  // One group's answer: the top-level replies its node sent, or why it sent none.
+  struct Sent {
+    boost::system::error_code ec;
+    std::vector<Reply> replies;
+  };
+  // Sends each of a round's groups to its node at once (ASKING where the router says), and
+  // waits for them all.
+  boost::asio::awaitable<std::vector<Sent>> send(const cluster::RoutePlan& plan,
+                                                 const std::vector<Command>& commands,
+                                                 const cluster::BatchRouter& router);
+  // A group's replies handed to the router, command by command: the answers into `out`, a MOVED
+  // into the map.
+  void take_replies(const cluster::NodeGroup& group, std::vector<Reply>& replies,
+                    cluster::BatchRouter& router, std::vector<Reply>& out);
 
   std::shared_ptr<net::Client> client_for(const cluster::NodeAddress& node);
   std::shared_ptr<net::Client> client_for_locked(const cluster::NodeAddress& node);
