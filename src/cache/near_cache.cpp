@@ -1,5 +1,10 @@
 #include "promptcache/cache/near_cache.hpp"
 
+#include "cache/near/frequency_sketch.hpp"
+#include "cache/near/hash.hpp"
+#include "cache/near/intrusive_list.hpp"
+#include "cache/near/spin_lock.hpp"
+
 #include <time.h>
 #include <algorithm>
 #include <array>
@@ -16,135 +21,16 @@ namespace promptcache::cache {
 
 namespace {
 
+using near::FrequencySketch;
+using near::hash_key;
+using near::SpinGuard;
+using near::SpinLock;
 using Clock = NearCache::Clock;
 
 constexpr std::size_t max_shards = std::size_t{1} << 16;
 constexpr std::size_t min_shard_bytes = std::size_t{16} * 1024;
 // Beyond this many entries a shard's sketch (8 bytes per entry) stops growing.
 constexpr std::size_t max_sketched = std::size_t{1} << 24;
-
-std::uint64_t load64(const char* p) noexcept {
-  std::uint64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-std::uint64_t load32(const char* p) noexcept {
-  std::uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// The 128-bit product folded to 64 bits: one multiply mixes every input bit into the output.
-std::uint64_t fold(std::uint64_t a, std::uint64_t b) noexcept {
-  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
-  return static_cast<std::uint64_t>(r) ^ static_cast<std::uint64_t>(r >> 64);
-}
-
-// A multiply-fold hash of 16 bytes per step (the wyhash construction): a 100-byte key in about
-// a quarter of std::hash's time, which was a fifth of a hit. Shards, buckets and the sketch
-// all take their bits from it.
-std::size_t hash_key(std::string_view key) noexcept {
-  constexpr std::uint64_t p0 = 0xa0761d6478bd642full;
-  constexpr std::uint64_t p1 = 0xe7037ed1a0b428dbull;
-  constexpr std::uint64_t p2 = 0x8ebc6af09c88c6e3ull;
-  const char* p = key.data();
-  std::size_t n = key.size();
-  std::uint64_t seed = p0 ^ fold(n ^ p0, p1);
-  while (n > 16) {
-    seed = fold(load64(p) ^ p1, load64(p + 8) ^ seed);
-    p += 16;
-    n -= 16;
-  }
-  std::uint64_t a = 0;
-  std::uint64_t b = 0;
-  if (n > 8) {
-    a = load64(p);
-    b = load64(p + n - 8);
-  } else if (n >= 4) {
-    a = load32(p);
-    b = load32(p + n - 4);
-  } else if (n > 0) {
-    const auto byte = [&](std::size_t i) {
-      return static_cast<std::uint64_t>(static_cast<unsigned char>(p[i]));
-    };
-    a = (byte(0) << 16) | (byte(n >> 1) << 8) | byte(n - 1);
-  }
-  return static_cast<std::size_t>(fold(p2 ^ key.size(), fold(a ^ p1, b ^ seed)));
-}
-
-// A count-min sketch of 4-bit saturating counters, sixteen to a word, four per key, all four in
-// one 64-byte block so that recording or estimating costs one cache miss (Caffeine's
-// FrequencySketch). Halving every counter after sample_size recorded increments ages the
-// history; the odd counters' lost halves are taken off the tally the same way.
-class FrequencySketch {
- public:
-  FrequencySketch() = default;
-  explicit FrequencySketch(std::size_t capacity)
-      : blocks_(std::bit_ceil(std::max<std::size_t>(capacity, 8)) / 8),
-        table_(std::make_unique<Block[]>(blocks_)),
-        sample_size_(10 * std::max<std::size_t>(capacity, 1)) {}
-
-  void record(std::uint64_t hash) noexcept {
-    Block& b = block_of(hash);
-    const std::uint64_t h = rehash(hash);
-    bool added = false;
-    for (unsigned i = 0; i < 4; ++i) {
-      const auto [word, shift] = counter(h, i);
-      const std::uint64_t full = std::uint64_t{15} << shift;
-      if ((b.words[word] & full) != full) {
-        b.words[word] += std::uint64_t{1} << shift;
-        added = true;
-      }
-    }
-    if (added && ++additions_ >= sample_size_) halve();
-  }
-
-  [[nodiscard]] unsigned frequency(std::uint64_t hash) const noexcept {
-    const Block& b = block_of(hash);
-    const std::uint64_t h = rehash(hash);
-    unsigned f = 15;
-    for (unsigned i = 0; i < 4; ++i) {
-      const auto [word, shift] = counter(h, i);
-      f = std::min(f, static_cast<unsigned>((b.words[word] >> shift) & 15));
-    }
-    return f;
-  }
-
- private:
-  struct alignas(64) Block {
-    std::array<std::uint64_t, 8> words{};
-  };
-
-  [[nodiscard]] Block& block_of(std::uint64_t hash) const noexcept {
-    return table_[static_cast<std::size_t>(hash * 0xc3a5c85c97cb3127 >> 32) & (blocks_ - 1)];
-  }
-  [[nodiscard]] static std::uint64_t rehash(std::uint64_t hash) noexcept {
-    hash *= 0x9ae16a3b2f90404f;
-    return hash ^ (hash >> 29);
-  }
-  // The i-th counter: in word 2i or 2i+1 of the block (so four distinct words), any nibble.
-  [[nodiscard]] static std::pair<unsigned, unsigned> counter(std::uint64_t h, unsigned i) noexcept {
-    const auto byte = static_cast<unsigned>(h >> (i * 8));
-    return {2 * i + (byte & 1), ((byte >> 1) & 15) * 4};
-  }
-
-  void halve() noexcept {
-    std::size_t odd = 0;
-    for (std::size_t i = 0; i < blocks_; ++i) {
-      for (auto& word : table_[i].words) {
-        odd += static_cast<std::size_t>(std::popcount(word & 0x1111111111111111));
-        word = (word >> 1) & 0x7777777777777777;
-      }
-    }
-    additions_ = (additions_ - std::min(additions_, odd / 4)) / 2;
-  }
-
-  std::size_t blocks_ = 0;
-  std::unique_ptr<Block[]> table_;
-  std::size_t sample_size_ = 0;
-  std::size_t additions_ = 0;
-};
 
 // The map's key carries its hash: lookups hash once (the shard is chosen from the same hash),
 // and rehashing or erasing never hashes a key again.
@@ -190,109 +76,49 @@ static_assert(2 * sizeof(void*) + sizeof(std::pair<const StoredKey, Node>) + 2 *
                   sizeof(void*) + sizeof(NearValue) + 3 * 16 <=
               NearCache::entry_overhead);
 
-// An intrusive doubly linked list, oldest first, with the count and weight of its nodes.
-class List {
- public:
-  [[nodiscard]] Node* front() const noexcept { return head_; }
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
-
-  void push_back(Node* n) noexcept {
-    n->prev = tail_;
-    n->next = nullptr;
-    (tail_ != nullptr ? tail_->next : head_) = n;
-    tail_ = n;
-    ++size_;
-    bytes_ += n->bytes;
-  }
-  void remove(Node* n) noexcept {
-    (n->prev != nullptr ? n->prev->next : head_) = n->next;
-    (n->next != nullptr ? n->next->prev : tail_) = n->prev;
-    n->prev = n->next = nullptr;
-    --size_;
-    bytes_ -= n->bytes;
-  }
-  void move_to_back(Node* n) noexcept {
-    if (n == tail_) return;
-    remove(n);
-    push_back(n);
-  }
-  void clear() noexcept {
-    head_ = tail_ = nullptr;
-    size_ = bytes_ = 0;
-  }
-
- private:
-  Node* head_ = nullptr;
-  Node* tail_ = nullptr;
-  std::size_t size_ = 0;
-  std::size_t bytes_ = 0;
-};
+using List = near::IntrusiveList<Node>;
 
 // Is a region over its share of the entries or of the bytes? One entry always fits.
 bool over(const List& list, std::size_t max_entries, std::size_t max_bytes) noexcept {
   return list.size() > max_entries || (list.size() > 1 && list.bytes() > max_bytes);
 }
 
-// A test-and-test-and-set lock: the critical sections are a lookup and a few pointer moves,
-// where an uncontended std::mutex (a call and two atomic operations through glibc) cost more
-// than the rest of a hit. A waiter that spins long yields, so an oversubscribed machine does
-// not burn a core on it.
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (int spins = 0;; ++spins) {
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins > 64) {
-          std::this_thread::yield();
-        } else {
-          __builtin_ia32_pause();
-        }
-      }
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
-};
-
 }  // namespace
 
-// Everything below runs with `mutex` held.
+// A shard of the cache: every member below its lock is guarded by it (the annotations let
+// clang prove it; see thread_annotations.hpp).
 struct alignas(64) NearCache::Shard {
   SpinLock mutex;
-  std::unordered_map<StoredKey, Node, KeyHash, KeyEqual> map;
-  List window;
-  List probation;
-  List protected_segment;
-  List placeholders;  // oldest first
-  FrequencySketch sketch;
+  std::unordered_map<StoredKey, Node, KeyHash, KeyEqual> map PC_GUARDED_BY(mutex);
+  List window PC_GUARDED_BY(mutex);
+  List probation PC_GUARDED_BY(mutex);
+  List protected_segment PC_GUARDED_BY(mutex);
+  List placeholders PC_GUARDED_BY(mutex);  // oldest first
+  FrequencySketch sketch PC_GUARDED_BY(mutex);
 
-  std::size_t entry_cap = 0;
-  std::size_t byte_cap = 0;
-  std::size_t window_cap = 0;
-  std::size_t window_byte_cap = 0;
-  std::size_t protected_cap = 0;
-  std::size_t protected_byte_cap = 0;
-  std::size_t placeholder_cap = 0;
-  std::size_t placeholder_byte_cap = 0;
+  std::size_t entry_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t byte_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t window_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t window_byte_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t protected_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t protected_byte_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t placeholder_cap PC_GUARDED_BY(mutex) = 0;
+  std::size_t placeholder_byte_cap PC_GUARDED_BY(mutex) = 0;
 
-  std::size_t entries = 0;  // in window, probation and protected
-  std::size_t bytes = 0;
-  std::uint64_t next_ticket = 1;
+  std::size_t entries PC_GUARDED_BY(mutex) = 0;  // in window, probation and protected
+  std::size_t bytes PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t next_ticket PC_GUARDED_BY(mutex) = 1;
 
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
-  std::uint64_t fills = 0;
-  std::uint64_t rejected = 0;
-  std::uint64_t evictions = 0;
-  std::uint64_t invalidations = 0;
-  std::uint64_t expirations = 0;
-  std::uint64_t placeholders_dropped = 0;
+  std::uint64_t hits PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t misses PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t fills PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t rejected PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t evictions PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t invalidations PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t expirations PC_GUARDED_BY(mutex) = 0;
+  std::uint64_t placeholders_dropped PC_GUARDED_BY(mutex) = 0;
 
-  void configure(std::size_t max_entries, std::size_t max_bytes) {
+  void configure(std::size_t max_entries, std::size_t max_bytes) PC_REQUIRES(mutex) {
     entry_cap = max_entries;
     byte_cap = max_bytes;
     window_cap = std::max<std::size_t>(1, max_entries / 100);
@@ -306,7 +132,7 @@ struct alignas(64) NearCache::Shard {
     sketch = FrequencySketch(std::min({max_entries, max_bytes / entry_overhead, max_sketched}));
   }
 
-  List& list_of(Region r) noexcept {
+  List& list_of(Region r) noexcept PC_REQUIRES(mutex) {
     switch (r) {
       case Region::window:
         return window;
@@ -320,14 +146,14 @@ struct alignas(64) NearCache::Shard {
     return placeholders;
   }
 
-  void move(Node* n, Region to) noexcept {
+  void move(Node* n, Region to) noexcept PC_REQUIRES(mutex) {
     list_of(n->region).remove(n);
     n->region = to;
     list_of(to).push_back(n);
   }
 
   // Takes n out of its list and the accounting; it stays in the map.
-  void unlink(Node& n) noexcept {
+  void unlink(Node& n) noexcept PC_REQUIRES(mutex) {
     list_of(n.region).remove(&n);
     if (n.region != Region::placeholder) {
       --entries;
@@ -335,14 +161,14 @@ struct alignas(64) NearCache::Shard {
     }
   }
 
-  void erase(Node& n) {
+  void erase(Node& n) PC_REQUIRES(mutex) {
     unlink(n);
     map.erase(map.find(KeyView{n.key->text, n.key->hash}));
   }
 
   // A hit: window entries move to the window's back, probation entries are promoted to
   // protected (whose oldest go back to probation when it is over its share).
-  void touch(Node& n) noexcept {
+  void touch(Node& n) noexcept PC_REQUIRES(mutex) {
     switch (n.region) {
       case Region::window:
         window.move_to_back(&n);
@@ -363,13 +189,13 @@ struct alignas(64) NearCache::Shard {
 
   // The main region's entry to drop next: the oldest in probation (other than `candidate`),
   // else the oldest protected one.
-  Node* main_victim(const Node* candidate) const noexcept {
+  Node* main_victim(const Node* candidate) const noexcept PC_REQUIRES(mutex) {
     Node* v = probation.front();
     if (v != nullptr && v == candidate) v = v->next;
     return v != nullptr ? v : protected_segment.front();
   }
 
-  void make_placeholder(Node& n, std::size_t weight) {
+  void make_placeholder(Node& n, std::size_t weight) PC_REQUIRES(mutex) {
     n.value.reset();
     n.region = Region::placeholder;
     n.ticket = next_ticket++;
@@ -384,7 +210,7 @@ struct alignas(64) NearCache::Shard {
 
   // Publishes `fresh` (unlinked) in the window and restores the bounds; false when `fresh`
   // itself was refused.
-  bool insert(Node& fresh) {
+  bool insert(Node& fresh) PC_REQUIRES(mutex) {
     fresh.region = Region::window;
     window.push_back(&fresh);
     ++entries;
@@ -425,7 +251,7 @@ struct alignas(64) NearCache::Shard {
     return kept;
   }
 
-  void clear() noexcept {
+  void clear() noexcept PC_REQUIRES(mutex) {
     map.clear();
     window.clear();
     probation.clear();
@@ -485,6 +311,7 @@ NearCache::NearCache(NearCacheOptions options)
   shards_ = std::make_unique<Shard[]>(shards);
   if (!enabled_) return;
   for (std::size_t i = 0; i < shards; ++i) {
+    SpinGuard lock(shards_[i].mutex);  // uncontended: for the analysis, which sees no "new"
     shards_[i].configure(options_.max_entries / shards, options_.max_bytes / shards);
   }
 }
@@ -524,7 +351,7 @@ const NearValuePtr* NearCache::lookup(std::string_view key, Clock::time_point no
     return &slot.value;
   }
   Shard& s = shard_for(h);
-  std::lock_guard lock(s.mutex);
+  SpinGuard lock(s.mutex);
   s.sketch.record(h);
   const auto it = s.map.find(KeyView{key, h});
   if (it == s.map.end() || it->second.region == Region::placeholder) {
@@ -562,7 +389,7 @@ std::uint64_t NearCache::reserve(std::string_view key, Clock::time_point now) {
   const std::size_t h = hash_key(key);
   Shard& s = shard_for(h);
   const std::size_t weight = key.size() + entry_overhead;
-  std::lock_guard lock(s.mutex);
+  SpinGuard lock(s.mutex);
   if (weight > s.placeholder_byte_cap) return 0;
   Node* n = nullptr;
   if (const auto it = s.map.find(KeyView{key, h}); it != s.map.end()) {
@@ -586,7 +413,7 @@ bool NearCache::fill(std::string_view key, std::uint64_t ticket, NearValuePtr va
   if (!enabled_ || ticket == 0) return false;
   const std::size_t h = hash_key(key);
   Shard& s = shard_for(h);
-  std::lock_guard lock(s.mutex);
+  SpinGuard lock(s.mutex);
   const auto it = s.map.find(KeyView{key, h});
   if (it == s.map.end()) return false;
   Node& n = it->second;
@@ -616,7 +443,7 @@ void NearCache::cancel(std::string_view key, std::uint64_t ticket) {
   if (!enabled_ || ticket == 0) return;
   const std::size_t h = hash_key(key);
   Shard& s = shard_for(h);
-  std::lock_guard lock(s.mutex);
+  SpinGuard lock(s.mutex);
   const auto it = s.map.find(KeyView{key, h});
   if (it == s.map.end()) return;
   if (it->second.region == Region::placeholder && it->second.ticket == ticket) s.erase(it->second);
@@ -626,7 +453,7 @@ void NearCache::invalidate(std::string_view key) {
   if (!enabled_) return;
   const std::size_t h = hash_key(key);
   Shard& s = shard_for(h);
-  std::lock_guard lock(s.mutex);
+  SpinGuard lock(s.mutex);
   const auto it = s.map.find(KeyView{key, h});
   // Even for a key the shards do not hold: a front table may (the shards may have evicted it).
   // Inside the lock, after the removal: a lookup that found the old value started before.
@@ -641,7 +468,7 @@ void NearCache::invalidate(std::string_view key) {
 
 void NearCache::flush() {
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
-    std::lock_guard lock(shards_[i].mutex);
+    SpinGuard lock(shards_[i].mutex);
     shards_[i].clear();
   }
   epoch_.fetch_add(1, std::memory_order_acq_rel);  // every front-table slot with it
@@ -652,7 +479,7 @@ NearCache::Stats NearCache::stats() const {
   Stats out;
   for (std::size_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
-    std::lock_guard lock(s.mutex);
+    SpinGuard lock(s.mutex);
     out.hits += s.hits;
     out.misses += s.misses;
     out.fills += s.fills;
