@@ -18,6 +18,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include "cache/load_policy.hpp"
 #include "promptcache/cache/circuit_breaker.hpp"
 #include "promptcache/cache/config.hpp"
 #include "promptcache/cache/envelope.hpp"
@@ -237,6 +238,8 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
                                             std::string_view lease, std::string_view token);
   // Whether a value read now should be refreshed early (probabilistic, see ServiceOptions).
   [[nodiscard]] bool due_for_refresh(const EnvelopeMeta& meta) const;
+  // The options' load policy (load_policy.hpp).
+  [[nodiscard]] LoadPolicy policy() const noexcept;
   // Deletes, logs and counts a corrupt or foreign value.
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
   // JSON text (or the "not found" marker) in its envelope, soft-expiring after `ttl`.
