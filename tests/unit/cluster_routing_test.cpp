@@ -11,24 +11,17 @@
 
 #include "promptcache/error.hpp"
 #include "promptcache/resp/reply.hpp"
+#include "support/resp_builders.hpp"
 
 namespace promptcache::cluster {
 namespace {
 
 using namespace std::chrono_literals;
 using resp::Reply;
+using namespace testing::resp_builders;
 using resp::Type;
 using Clock = BatchRouter::Clock;
 
-Reply str(std::string v) {
-  return Reply{Type::blob_string, std::move(v), {}};
-}
-Reply num(std::int64_t v) {
-  return Reply{Type::number, std::to_string(v), {}};
-}
-Reply arr(std::vector<Reply> e) {
-  return Reply{Type::array, {}, std::move(e)};
-}
 Reply node(const std::string& ip, int port) {
   return arr({str(ip), num(port), str(ip + "-id")});
 }

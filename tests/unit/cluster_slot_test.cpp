@@ -7,11 +7,13 @@
 #include "promptcache/cluster/redirect.hpp"
 #include "promptcache/cluster/slot.hpp"
 #include "promptcache/cluster/slot_map.hpp"
+#include "support/resp_builders.hpp"
 
 namespace promptcache::cluster {
 namespace {
 
 using resp::Reply;
+using namespace testing::resp_builders;
 using resp::Type;
 
 TEST(ClusterSlot, crc16_matches_the_check_value_of_the_specification) {
@@ -49,20 +51,6 @@ TEST(ClusterSlot, parse_address_reads_host_port_and_bracketed_ipv6) {
   EXPECT_FALSE(parse_address(":7000"));
   EXPECT_FALSE(parse_address("host:7x"));
   EXPECT_EQ((NodeAddress{"::1", 7001}).to_string(), "[::1]:7001");
-}
-
-// Builders for replies as the parser hands them over.
-Reply str(std::string v) {
-  return Reply{Type::blob_string, std::move(v), {}};
-}
-Reply num(std::int64_t v) {
-  return Reply{Type::number, std::to_string(v), {}};
-}
-Reply map(std::vector<Reply> kv) {
-  return Reply{Type::map, {}, std::move(kv)};
-}
-Reply arr(std::vector<Reply> e) {
-  return Reply{Type::array, {}, std::move(e)};
 }
 
 Reply node(const std::string& ip, int port, const std::string& role,
