@@ -66,7 +66,7 @@ fuzz() {
 
 status=0
 fuzz resp_parser_fuzz tests/fuzz/corpus \
-  src/resp/parser.cpp src/net/error.cpp tests/fuzz/resp_parser_fuzz.cpp || status=1
+  src/resp/parser.cpp src/error.cpp tests/fuzz/resp_parser_fuzz.cpp || status=1
 # Beast header-only here (no BOOST_BEAST_SEPARATE_COMPILATION): nothing else to link.
 fuzz http_request_fuzz tests/fuzz/http_corpus -DBOOST_ENABLE_ASSERT_HANDLER \
   src/server/framing.cpp tests/fuzz/http_request_fuzz.cpp || status=1
