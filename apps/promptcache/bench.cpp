@@ -460,6 +460,66 @@ asio::awaitable<int> run_invalidate(const BenchOptions& o, cache::PromptCacheSer
   co_return intact == others.size() && scanned == target_entries ? 0 : 1;
 }
 
+// How many distinct batches the set_multiple workloads cycle through.
+constexpr std::size_t distinct_batches = 16;
+
+// set_multiple (JSON values), set_multiple_json (serialized) or set_multiple_versioned
+// (serialized, each entry newer than the last): one step writes one batch; ops counts entries.
+Step set_multiple_step(const BenchOptions& o, cache::PromptCacheService& service,
+                       const std::string& value_text, const boost::json::value& value) {
+  const bool versioned = o.workload == "set_multiple_versioned";
+  const bool serialized = versioned || o.workload == "set_multiple_json";
+  // Batches made up front, as a caller holds them: the loop measures the cache, not the
+  // making of keys and copies of values.
+  using Texts = std::vector<std::pair<std::string, std::string>>;
+  using Values = std::vector<std::pair<std::string, boost::json::value>>;
+  auto texts = std::make_shared<std::vector<Texts>>(distinct_batches);
+  auto values = std::make_shared<std::vector<Values>>(distinct_batches);
+  std::minstd_rand pick(42);
+  for (std::size_t b = 0; b < distinct_batches; ++b) {
+    for (std::size_t j = 0; j < o.batch; ++j) {
+      const std::size_t i = pick() % o.keys;
+      std::string key =
+          cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default");
+      if (serialized) {
+        (*texts)[b].emplace_back(std::move(key), value_text);
+      } else {
+        (*values)[b].emplace_back(std::move(key), value);
+      }
+    }
+  }
+  // Versions only grow, so every versioned write takes effect (the script's full path: the
+  // held version read, the value and the index written).
+  // Above whatever an earlier run left (microseconds since the epoch: exact in the script's
+  // Lua numbers until the year 2255).
+  auto next_version = std::make_shared<std::uint64_t>(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count()));
+  return [opts = &o, svc = &service, serialized, versioned, texts, values,
+          next_version](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
+    const BenchOptions& o = *opts;
+    cache::PromptCacheService& service = *svc;
+    const std::size_t b = rng() % distinct_batches;
+    try {
+      if (versioned) {
+        std::vector<cache::PromptCacheService::VersionedEntry> batch;
+        batch.reserve(o.batch);
+        for (const auto& [key, text] : (*texts)[b]) batch.push_back({key, text, ++*next_version});
+        co_await service.set_multiple_versioned(batch);
+      } else if (serialized) {
+        co_await service.set_multiple_json((*texts)[b]);
+      } else {
+        co_await service.set_multiple((*values)[b]);
+      }
+    } catch (const cache::CacheError& e) {
+      std::cerr << "promptcache bench: " << e.what() << "\n";
+      co_return 0;
+    }
+    co_return o.batch;
+  };
+}
+
 asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::ClientConfig cfg) {
   const bool outage = o.workload == "fallback_outage";
   if (outage) {
@@ -542,60 +602,9 @@ asio::awaitable<int> run(asio::io_context& io, const BenchOptions& o, net::Clien
       auto r = co_await service.get_analysis_result(hash, user, "default");
       co_return r ? 1 : 0;
     };
-  } else {  // set_multiple (JSON values), set_multiple_json (serialized) or
-            // set_multiple_versioned (serialized, each entry newer than the last); ops counts
-            // entries
+  } else {  // set_multiple, set_multiple_json or set_multiple_versioned: ops counts entries
     calls = std::max<std::size_t>(o.ops / o.batch, 1);
-    const bool versioned = o.workload == "set_multiple_versioned";
-    const bool serialized = versioned || o.workload == "set_multiple_json";
-    // Batches made up front, as a caller holds them: the loop measures the cache, not the
-    // making of keys and copies of values.
-    constexpr std::size_t distinct_batches = 16;
-    using Texts = std::vector<std::pair<std::string, std::string>>;
-    using Values = std::vector<std::pair<std::string, boost::json::value>>;
-    auto texts = std::make_shared<std::vector<Texts>>(distinct_batches);
-    auto values = std::make_shared<std::vector<Values>>(distinct_batches);
-    std::minstd_rand pick(42);
-    for (std::size_t b = 0; b < distinct_batches; ++b) {
-      for (std::size_t j = 0; j < o.batch; ++j) {
-        const std::size_t i = pick() % o.keys;
-        std::string key =
-            cache::analysis_key(prompt_hash(i), fmt::format("user{}", i % o.users), "default");
-        if (serialized) {
-          (*texts)[b].emplace_back(std::move(key), value_text);
-        } else {
-          (*values)[b].emplace_back(std::move(key), value);
-        }
-      }
-    }
-    // Versions only grow, so every versioned write takes effect (the script's full path: the
-    // held version read, the value and the index written).
-    // Above whatever an earlier run left (microseconds since the epoch: exact in the script's
-    // Lua numbers until the year 2255).
-    auto next_version = std::make_shared<std::uint64_t>(
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count()));
-    step = [&, serialized, versioned, texts, values,
-            next_version](std::minstd_rand& rng) -> asio::awaitable<std::size_t> {
-      const std::size_t b = rng() % distinct_batches;
-      try {
-        if (versioned) {
-          std::vector<cache::PromptCacheService::VersionedEntry> batch;
-          batch.reserve(o.batch);
-          for (const auto& [key, text] : (*texts)[b]) batch.push_back({key, text, ++*next_version});
-          co_await service.set_multiple_versioned(batch);
-        } else if (serialized) {
-          co_await service.set_multiple_json((*texts)[b]);
-        } else {
-          co_await service.set_multiple((*values)[b]);
-        }
-      } catch (const cache::CacheError& e) {
-        std::cerr << "promptcache bench: " << e.what() << "\n";
-        co_return 0;
-      }
-      co_return o.batch;
-    };
+    step = set_multiple_step(o, service, value_text, value);
   }
   for (std::size_t c : o.concurrency) {
     co_await measure(io, o, c, std::max<std::size_t>(calls / 20, c), step);  // warm-up
