@@ -4,14 +4,16 @@
 
 namespace promptcache::cache {
 
-bool LoadPolicy::refresh_due(SystemClock::time_point created, SystemClock::time_point soft_expiry,
-                             SystemClock::time_point now, double draw) const noexcept {
-  if (early_refresh <= 0 || soft_expiry == SystemClock::time_point{}) return false;
+double LoadPolicy::refresh_threshold(SystemClock::time_point created,
+                                     SystemClock::time_point soft_expiry,
+                                     SystemClock::time_point now) const noexcept {
+  constexpr double never = 2;  // no draw in [0, 1) reaches it
+  if (early_refresh <= 0 || soft_expiry == SystemClock::time_point{}) return never;
   const double life = std::chrono::duration<double>(soft_expiry - created).count();
   const double left = std::chrono::duration<double>(soft_expiry - now).count();
   const double window = life * early_refresh;
-  if (window <= 0 || left >= window) return false;
-  return draw >= left / window;  // left/window falls from 1 to 0 (and below, once stale)
+  if (window <= 0 || left >= window) return never;
+  return left / window;  // falls from 1 to 0 (and below, once stale)
 }
 
 std::chrono::milliseconds LoadPolicy::lease_pause(int polls) noexcept {

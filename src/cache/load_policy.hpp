@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <type_traits>
 
 namespace promptcache::cache {
 
@@ -18,10 +19,21 @@ struct LoadPolicy {
   // Whether a value written at `created` that goes stale at `soft_expiry` (epoch: never), read
   // at `now`, is refreshed in the background: only in the last `early_refresh` part of its
   // life, with a chance growing linearly from 0 at that window's start to 1 at the expiry;
-  // `draw` is uniform in [0, 1).
+  // `draw()` gives a number uniform in [0, 1), asked for only inside the window (a read outside
+  // it, the common case, costs no random number).
+  template <class Draw>
+  requires std::is_invocable_r_v<double, Draw&>
   [[nodiscard]] bool refresh_due(SystemClock::time_point created,
                                  SystemClock::time_point soft_expiry, SystemClock::time_point now,
-                                 double draw) const noexcept;
+                                 Draw&& draw) const {
+    const double threshold = refresh_threshold(created, soft_expiry, now);
+    return threshold <= 1 && draw() >= threshold;
+  }
+  [[nodiscard]] bool refresh_due(SystemClock::time_point created,
+                                 SystemClock::time_point soft_expiry, SystemClock::time_point now,
+                                 double draw) const noexcept {
+    return refresh_due(created, soft_expiry, now, [draw] { return draw; });
+  }
   // The pause before a lease waiter's poll number `polls` (0 first): 2 ms doubling to 50 ms.
   [[nodiscard]] static std::chrono::milliseconds lease_pause(int polls) noexcept;
   // How long a miss waits for another process's load at most: the lease's life twice over.
@@ -30,6 +42,13 @@ struct LoadPolicy {
   // store's clock): half a tombstone's life later, so that no fill outlives the tombstone that
   // must stop it.
   [[nodiscard]] std::int64_t fill_deadline_ms(SystemClock::time_point read_at) const noexcept;
+
+ private:
+  // The draw at or above which a read refreshes: left/window inside the window (1 at its start,
+  // 0 at the expiry, below once stale); above 1 when no refresh is due at all.
+  [[nodiscard]] double refresh_threshold(SystemClock::time_point created,
+                                         SystemClock::time_point soft_expiry,
+                                         SystemClock::time_point now) const noexcept;
 };
 
 }  // namespace promptcache::cache

@@ -123,6 +123,7 @@ ServiceCore::ServiceCore(std::shared_ptr<store::Store> store, ServiceOptions opt
                          std::shared_ptr<telemetry::Tracer> tracer, std::shared_ptr<NearTier> near)
     : store_(std::move(store)),
       options_(options),
+      policy_{options.early_refresh, options.lease, options.tombstone_ttl},
       tracer_(std::move(tracer)),
       breaker_(options.breaker),
       flights_(std::make_shared<SingleFlight>()),

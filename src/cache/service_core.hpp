@@ -238,8 +238,6 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
                                             std::string_view lease, std::string_view token);
   // Whether a value read now should be refreshed early (probabilistic, see ServiceOptions).
   [[nodiscard]] bool due_for_refresh(const EnvelopeMeta& meta) const;
-  // The options' load policy (load_policy.hpp).
-  [[nodiscard]] LoadPolicy policy() const noexcept;
   // Deletes, logs and counts a corrupt or foreign value.
   boost::asio::awaitable<void> discard(std::string_view key, std::size_t bytes);
   // JSON text (or the "not found" marker) in its envelope, soft-expiring after `ttl`.
@@ -262,6 +260,7 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
 
   std::shared_ptr<store::Store> store_;
   ServiceOptions options_;
+  LoadPolicy policy_;  // the part of options_ that load coordination decides with
   std::shared_ptr<telemetry::Tracer> tracer_;
   CircuitBreaker breaker_;
   Counters counters_;

@@ -116,18 +116,12 @@ asio::awaitable<ServiceCore::Lookup> ServiceCore::get_or_load_versioned(
 }
 
 bool ServiceCore::due_for_refresh(const EnvelopeMeta& meta) const {
-  if (options_.early_refresh <= 0) return false;  // no draw on the hits of the common case
-  thread_local std::minstd_rand rng(std::random_device{}());
-  const double draw = std::uniform_real_distribution<double>(0, 1)(rng);
-  return policy().refresh_due(meta.created, meta.soft_expiry, SystemClock::now(), draw);
-}
-
-LoadPolicy ServiceCore::policy() const noexcept {
-  LoadPolicy p;
-  p.early_refresh = options_.early_refresh;
-  p.lease = options_.lease;
-  p.tombstone_ttl = options_.tombstone_ttl;
-  return p;
+  if (policy_.early_refresh <= 0) return false;  // no clock read on the hits of the common case
+  const auto draw = [] {
+    thread_local std::minstd_rand rng(std::random_device{}());
+    return std::uniform_real_distribution<double>(0, 1)(rng);
+  };
+  return policy_.refresh_due(meta.created, meta.soft_expiry, SystemClock::now(), draw);
 }
 
 template <class T, class Parse, class MakeLoader>
@@ -235,7 +229,7 @@ asio::awaitable<std::optional<std::string>> ServiceCore::load_and_store(const st
     lease_key = "promptcache:lease:" + key;  // the key's hash tag, if any, still comes first
     thread_local std::mt19937_64 rng(std::random_device{}());
     token = fmt::format("{:016x}{:016x}", rng(), rng());
-    const auto deadline = Clock::now() + policy().lease_wait();
+    const auto deadline = Clock::now() + policy_.lease_wait();
     int polls = 0;
     for (;;) {
       auto got = co_await store_->acquire_lease(lease_key, token, options_.lease,
@@ -307,7 +301,7 @@ asio::awaitable<bool> ServiceCore::store_loaded(const std::string& key, const Ve
   put.deadline = deadline_in(plan.budget);
   if (loaded.version > 0) {
     // No fill outlives the tombstone that must stop it (see ServiceOptions::tombstone_ttl).
-    put.to_store.not_after_ms = policy().fill_deadline_ms(read_at);
+    put.to_store.not_after_ms = policy_.fill_deadline_ms(read_at);
   }
   try {
     (void)co_await write(key, put);

@@ -111,10 +111,10 @@ void BatchRouter::on_failed(const NodeGroup& group, error_code ec) {
   }
 }
 
-Verdict BatchRouter::on_reply(std::size_t i, bool is_error, std::string_view text) {
+Classified BatchRouter::on_reply(std::size_t i, bool is_error, std::string_view text) {
   ask_[i].reset();
   const Classified c = classify(is_error, text);
-  if (c.verdict == Verdict::done || last_round()) return Verdict::done;
+  if (c.verdict == Verdict::done || last_round()) return Classified{};
   switch (c.verdict) {
     case Verdict::ask:
       ask_[i] = c.target;
@@ -132,7 +132,7 @@ Verdict BatchRouter::on_reply(std::size_t i, bool is_error, std::string_view tex
       break;
   }
   retry_.push_back(i);
-  return c.verdict;
+  return c;
 }
 
 BatchRouter::RoundEnd BatchRouter::end_round() {

@@ -339,14 +339,13 @@ void ClusterStore::take_replies(const cluster::NodeGroup& group, std::vector<Rep
       continue;
     }
     Reply& reply = replies[r++];
-    const bool is_error = resp::is_error(reply.type);
-    switch (router.on_reply(i, is_error, reply.value)) {
+    const auto c = router.on_reply(i, resp::is_error(reply.type), reply.value);
+    switch (c.verdict) {
       case cluster::Verdict::done:
         out[i] = std::move(reply);
         break;
       case cluster::Verdict::moved: {
         ++moved_;
-        const auto c = cluster::classify(is_error, reply.value);
         std::lock_guard lock(mutex_);
         map_.move_slot(c.slot, c.target);
         break;

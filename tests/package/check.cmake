@@ -100,38 +100,35 @@ endforeach()
 file(READ "${WORK_DIR}/redis.pid" redis_pid)
 string(STRIP "${redis_pid}" redis_pid)
 
+# Runs `bin` with REDIS_URL=`url`; fails the test unless it exits `rc` and its stdout or
+# stderr (`stream`: out or err) matches `pattern`. Its stdout is left in run_out.
+function(expect_run bin url rc stream pattern what)
+  set(ENV{REDIS_URL} "${url}")
+  execute_process(COMMAND "${bin}" RESULT_VARIABLE got OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  TIMEOUT 60)
+  if(NOT got EQUAL rc OR NOT ${stream} MATCHES "${pattern}")
+    fail("${bin} ${what}: exit ${got} (${rc} expected)\nstdout: ${out}\nstderr: ${err}")
+  endif()
+  set(run_out "${out}" PARENT_SCOPE)
+endfunction()
+
+set(up "unix://${socket}")
 foreach(bin IN LISTS binaries)
-  set(ENV{REDIS_URL} "unix://${socket}")
-  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-                  TIMEOUT 60)
-  if(NOT rc EQUAL 0 OR NOT out MATCHES "\\{\"text\":\"hello\"\\}\n\\{\"score\":0.8\\}")
-    fail("${bin} with Redis: exit ${rc}\nstdout: ${out}\nstderr: ${err}")
-  endif()
+  expect_run("${bin}" "${up}" 0 out "\\{\"text\":\"hello\"\\}\n\\{\"score\":0.8\\}" "with Redis")
   # Redis down: the program must end, reporting the failed write.
-  set(ENV{REDIS_URL} "unix://${WORK_DIR}/nobody-listens.sock")
-  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-                  TIMEOUT 60)
-  if(NOT rc EQUAL 1 OR NOT err MATCHES "cache unavailable")
-    fail("${bin} with Redis down: exit ${rc} (1 expected)\nstdout: ${out}\nstderr: ${err}")
-  endif()
+  expect_run("${bin}" "unix://${WORK_DIR}/nobody-listens.sock" 1 err "cache unavailable"
+             "with Redis down")
   message(STATUS "${bin}: ok with Redis and with Redis down")
 endforeach()
 # Each Release-built example against the same Redis (the cluster one is run by the e2e tests).
 foreach(bin IN LISTS examples)
-  set(ENV{REDIS_URL} "unix://${socket}")
-  execute_process(COMMAND "${bin}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-                  TIMEOUT 60)
-  if(NOT rc EQUAL 0)
-    fail("${bin} with Redis: exit ${rc}\nstdout: ${out}\nstderr: ${err}")
-  endif()
+  expect_run("${bin}" "${up}" 0 out "" "with Redis")
   message(STATUS "${bin}: ok with Redis")
 endforeach()
 if(natural)
-  set(ENV{REDIS_URL} "unix://${socket}")
-  execute_process(COMMAND "${natural}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-                  TIMEOUT 60)
-  if(NOT rc EQUAL 0 OR NOT out MATCHES "set: \\{\"v\":1\\}" OR NOT out MATCHES "loads: 2\n")
-    fail("${natural} (ASan, UBSan): exit ${rc}\nstdout: ${out}\nstderr: ${err}")
+  expect_run("${natural}" "${up}" 0 out "set: \\{\"v\":1\\}" "(ASan, UBSan)")
+  if(NOT run_out MATCHES "loads: 2\n")
+    fail("${natural} (ASan, UBSan): two loads expected\nstdout: ${run_out}")
   endif()
   message(STATUS "${natural}: the natural calls ran clean under ASan and UBSan")
 endif()

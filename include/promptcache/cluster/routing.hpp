@@ -62,6 +62,9 @@ struct Classified {
   Verdict verdict = Verdict::done;
   std::uint16_t slot = 0;  // moved, ask
   NodeAddress target;      // moved, ask
+
+  operator Verdict() const noexcept { return verdict; }  // NOLINT: read as its verdict
+  friend bool operator==(const Classified& c, Verdict v) noexcept { return c.verdict == v; }
 };
 [[nodiscard]] Classified classify(bool is_error, std::string_view text);
 
@@ -87,10 +90,10 @@ class BatchRouter {
   // A group the node could not answer (`ec`: refused, lost, timed out): its commands go again
   // to their masters, or fail with `ec` in the last round.
   void on_failed(const NodeGroup& group, boost::system::error_code ec);
-  // Command i's reply. done: it is the command's answer (also what a redirect ends as in the
-  // last round); otherwise the command goes again and the verdict says what the caller does
-  // besides (moved: update its map).
-  [[nodiscard]] Verdict on_reply(std::size_t i, bool is_error, std::string_view text);
+  // Command i's reply. Verdict done: it is the command's answer (also what a redirect ends as
+  // in the last round); otherwise the command goes again and the verdict says what the caller
+  // does besides (moved: update its map with the slot and target given).
+  [[nodiscard]] Classified on_reply(std::size_t i, bool is_error, std::string_view text);
 
   struct RoundEnd {
     std::chrono::milliseconds pause{0};  // before the next round
