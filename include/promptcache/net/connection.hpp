@@ -23,7 +23,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,6 +37,9 @@
 #include <boost/system/error_code.hpp>
 
 #include "promptcache/net/config.hpp"
+#include "promptcache/net/sansio/connect_algo.hpp"
+#include "promptcache/net/sansio/read_buffer.hpp"
+#include "promptcache/net/sansio/request_queue.hpp"
 #include "promptcache/resp/parser.hpp"
 #include "promptcache/resp/reply.hpp"
 #include "promptcache/resp/request.hpp"
@@ -66,6 +68,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Clock = std::chrono::steady_clock;
   using PushHandler = std::function<void(const resp::Reply&)>;
 
+  // Where the link is. Only run() and close() change it.
+  enum class LinkState : std::uint8_t {
+    idle,        // not started: the first command (or connect()) starts it
+    connecting,  // an attempt under way, the first or after a lost link: commands queue
+    ready,       // connected: the writer sends, the reader completes
+    draining,    // the link dropped: the writer is stopping; then what was written fails
+    backoff,     // the pause before reconnecting after a lost link: commands queue
+    down,        // the last attempt failed: commands fail at once with its error while the
+                 // pauses and attempts go on (a server that is down costs callers nothing)
+    closed,      // close(): commands fail with error::closed
+  };
+
   [[nodiscard]] static std::shared_ptr<Connection> create(
       boost::asio::any_io_executor ex, ClientConfig cfg,
       std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
@@ -93,7 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Fails every command with error::closed and stops reconnecting. Idempotent.
   void close();
 
-  [[nodiscard]] bool connected() const noexcept { return connected_; }
+  [[nodiscard]] LinkState state() const noexcept { return state_; }
+  [[nodiscard]] bool connected() const noexcept { return state_ == LinkState::ready; }
   [[nodiscard]] bool resp3() const noexcept { return resp3_; }
   [[nodiscard]] const boost::asio::any_io_executor& get_executor() const noexcept { return ex_; }
   [[nodiscard]] const ClientConfig& config() const noexcept { return cfg_; }
@@ -106,37 +121,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // handlers are only ever move-constructed (emplace) and taken out (take_handler).
   using Handler = std::optional<boost::asio::any_completion_handler<void()>>;
 
-  // A caller waiting for its replies; pooled. Its completion handler is stored here and
-  // posted when the replies (or an error) arrive: no timer per command.
-  struct Waiter {
-    resp::ReplySink* sink = nullptr;
-    Clock::time_point deadline;
+  // A caller waiting for its replies; pooled. The queue tells it when they are in (or why
+  // not); it then posts its caller's resumption: no timer per command, no re-entry.
+  struct Waiter final : sansio::Completion {
+    Connection* owner = nullptr;
     Handler handler;
     boost::system::error_code ec;
+    void complete(boost::system::error_code result) noexcept override {
+      ec = result;
+      owner->resume(handler);
+    }
   };
-  // A queued request: [0, written_) are on the wire, the rest wait for the writer. A slot
-  // whose caller gave up keeps its place with a null waiter; if it was not written yet it
-  // also loses its request and expects no reply (a tombstone the writer skips).
-  struct Slot {
-    Waiter* waiter;
-    const resp::Request* request;  // valid until written
-    std::size_t replies;           // replies still expected
-    std::size_t bytes;
-  };
+  // The connect timeout's watchdog, for the attempt under way.
+  enum class Watch : std::uint8_t { idle, running, timed_out };
 
   Connection(boost::asio::any_io_executor ex, ClientConfig cfg,
              std::shared_ptr<boost::asio::ssl::context> tls);
 
+  // The runner: attempts, links and the pauses between them, until close().
   boost::asio::awaitable<void> run();
+  // One connected link, from ready to lost (the writer stopped, the written commands failed).
+  boost::asio::awaitable<void> serve_link();
+  boost::asio::awaitable<void> pause_before_retry(unsigned failures);
+  // One attempt: the ConnectAlgo driven over the stream, bounded by the connect timeout.
   boost::asio::awaitable<boost::system::error_code> connect_once();
-  boost::asio::awaitable<boost::system::error_code> handshake_with(std::string& detail);
-  // Sentinel: asks the sentinels for the master's address (into cfg_.host and cfg_.port).
-  boost::asio::awaitable<boost::system::error_code> discover_master(std::string& detail,
-                                                                    std::shared_ptr<int> state);
-  // Sentinel: the server found must say it is a master (it may be a demoted one).
-  boost::asio::awaitable<boost::system::error_code> check_role(std::string& detail);
+  boost::asio::awaitable<boost::system::error_code> drive(sansio::ConnectAlgo& algo);
+  boost::asio::awaitable<boost::system::error_code> open_stream(const std::optional<Endpoint>& to,
+                                                                std::string& why);
   boost::asio::awaitable<boost::system::error_code> exchange(const resp::Request& req,
-                                                             resp::ReplyCollector& out);
+                                                             sansio::Exchange& replies);
   boost::asio::awaitable<boost::system::error_code> reader();
   boost::asio::awaitable<void> writer(std::uint64_t generation);
   boost::asio::awaitable<void> health_check(std::uint64_t generation);
@@ -144,18 +157,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Reads more bytes into the read buffer; false on error (ec set).
   boost::asio::awaitable<bool> fill(boost::system::error_code& ec);
-  // An invalidation push, to cfg_.tracking.listener.
-  void track(const resp::Reply& message);
-  // Routes one parsed node to the push handler or the front caller; false: protocol error.
-  bool dispatch(const resp::Node& node);
-  void complete_front(boost::system::error_code ec);
-  void pop_front_slot();
-  void finish(Waiter* w, boost::system::error_code ec);
+  // A push message: invalidations to cfg_.tracking.listener, everything to the push handler.
+  void on_push(const resp::Reply& message);
   // Posts the handler (if any) to resume its coroutine; leaves `handler` empty.
   void resume(Handler& handler);
-  void fail_written(boost::system::error_code ec);
-  void fail_all(boost::system::error_code ec);
-  void expire_waiters();
   void arm_sweeper(Clock::time_point deadline);
   void wake_writer();
   void notify_connect_waiters();
@@ -168,27 +173,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void release_waiter(Waiter* w);
 
   boost::asio::any_io_executor ex_;
-  ClientConfig cfg_;
+  ClientConfig cfg_;  // Sentinel: host and port are the master's last found
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::unique_ptr<Stream> stream_;
-  resp::Parser parser_;
-
-  std::deque<Slot> queue_;
-  std::size_t written_ = 0;
-  // Replies still to complete in the current read before the writer is woken early (0: not
-  // this read). See reader().
-  std::size_t early_flush_in_ = 0;
-  std::size_t queued_bytes_ = 0;
+  sansio::RequestQueue queue_;
+  sansio::ReadBuffer rbuf_;
   std::vector<std::unique_ptr<Waiter>> waiters_;  // every waiter ever made
   std::vector<Waiter*> free_waiters_;
-
-  std::string rbuf_;  // read buffer: [rpos_, rend_) not yet parsed
-  std::size_t rpos_ = 0;
-  std::size_t rend_ = 0;
-  std::string wbuf_;  // coalesced write
-  resp::Type message_root_ = resp::Type::null;
-  resp::ReplyCollector push_;
   PushHandler push_handler_;
+
+  LinkState state_ = LinkState::idle;
+  Watch watch_ = Watch::idle;
+  bool writer_running_ = false;  // the writer coroutine of the current link has not ended
+  bool resp3_ = false;           // the current link's protocol
 
   Handler writer_wake_;  // set while the writer idles
   boost::asio::steady_timer writer_done_;
@@ -197,26 +194,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer connect_event_;
   boost::asio::steady_timer deadlines_;  // fires at the earliest waiter deadline
   Clock::time_point deadlines_armed_ = Clock::time_point::max();
-  bool writer_active_ = false;
 
-  bool started_ = false;
-  bool closed_ = false;
-  bool connected_ = false;
-  // The last connect attempt failed: commands fail at once with its error instead of waiting
-  // for a deadline, until an attempt succeeds (a server that is down costs callers nothing).
-  bool down_ = false;
-  bool resp3_ = false;
-  // Sentinel: a READONLY reply said the server was demoted; the reader ends the connection so
-  // that the reconnect asks the sentinels again.
-  bool demoted_ = false;
   std::size_t sentinel_first_ = 0;  // the sentinel that answered last is asked first
-  std::uint64_t generation_ = 0;
-  std::uint64_t attempts_ = 0;  // connect attempts finished
+  std::uint64_t generation_ = 0;    // changes when a link starts or ends
+  std::uint64_t attempts_ = 0;      // connect attempts finished
   Clock::time_point last_read_{};
   boost::system::error_code last_error_;
   std::string last_error_msg_;
   std::minstd_rand rng_;
-  ConnectionStats stats_;
+  ConnectionStats stats_;  // reconnects and rejected_down; the rest is the queue's
 };
 
 }  // namespace promptcache::net

@@ -56,6 +56,7 @@ class ReplyCollector final : public ReplySink {
   void reset() noexcept override { clear(); }
 
   [[nodiscard]] std::vector<Reply>& replies() noexcept { return replies_; }
+  [[nodiscard]] const std::vector<Reply>& replies() const noexcept { return replies_; }
   void clear() noexcept {
     replies_.clear();
     stack_.clear();
