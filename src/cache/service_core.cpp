@@ -20,6 +20,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "cache/service_operation.hpp"
 #include "cache/service_text.hpp"
 #include "cache/single_flight.hpp"
 #include "promptcache/cache/keys.hpp"
@@ -47,9 +48,6 @@ using detail::loggable;
 using detail::parse_value;
 
 namespace {
-
-constexpr const char* op_names[] = {"get",          "set",        "delete",  "get_multiple",
-                                    "set_multiple", "invalidate", "fallback"};
 
 // Errors that say the tier is unreachable (as opposed to a server that answered badly).
 bool is_connection_failure(const error_code& ec) {
@@ -280,26 +278,20 @@ asio::awaitable<void> ServiceCore::discard(std::string_view key, std::size_t byt
 template <class T, class Parse>
 asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view key, Parse parse,
                                                                std::chrono::milliseconds budget) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_get");
-  span.set("cache.key", key);
-  span.set("cache.tier", store_->tier());
+  Operation op(*this, op_get, Subject::key, key);
   Found<T> found;
-  if (!breaker_.allow(start)) {
+  if (!op.admitted()) {
     counters_.skipped_reads.fetch_add(1, std::memory_order_relaxed);
     counters_.misses.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.hit", false);
-    span.set("cache.skipped", true);
+    op.span().set("cache.hit", false);
     found.failed = true;
     co_return found;
   }
-  // The near tier first: a live copy answers without I/O; otherwise a placeholder before the
-  // read, so that an invalidation arriving meanwhile keeps the reply out of it.
+  // The near tier first: a live copy answers without I/O; otherwise a place is reserved before
+  // the read (see NearTier::visit).
   std::uint64_t ticket = 0;
-  if (near_ && near_->active()) {
-    // Borrowed, not shared: no reference count moves on the hit path (and `start`, already
-    // read, is the clock).
-    const bool held = near_->cache().visit(key, start, [&](const NearValue& v) {
+  if (near_) {
+    const bool held = near_->visit(key, op.start(), [&](const NearValue& v) {
       // The text was checked to be JSON when it was kept: copied out, not checked again.
       if constexpr (std::is_same_v<T, std::string>) {
         found.value = v.text;
@@ -314,52 +306,33 @@ asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view 
       found.kind = Kind::value;
       counters_.hits.fetch_add(1, std::memory_order_relaxed);
       counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
-      span.set("cache.hit", true);
-      span.set("cache.tier", "near");
-      record(op_get, start);
+      op.span().set("cache.hit", true);
+      op.span().set("cache.tier", "near");
       co_return found;
     }
-    ticket = near_->cache().reserve(key, start);
+    ticket = near_->reserve(key, op.start());
   }
   // The budget starts at the store: a near hit reads no clock for it.
   auto stored = co_await store_->get(key, deadline_in(budget));
   std::string text;
-  if (note_result(stored)) {
+  if (op.failed(stored)) {
     found.failed = true;
-    const std::string message = stored.error().message();
-    span.record_exception(message);
-    logger()->warn("cache get failed op=get key={} error=\"{}\"", loggable(key), message);
   } else if (stored->has_value()) {
     found = unwrap<T>(**stored, parse, ticket != 0 ? &text : nullptr);
     if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
   }
   if (ticket != 0) {
-    // Kept no longer than the entry's soft expiry (never past the Redis entry); a legacy value
-    // without an envelope has no known TTL and is not kept.
-    const bool keep = found.kind == Kind::value && found.meta.created != SystemClock::time_point{};
-    if (keep) {
-      auto copy = std::make_shared<NearValue>();
-      copy->text = std::move(text);
-      copy->created = found.meta.created;
-      copy->soft_expiry = found.meta.soft_expiry;
-      copy->version = found.meta.version;
-      // Less a margin: hits look at a coarse clock, up to a tick behind.
-      const auto expires = found.meta.soft_expiry == SystemClock::time_point{}
-                               ? NearCache::Clock::time_point::max()
-                               : Clock::now() - NearCache::coarse_margin +
-                                     std::chrono::duration_cast<Clock::duration>(
-                                         found.meta.soft_expiry - SystemClock::now());
-      near_->cache().fill(key, ticket, std::move(copy), expires);
+    if (found.kind == Kind::value) {
+      near_->keep(key, ticket, std::move(text), found.meta);
     } else {
-      near_->cache().cancel(key, ticket);
+      near_->release(key, ticket);
     }
   }
   const bool hit = found.kind == Kind::value;
   (hit ? counters_.hits : counters_.misses).fetch_add(1, std::memory_order_relaxed);
-  span.set("cache.hit", hit);
-  if (found.kind == Kind::absent) span.set("cache.not_found", true);
-  if (found.kind == Kind::stale) span.set("cache.stale", true);
-  record(op_get, start);
+  op.span().set("cache.hit", hit);
+  if (found.kind == Kind::absent) op.span().set("cache.not_found", true);
+  if (found.kind == Kind::stale) op.span().set("cache.stale", true);
   co_return found;
 }
 
@@ -370,8 +343,7 @@ template asio::awaitable<ServiceCore::Found<std::string>> ServiceCore::read_valu
     std::string_view, detail::ParseText, std::chrono::milliseconds);
 
 NearValuePtr ServiceCore::peek(std::string_view key) const {
-  if (!near_ || !near_->active()) return nullptr;
-  return near_->cache().find(key, NearCache::coarse_now());
+  return near_ ? near_->find(key) : nullptr;
 }
 
 asio::awaitable<NearValuePtr> ServiceCore::get_shared(std::string_view key) {
@@ -390,7 +362,7 @@ asio::awaitable<NearValuePtr> ServiceCore::get_shared(std::string_view key) {
 }
 
 void ServiceCore::forget(std::string_view key) {
-  if (near_) near_->cache().invalidate(key);
+  if (near_) near_->forget(key);
 }
 
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get(std::string_view key) {
@@ -460,20 +432,12 @@ asio::awaitable<void> ServiceCore::set_json(std::string_view key, std::string_vi
 }
 
 asio::awaitable<bool> ServiceCore::write(std::string_view key, const Put& put) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_set");
-  span.set("cache.key", key);
-  span.set("cache.tier", store_->tier());
+  Operation op(*this, op_set, Subject::key, key);
   if (put.to_store.version > 0) {
-    span.set("cache.version", static_cast<std::int64_t>(put.to_store.version));
+    op.span().set("cache.version", static_cast<std::int64_t>(put.to_store.version));
   }
   const auto seconds = effective_ttl(put.ttl);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.skipped", true);
-    throw CacheError(error::circuit_open,
-                     fmt::format("cache set skipped for {}: circuit breaker open", loggable(key)));
-  }
+  if (!op.admitted()) op.refuse_write();
   // Serialized only once the write is going ahead: nothing to do while the breaker is open.
   const std::string serialized = put.value != nullptr ? json_text(*put.value) : std::string();
   const auto spread = jittered(seconds);
@@ -490,58 +454,34 @@ asio::awaitable<bool> ServiceCore::write(std::string_view key, const Put& put) {
   forget(key);  // before: no read starting now is answered by the old copy
   auto done = co_await store_->write(w, put.deadline);
   forget(key);  // after: a read that raced the write keeps its reply out of the near tier
-  record(op_set, start);
-  if (note_result(done)) {
-    const std::string message = done.error().message();
-    span.record_exception(message);
-    logger()->warn("cache set failed op=set key={} error=\"{}\"", loggable(key), message);
-    throw CacheError(done.error(),
-                     fmt::format("cache set failed for {}: {}", loggable(key), message));
-  }
-  span.set("cache.written", *done);
+  if (op.failed(done)) op.raise(done.error());
+  op.span().set("cache.written", *done);
   co_return *done;
 }
 
 asio::awaitable<bool> ServiceCore::delete_key(std::string_view key) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_delete");
-  span.set("cache.key", key);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
-    throw CacheError(
-        error::circuit_open,
-        fmt::format("cache delete skipped for {}: circuit breaker open", loggable(key)));
-  }
+  Operation op(*this, op_delete, Subject::key, key);
+  if (!op.admitted()) op.refuse_write();
   std::vector<std::string> keys{std::string(key)};
   forget(key);
   auto removed = co_await store_->del(keys);
   forget(key);
-  record(op_delete, start);
-  if (note_result(removed)) {
-    span.record_exception(removed.error().message());
-    throw CacheError(removed.error(), fmt::format("cache delete failed for {}: {}", loggable(key),
-                                                  removed.error().message()));
-  }
+  if (op.failed(removed)) op.raise(removed.error());
   co_return *removed > 0;
 }
 
 asio::awaitable<std::vector<std::optional<ServiceCore::Json>>> ServiceCore::get_multiple(
     const std::vector<std::string>& keys) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_get_multiple");
-  span.set("cache.keys", static_cast<std::int64_t>(keys.size()));
+  Operation op(*this, op_get_multiple, Subject::keys, keys.size());
   std::vector<std::optional<Json>> out(keys.size());
   if (keys.empty()) co_return out;
-  if (!breaker_.allow(start)) {
+  if (!op.admitted()) {
     counters_.skipped_reads.fetch_add(keys.size(), std::memory_order_relaxed);
     counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
     co_return out;
   }
   auto stored = co_await store_->get_multiple(keys);
-  if (note_result(stored)) {
-    span.record_exception(stored.error().message());
-    logger()->warn("cache get_multiple failed op=get_multiple keys={} error=\"{}\"", keys.size(),
-                   stored.error().message());
+  if (op.failed(stored)) {
     counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
     co_return out;
   }
@@ -556,7 +496,6 @@ asio::awaitable<std::vector<std::optional<ServiceCore::Json>>> ServiceCore::get_
   }
   counters_.hits.fetch_add(hits, std::memory_order_relaxed);
   counters_.misses.fetch_add(keys.size() - hits, std::memory_order_relaxed);
-  record(op_get_multiple, start);
   co_return out;
 }
 
@@ -588,17 +527,9 @@ asio::awaitable<void> ServiceCore::set_multiple_versioned(
 template <class Entries, class Fields>
 asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, Fields fields) {
   if (entries.empty()) co_return;
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_set_multiple");
-  span.set("cache.entries", static_cast<std::int64_t>(entries.size()));
-  span.set("cache.tier", store_->tier());
+  Operation op(*this, op_set_multiple, Subject::entries, entries.size());
   const auto seconds = effective_ttl(ttl);
-  if (!breaker_.allow(start)) {
-    counters_.dropped_writes.fetch_add(entries.size(), std::memory_order_relaxed);
-    throw CacheError(error::circuit_open,
-                     fmt::format("failed to set {} of {} cache entries: circuit breaker open",
-                                 entries.size(), entries.size()));
-  }
+  if (!op.admitted()) op.refuse_write(entries.size());
   std::vector<store::Entry> encoded;
   encoded.reserve(entries.size());
   for (const auto& entry : entries) {
@@ -608,19 +539,14 @@ asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, 
                          analysis_index_of(key), version);
   }
   for (const auto& e : encoded) forget(e.key);
-  auto failed = co_await store_->set_multiple(encoded);
+  auto refused = co_await store_->set_multiple(encoded);
   for (const auto& e : encoded) forget(e.key);
-  record(op_set_multiple, start);
-  const bool error = note_result(failed);
-  const std::size_t n = error ? entries.size() : *failed;
-  if (n > 0) {
-    const std::string why = error ? failed.error().message() : "the server refused some writes";
-    span.record_exception(why);
-    logger()->error("batch cache set failed op=set_multiple failed={} total={} error=\"{}\"", n,
-                    entries.size(), why);
-    throw CacheError(
-        error ? failed.error() : make_error_code(promptcache::error::server_error),
-        fmt::format("failed to set {} of {} cache entries: {}", n, entries.size(), why));
+  if (op.failed(refused)) op.raise(refused.error());
+  if (*refused > 0) {
+    const std::string why =
+        fmt::format("the server refused {} of {} writes", *refused, entries.size());
+    op.report(why);
+    op.raise(error::server_error, why);
   }
   logger()->debug("set {} cache entries op=set_multiple", entries.size());
 }
@@ -650,53 +576,27 @@ asio::awaitable<bool> ServiceCore::delete_versioned(std::string_view key, std::u
 
 asio::awaitable<std::uint64_t> ServiceCore::invalidate_pattern(std::string_view pattern,
                                                                const store::Progress& progress) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
-  span.set("cache.pattern", pattern);
-  if (!breaker_.allow(start)) {
-    throw CacheError(
-        error::circuit_open,
-        fmt::format("failed to invalidate {}: circuit breaker open", loggable(pattern)));
-  }
+  Operation op(*this, op_invalidate, Subject::pattern, pattern);
+  if (!op.admitted()) op.raise(error::circuit_open, "circuit breaker open");
   auto deleted = co_await store_->delete_matching(pattern, progress);
   // Which keys went is not known here: the near tier starts over (their pushes follow).
   if (near_) near_->cache().flush();
-  record(op_invalidate, start);
-  if (note_result(deleted)) {
-    span.record_exception(deleted.error().message());
-    logger()->error("cache invalidation failed op=invalidate pattern={} error=\"{}\"",
-                    loggable(pattern), deleted.error().message());
-    throw CacheError(deleted.error(), fmt::format("failed to invalidate {}: {}", loggable(pattern),
-                                                  deleted.error().message()));
-  }
-  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
+  if (op.failed(deleted)) op.raise(deleted.error());
+  op.span().set("cache.invalidated", static_cast<std::int64_t>(*deleted));
   co_return *deleted;
 }
 
 asio::awaitable<std::uint64_t> ServiceCore::invalidate_user_analysis_cache(
     std::string_view user_id, const store::Progress& progress) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_invalidate");
-  span.set("cache.user", user_id);
+  Operation op(*this, op_invalidate, Subject::user, user_id);
   // The user's index lists their entries: O(that user's entries), whatever the keyspace holds.
   const std::string index = user_analysis_index_key(user_id);
-  span.set("cache.index", index);
-  auto fail = [&](boost::system::error_code code) {
-    const std::string why = code == error::circuit_open ? "circuit breaker open" : code.message();
-    logger()->error("cache invalidation failed op=invalidate user={} error=\"{}\"",
-                    loggable(user_id), why);
-    return CacheError(
-        code, fmt::format("Failed to invalidate cache for user {}: {}", loggable(user_id), why));
-  };
-  if (!breaker_.allow(start)) throw fail(make_error_code(error::circuit_open));
+  op.span().set("cache.index", index);
+  if (!op.admitted()) op.raise(error::circuit_open, "circuit breaker open");
   auto deleted = co_await store_->delete_indexed(index, progress);
   if (near_) near_->cache().flush();  // as invalidate_pattern
-  record(op_invalidate, start);
-  if (note_result(deleted)) {
-    span.record_exception(deleted.error().message());
-    throw fail(deleted.error());
-  }
-  span.set("cache.invalidated", static_cast<std::int64_t>(*deleted));
+  if (op.failed(deleted)) op.raise(deleted.error());
+  op.span().set("cache.invalidated", static_cast<std::int64_t>(*deleted));
   logger()->info("invalidated cache for user op=invalidate user={} deleted={}", loggable(user_id),
                  *deleted);
   co_return *deleted;
@@ -727,7 +627,7 @@ asio::awaitable<json::object> ServiceCore::get_cache_stats() {
   json::object latency;
   for (int op = 0; op < op_count; ++op) {
     const auto& h = latency_[op];
-    latency[op_names[op]] = json::object{
+    latency[op_text[op].name] = json::object{
         {"count", h.count()}, {"p50_us", h.percentile_us(0.50)}, {"p99_us", h.percentile_us(0.99)}};
   }
   client["latency"] = std::move(latency);

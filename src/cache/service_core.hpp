@@ -126,6 +126,23 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
     op_count
   };
 
+  // An operation's names: in the statistics and log lines, its span's, the start of its
+  // failure's log line and message; `severe`: logged as an error (else a warning).
+  struct OpText {
+    const char* name;
+    const char* span;
+    const char* failure;
+    bool severe;
+  };
+  static const std::array<OpText, op_count> op_text;
+
+  // What an operation is about: in its span (cache.<subject>) and its failure's log line and
+  // message.
+  enum class Subject : std::uint8_t { key, keys, entries, pattern, user };
+  // One operation's span, breaker admission, latency, failure note, log line and CacheError
+  // (service_operation.hpp).
+  class Operation;
+
   struct Counters {
     std::atomic<std::uint64_t> hits{0};
     std::atomic<std::uint64_t> misses{0};

@@ -17,6 +17,7 @@
 
 #include "cache/load_policy.hpp"
 #include "cache/service_core.hpp"
+#include "cache/service_operation.hpp"
 #include "cache/service_text.hpp"
 #include "cache/single_flight.hpp"
 #include "promptcache/cache/keys.hpp"
@@ -128,9 +129,9 @@ template <class T, class Parse, class MakeLoader>
 asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
     std::string_view key, Parse parse, const MakeLoader& make_loader, Ttl ttl, bool absent_is_miss,
     std::chrono::milliseconds budget) {
-  const auto start = Clock::now();
-  telemetry::ScopedSpan span(tracer_.get(), "cache_fallback");
-  span.set("cache.key", key);
+  Operation op(*this, op_fallback, Subject::key, key);
+  op.time_it();  // the read inside asks the breaker
+  telemetry::ScopedSpan& span = op.span();
   (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
   // Fails open: a miss.
   auto found = co_await read_value<T>(key, parse, budget);
@@ -155,7 +156,6 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
                        }
                      });
     }
-    record(op_fallback, start);
     out.value = std::move(found.value);
     out.hit = true;
     co_return out;
@@ -163,7 +163,6 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
   if (found.kind == Kind::absent && !absent_is_miss) {
     counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
     span.set("cache.not_found", true);
-    record(op_fallback, start);
     out.hit = true;
     co_return out;
   }
@@ -174,7 +173,6 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
   TextLoader loader = make_loader();
   auto text =
       co_await load_once(std::move(owned_key), std::move(loader), plan, std::move(stale), false);
-  record(op_fallback, start);
   if (text) out.value = from_text<T>(std::move(*text));
   co_return out;
 }
