@@ -286,6 +286,28 @@ void add_stats_command(CLI::App& app, const std::shared_ptr<Common>& common, int
   });
 }
 
+// A page of rows as cache entries, each at its row's version: a row changed meanwhile by
+// `serve` keeps its newer cache entry. A row that cannot be decoded is reported, counted in
+// `skipped` and not cached.
+std::vector<cache::PromptCacheService::VersionedEntry> warm_entries(
+    const std::vector<db::AnalysisRecord>& rows, std::uint64_t& skipped) {
+  std::vector<cache::PromptCacheService::VersionedEntry> entries;
+  entries.reserve(rows.size());
+  for (const auto& r : rows) {
+    if (!r.corrupt.empty()) {
+      ++skipped;
+      std::cerr << fmt::format(
+          "warm: skipped the row with id {} (prompt_hash {}, user_id {:?}, analysis_type {:?}): "
+          "{}\n",
+          r.id, r.prompt_hash, r.user_id, r.analysis_type, r.corrupt);
+      continue;
+    }
+    entries.push_back({cache::analysis_key(r.prompt_hash, r.user_id, r.analysis_type),
+                       json_text(db::to_json(r)), static_cast<std::uint64_t>(r.version)});
+  }
+  return entries;
+}
+
 // The `warm` command: the database's rows loaded into the cache.
 void add_warm_command(CLI::App& app, const std::shared_ptr<Common>& common, int& exit_code) {
   struct Args {
@@ -320,22 +342,7 @@ void add_warm_command(CLI::App& app, const std::shared_ptr<Common>& common, int&
       for (;;) {
         const auto rows = database->page(after, a->batch, a->user);
         if (rows.empty()) break;
-        // Written at each row's version: a row changed meanwhile by `serve` keeps its newer
-        // cache entry. A row that cannot be decoded is reported and skipped, not cached.
-        std::vector<cache::PromptCacheService::VersionedEntry> entries;
-        entries.reserve(rows.size());
-        for (const auto& r : rows) {
-          if (!r.corrupt.empty()) {
-            ++skipped;
-            std::cerr << fmt::format(
-                "warm: skipped the row with id {} (prompt_hash {}, user_id {:?}, "
-                "analysis_type {:?}): {}\n",
-                r.id, r.prompt_hash, r.user_id, r.analysis_type, r.corrupt);
-            continue;
-          }
-          entries.push_back({cache::analysis_key(r.prompt_hash, r.user_id, r.analysis_type),
-                             json_text(db::to_json(r)), static_cast<std::uint64_t>(r.version)});
-        }
+        const auto entries = warm_entries(rows, skipped);
         co_await c.service->set_multiple_versioned(entries);
         done += entries.size();
         after = rows.back().id;

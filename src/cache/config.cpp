@@ -8,13 +8,14 @@
 
 namespace promptcache::cache {
 
-CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
-  using net::parse_int;
-  using net::parse_seconds;
-  CacheConfig cfg;
-  // REDIS_* are validated whether or not they select Redis: a typo is never silent.
+namespace {
+
+// Where the cache lives: REDIS_* (validated whether or not they select Redis: a typo is never
+// silent), the cluster's nodes and options; the in-process store otherwise.
+void read_store(CacheConfig& cfg, const net::ClientConfig::Getenv& getenv,
+                const net::EnvReader& env) {
   net::ClientConfig redis = net::ClientConfig::from_env(getenv);
-  if (auto nodes = getenv("REDIS_CLUSTER_NODES")) {
+  if (auto nodes = env.text("REDIS_CLUSTER_NODES")) {
     cfg.cluster_nodes = net::parse_endpoint_list("REDIS_CLUSTER_NODES", *nodes);
     if (!redis.seeds.empty() || redis.sentinel) {
       throw net::ConfigError(
@@ -24,60 +25,45 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
   } else {
     cfg.cluster_nodes = redis.seeds;
   }
-  if (getenv("REDIS_URL") || getenv("REDIS_HOST") || getenv("REDIS_SENTINELS") ||
+  if (env.text("REDIS_URL") || env.text("REDIS_HOST") || env.text("REDIS_SENTINELS") ||
       !cfg.cluster_nodes.empty()) {
     cfg.redis = std::move(redis);
   }
+  env.flag("REDIS_READ_FROM_REPLICAS", cfg.cluster.read_from_replicas);
+  env.seconds("REDIS_CLUSTER_REFRESH_SECONDS", cfg.cluster.refresh_period, true);
+  env.integer("PROMPTCACHE_LOCAL_MAX_ENTRIES", cfg.local.max_entries, 1, 1ll << 40);
+  env.integer("PROMPTCACHE_LOCAL_MAX_BYTES", cfg.local.max_bytes, 1024, 1ll << 50);
+}
 
-  if (auto v = getenv("REDIS_READ_FROM_REPLICAS")) {
-    cfg.cluster.read_from_replicas = net::parse_bool("REDIS_READ_FROM_REPLICAS", *v);
+void read_service(ServiceOptions& service, const net::EnvReader& env) {
+  env.count("PROMPTCACHE_DEFAULT_TTL", service.default_ttl, 0, 1ll << 40);
+  env.percent("PROMPTCACHE_TTL_JITTER_PERCENT", service.ttl_jitter, 50);
+  env.count("PROMPTCACHE_NEGATIVE_TTL_SECONDS", service.negative_ttl, 0, 1ll << 40);
+  env.count("PROMPTCACHE_STALE_GRACE_SECONDS", service.stale_grace, 0, 1ll << 40);
+  env.percent("PROMPTCACHE_EARLY_REFRESH_PERCENT", service.early_refresh, 50);
+  env.count("PROMPTCACHE_LEASE_MS", service.lease, 0, 3600 * 1000);
+  env.count("PROMPTCACHE_TOMBSTONE_SECONDS", service.tombstone_ttl, 2, 1ll << 31);
+  env.integer("PROMPTCACHE_COMPRESS_THRESHOLD", service.codec.compress_threshold, 0, 1ll << 40);
+  env.integer("PROMPTCACHE_BREAKER_FAILURES", service.breaker.failure_threshold, 1, 1000000);
+  if (env.text("PROMPTCACHE_BREAKER_OPEN_SECONDS")) {
+    env.seconds("PROMPTCACHE_BREAKER_OPEN_SECONDS", service.breaker.open_for, false);
+    service.breaker.max_open_for = std::max(service.breaker.max_open_for, service.breaker.open_for);
   }
-  if (auto v = getenv("REDIS_CLUSTER_REFRESH_SECONDS")) {
-    cfg.cluster.refresh_period = parse_seconds("REDIS_CLUSTER_REFRESH_SECONDS", *v, true);
-  }
-  if (auto v = getenv("PROMPTCACHE_DEFAULT_TTL")) {
-    cfg.service.default_ttl =
-        std::chrono::seconds(parse_int<std::int64_t>("PROMPTCACHE_DEFAULT_TTL", *v, 0, 1ll << 40));
-  }
-  if (auto v = getenv("PROMPTCACHE_TTL_JITTER_PERCENT")) {
-    cfg.service.ttl_jitter = parse_int<int>("PROMPTCACHE_TTL_JITTER_PERCENT", *v, 0, 50) / 100.0;
-  }
-  if (auto v = getenv("PROMPTCACHE_NEGATIVE_TTL_SECONDS")) {
-    cfg.service.negative_ttl = std::chrono::seconds(
-        parse_int<std::int64_t>("PROMPTCACHE_NEGATIVE_TTL_SECONDS", *v, 0, 1ll << 40));
-  }
-  if (auto v = getenv("PROMPTCACHE_STALE_GRACE_SECONDS")) {
-    cfg.service.stale_grace = std::chrono::seconds(
-        parse_int<std::int64_t>("PROMPTCACHE_STALE_GRACE_SECONDS", *v, 0, 1ll << 40));
-  }
-  if (auto v = getenv("PROMPTCACHE_EARLY_REFRESH_PERCENT")) {
-    cfg.service.early_refresh =
-        parse_int<int>("PROMPTCACHE_EARLY_REFRESH_PERCENT", *v, 0, 50) / 100.0;
-  }
-  if (auto v = getenv("PROMPTCACHE_LEASE_MS")) {
-    cfg.service.lease = std::chrono::milliseconds(
-        parse_int<std::int64_t>("PROMPTCACHE_LEASE_MS", *v, 0, 3600 * 1000));
-  }
-  if (auto v = getenv("PROMPTCACHE_TOMBSTONE_SECONDS")) {
-    cfg.service.tombstone_ttl = std::chrono::seconds(
-        parse_int<std::int64_t>("PROMPTCACHE_TOMBSTONE_SECONDS", *v, 2, 1ll << 31));
-  }
-  if (auto v = getenv("PROMPTCACHE_NEAR_CACHE");
-      v && net::parse_bool("PROMPTCACHE_NEAR_CACHE", *v)) {
+}
+
+void read_near(CacheConfig& cfg, const net::EnvReader& env) {
+  bool on = false;
+  env.flag("PROMPTCACHE_NEAR_CACHE", on);
+  if (on) {
     NearCacheOptions near;
-    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_ENTRIES")) {
-      near.max_entries = parse_int<std::size_t>("PROMPTCACHE_NEAR_MAX_ENTRIES", *n, 1, 1ll << 32);
-    }
-    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_BYTES")) {
-      near.max_bytes = parse_int<std::size_t>("PROMPTCACHE_NEAR_MAX_BYTES", *n, 4096, 1ll << 40);
-    }
-    if (auto n = getenv("PROMPTCACHE_NEAR_MAX_TTL_SECONDS")) {
-      near.max_ttl = std::chrono::seconds(
-          parse_int<std::int64_t>("PROMPTCACHE_NEAR_MAX_TTL_SECONDS", *n, 1, 1ll << 31));
-    }
+    env.integer("PROMPTCACHE_NEAR_MAX_ENTRIES", near.max_entries, 1, 1ll << 32);
+    env.integer("PROMPTCACHE_NEAR_MAX_BYTES", near.max_bytes, 4096, 1ll << 40);
+    std::chrono::seconds max_ttl = std::chrono::duration_cast<std::chrono::seconds>(near.max_ttl);
+    env.count("PROMPTCACHE_NEAR_MAX_TTL_SECONDS", max_ttl, 1, 1ll << 31);
+    near.max_ttl = max_ttl;
     cfg.near = near;
   }
-  if (auto v = getenv("PROMPTCACHE_NEAR_BCAST_PREFIXES")) {
+  if (auto v = env.text("PROMPTCACHE_NEAR_BCAST_PREFIXES")) {
     std::string_view rest = *v;
     while (!rest.empty()) {
       const auto comma = rest.find(',');
@@ -89,27 +75,16 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
   }
-  if (auto v = getenv("PROMPTCACHE_COMPRESS_THRESHOLD")) {
-    cfg.service.codec.compress_threshold =
-        parse_int<std::size_t>("PROMPTCACHE_COMPRESS_THRESHOLD", *v, 0, 1ll << 40);
-  }
-  if (auto v = getenv("PROMPTCACHE_LOCAL_MAX_ENTRIES")) {
-    cfg.local.max_entries =
-        parse_int<std::size_t>("PROMPTCACHE_LOCAL_MAX_ENTRIES", *v, 1, 1ll << 40);
-  }
-  if (auto v = getenv("PROMPTCACHE_LOCAL_MAX_BYTES")) {
-    cfg.local.max_bytes =
-        parse_int<std::size_t>("PROMPTCACHE_LOCAL_MAX_BYTES", *v, 1024, 1ll << 50);
-  }
-  if (auto v = getenv("PROMPTCACHE_BREAKER_FAILURES")) {
-    cfg.service.breaker.failure_threshold =
-        parse_int<unsigned>("PROMPTCACHE_BREAKER_FAILURES", *v, 1, 1000000);
-  }
-  if (auto v = getenv("PROMPTCACHE_BREAKER_OPEN_SECONDS")) {
-    cfg.service.breaker.open_for = parse_seconds("PROMPTCACHE_BREAKER_OPEN_SECONDS", *v, false);
-    cfg.service.breaker.max_open_for =
-        std::max(cfg.service.breaker.max_open_for, cfg.service.breaker.open_for);
-  }
+}
+
+}  // namespace
+
+CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
+  const net::EnvReader env(getenv);
+  CacheConfig cfg;
+  read_store(cfg, getenv, env);
+  read_service(cfg.service, env);
+  read_near(cfg, env);
   return cfg;
 }
 

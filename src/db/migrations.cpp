@@ -11,6 +11,8 @@ namespace {
 // that read an older state can always be told from a newer one. Every change locks the key's
 // version row first, so changes of one key are ordered the same way in both tables (and never
 // deadlock). Existing rows start at version 1.
+// (A table of SQL text, not logic: it is as long as the schema, and stays whole so that each
+// version reads as one script.)
 constexpr Migration all[] = {
     {1,
      R"sql(

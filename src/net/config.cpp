@@ -40,65 +40,54 @@ HostList split_hosts(std::string_view text) {
   return {std::move(url), hosts};
 }
 
-void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
-  // Its credentials are secrets from here on, for every message that might quote the URL.
-  register_url_secrets(text);
-  const HostList split = split_hosts(text);
-  auto parsed = boost::urls::parse_uri(split.url);
-  if (!parsed) {
-    throw ConfigError(fmt::format("{}: not a valid URL ({})", name, parsed.error().message()));
+// redis+sentinel://[user[:password]@]host[:port][,…]/master[/db] (and rediss+sentinel://).
+void apply_sentinel_url(ClientConfig& cfg, const boost::urls::url_view& u, const HostList& split,
+                        std::string_view name) {
+  cfg.transport = u.scheme() == "rediss+sentinel" ? Transport::tls : Transport::tcp;
+  SentinelConfig sentinel;
+  sentinel.sentinels = parse_endpoint_list(name, split.hosts, 26379);
+  const std::string decoded_path = u.path();  // a decoded copy: the view below is into it
+  std::string_view path = decoded_path;
+  if (!path.empty()) path.remove_prefix(1);
+  const auto slash = path.find('/');
+  sentinel.master_name = std::string(path.substr(0, slash));
+  if (sentinel.master_name.empty()) {
+    throw ConfigError(fmt::format(
+        "{}: a Sentinel URL names the master in its path (redis+sentinel://host:26379/mymaster)",
+        name));
   }
-  const boost::urls::url_view u = *parsed;
-  const std::string scheme = u.scheme();
-  if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
-    cfg.transport = scheme == "rediss+sentinel" ? Transport::tls : Transport::tcp;
-    SentinelConfig sentinel;
-    sentinel.sentinels = parse_endpoint_list(name, split.hosts, 26379);
-    const std::string decoded_path = u.path();  // a decoded copy: the view below is into it
-    std::string_view path = decoded_path;
-    if (!path.empty()) path.remove_prefix(1);
-    const auto slash = path.find('/');
-    sentinel.master_name = std::string(path.substr(0, slash));
-    if (sentinel.master_name.empty()) {
-      throw ConfigError(fmt::format(
-          "{}: a Sentinel URL names the master in its path (redis+sentinel://host:26379/mymaster)",
-          name));
-    }
-    if (slash != std::string_view::npos && slash + 1 < path.size()) {
-      cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name),
-                              path.substr(slash + 1), 0, 1 << 20);
-    }
-    cfg.host.clear();
-    cfg.sentinel = std::move(sentinel);
-  } else if (scheme == "redis" || scheme == "rediss") {
-    cfg.transport = scheme == "rediss" ? Transport::tls : Transport::tcp;
-    if (split.hosts.find(',') != std::string_view::npos) {
-      cfg.seeds = parse_endpoint_list(name, split.hosts, 6379);
-    }
-    cfg.host = u.host_address();
-    if (cfg.host.empty()) throw ConfigError(fmt::format("{}: the URL has no host", name));
-    std::string path = u.path();
-    if (!path.empty() && path.front() != '/') {
-      // "host:6379x3" parses as port "6379" and path "x3".
-      throw ConfigError(fmt::format("{}: invalid port or database (\"{}\")", name, path));
-    }
-    if (u.has_port()) cfg.port = parse_int<std::uint16_t>(name, u.port(), 1, 65535);
-    if (!path.empty() && path != "/") {
-      cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name),
-                              std::string_view(path).substr(1), 0, 1 << 20);
-    }
-  } else if (scheme == "unix") {
-    cfg.transport = Transport::unix_socket;
-    cfg.unix_path = u.path();
-    if (cfg.unix_path.empty()) {
-      throw ConfigError(fmt::format("{}: a unix:// URL needs a socket path", name));
-    }
-  } else {
-    throw ConfigError(
-        fmt::format("{}: unsupported scheme \"{}\" (expected redis://, rediss://, unix:// or "
-                    "redis+sentinel://)",
-                    name, scheme));
+  if (slash != std::string_view::npos && slash + 1 < path.size()) {
+    cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name), path.substr(slash + 1),
+                            0, 1 << 20);
   }
+  cfg.host.clear();
+  cfg.sentinel = std::move(sentinel);
+}
+
+// redis://[user[:password]@]host[:port][,host[:port]…][/db] (and rediss://).
+void apply_server_url(ClientConfig& cfg, const boost::urls::url_view& u, const HostList& split,
+                      std::string_view name) {
+  cfg.transport = u.scheme() == "rediss" ? Transport::tls : Transport::tcp;
+  if (split.hosts.find(',') != std::string_view::npos) {
+    cfg.seeds = parse_endpoint_list(name, split.hosts, 6379);
+  }
+  cfg.host = u.host_address();
+  if (cfg.host.empty()) throw ConfigError(fmt::format("{}: the URL has no host", name));
+  std::string path = u.path();
+  if (!path.empty() && path.front() != '/') {
+    // "host:6379x3" parses as port "6379" and path "x3".
+    throw ConfigError(fmt::format("{}: invalid port or database (\"{}\")", name, path));
+  }
+  if (u.has_port()) cfg.port = parse_int<std::uint16_t>(name, u.port(), 1, 65535);
+  if (!path.empty() && path != "/") {
+    cfg.db = parse_int<int>(fmt::format("{} (database in the path)", name),
+                            std::string_view(path).substr(1), 0, 1 << 20);
+  }
+}
+
+// The user info and the query parameters of any of the URLs.
+void apply_credentials_and_params(ClientConfig& cfg, const boost::urls::url_view& u,
+                                  std::string_view name) {
   if (u.has_userinfo()) {
     cfg.username = u.user();
     if (u.has_password()) cfg.password = u.password();
@@ -122,6 +111,35 @@ void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) 
   }
 }
 
+void apply_url(ClientConfig& cfg, std::string_view text, std::string_view name) {
+  // Its credentials are secrets from here on, for every message that might quote the URL.
+  register_url_secrets(text);
+  const HostList split = split_hosts(text);
+  auto parsed = boost::urls::parse_uri(split.url);
+  if (!parsed) {
+    throw ConfigError(fmt::format("{}: not a valid URL ({})", name, parsed.error().message()));
+  }
+  const boost::urls::url_view u = *parsed;
+  const std::string scheme = u.scheme();
+  if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
+    apply_sentinel_url(cfg, u, split, name);
+  } else if (scheme == "redis" || scheme == "rediss") {
+    apply_server_url(cfg, u, split, name);
+  } else if (scheme == "unix") {
+    cfg.transport = Transport::unix_socket;
+    cfg.unix_path = u.path();
+    if (cfg.unix_path.empty()) {
+      throw ConfigError(fmt::format("{}: a unix:// URL needs a socket path", name));
+    }
+  } else {
+    throw ConfigError(
+        fmt::format("{}: unsupported scheme \"{}\" (expected redis://, rediss://, unix:// or "
+                    "redis+sentinel://)",
+                    name, scheme));
+  }
+  apply_credentials_and_params(cfg, u, name);
+}
+
 // An IPv6 address in brackets, so that "[::1]:6379" reads unambiguously.
 std::string bracketed(const std::string& host) {
   return host.find(':') == std::string::npos ? host : "[" + host + "]";
@@ -141,22 +159,26 @@ ClientConfig ClientConfig::from_url(std::string_view url) {
   return cfg;
 }
 
-ClientConfig ClientConfig::from_env(const Getenv& getenv) {
-  ClientConfig cfg;
-  auto sentinels = getenv("REDIS_SENTINELS");
-  auto master = getenv("REDIS_SENTINEL_MASTER");
+namespace {
+
+// Where the server is: REDIS_URL, or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, or
+// REDIS_HOST and REDIS_PORT.
+void read_address(ClientConfig& cfg, const EnvReader& env) {
+  auto sentinels = env.text("REDIS_SENTINELS");
+  auto master = env.text("REDIS_SENTINEL_MASTER");
   if (sentinels.has_value() != master.has_value()) {
     throw ConfigError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER: set both or neither");
   }
-  const auto url = getenv("REDIS_URL");
-  if (url) {
+  if (const auto url = env.text("REDIS_URL")) {
     apply_url(cfg, *url, "REDIS_URL");
     if (sentinels) {
       throw ConfigError(
           "REDIS_SENTINELS: set either REDIS_URL or REDIS_SENTINELS with REDIS_SENTINEL_MASTER, "
           "not both");
     }
-  } else if (sentinels) {
+    return;
+  }
+  if (sentinels) {
     SentinelConfig sentinel;
     sentinel.sentinels = parse_endpoint_list("REDIS_SENTINELS", *sentinels, 26379);
     if (master->empty()) throw ConfigError("REDIS_SENTINEL_MASTER: must not be empty");
@@ -164,46 +186,50 @@ ClientConfig ClientConfig::from_env(const Getenv& getenv) {
     cfg.host.clear();
     cfg.sentinel = std::move(sentinel);
   } else {
-    if (auto v = getenv("REDIS_HOST")) {
+    if (auto v = env.text("REDIS_HOST")) {
       if (v->empty()) throw ConfigError("REDIS_HOST: must not be empty");
       cfg.host = *v;
     }
-    if (auto v = getenv("REDIS_PORT"))
-      cfg.port = parse_int<std::uint16_t>("REDIS_PORT", *v, 1, 65535);
+    env.integer("REDIS_PORT", cfg.port, 1, 65535);
   }
   // Without a URL (whose scheme says it) TLS is REDIS_SSL's to choose, for a host or sentinels.
-  if (auto v = getenv("REDIS_SSL"); v && !url && parse_bool("REDIS_SSL", *v)) {
-    cfg.transport = Transport::tls;
-  }
-  if (auto v = getenv("REDIS_DB")) cfg.db = parse_int<int>("REDIS_DB", *v, 0, 1 << 20);
-  if (auto v = getenv("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;
+  bool tls = false;
+  env.flag("REDIS_SSL", tls);
+  if (tls) cfg.transport = Transport::tls;
+}
+
+// Credentials (a URL's win) and TLS files.
+void read_credentials(ClientConfig& cfg, const EnvReader& env) {
   for (const char* secret : {"REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"}) {
-    if (auto v = getenv(secret)) register_secret(*v);
+    if (auto v = env.text(secret)) register_secret(*v);
   }
-  if (auto v = getenv("REDIS_PASSWORD"); v && cfg.password.empty()) cfg.password = *v;
-  if (auto v = getenv("REDIS_SENTINEL_USERNAME"); v && cfg.sentinel) cfg.sentinel->username = *v;
-  if (auto v = getenv("REDIS_SENTINEL_PASSWORD"); v && cfg.sentinel) cfg.sentinel->password = *v;
-  if (auto v = getenv("REDIS_SSL_CA_CERTS")) cfg.tls.ca_file = *v;
-  if (auto v = getenv("REDIS_SSL_CERTFILE")) cfg.tls.cert_file = *v;
-  if (auto v = getenv("REDIS_SSL_KEYFILE")) cfg.tls.key_file = *v;
+  if (auto v = env.text("REDIS_USERNAME"); v && cfg.username.empty()) cfg.username = *v;
+  if (auto v = env.text("REDIS_PASSWORD"); v && cfg.password.empty()) cfg.password = *v;
+  if (cfg.sentinel) {
+    if (auto v = env.text("REDIS_SENTINEL_USERNAME")) cfg.sentinel->username = *v;
+    if (auto v = env.text("REDIS_SENTINEL_PASSWORD")) cfg.sentinel->password = *v;
+  }
+  if (auto v = env.text("REDIS_SSL_CA_CERTS")) cfg.tls.ca_file = *v;
+  if (auto v = env.text("REDIS_SSL_CERTFILE")) cfg.tls.cert_file = *v;
+  if (auto v = env.text("REDIS_SSL_KEYFILE")) cfg.tls.key_file = *v;
   if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
     throw ConfigError("REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE: set both or neither");
   }
-  if (auto v = getenv("REDIS_MAX_CONNECTIONS")) {
-    cfg.max_connections = parse_int<std::size_t>("REDIS_MAX_CONNECTIONS", *v, 1, 10000);
-  }
-  if (auto v = getenv("REDIS_SOCKET_TIMEOUT")) {
-    cfg.command_timeout = parse_seconds("REDIS_SOCKET_TIMEOUT", *v, false);
-  }
-  if (auto v = getenv("REDIS_CONNECT_TIMEOUT")) {
-    cfg.connect_timeout = parse_seconds("REDIS_CONNECT_TIMEOUT", *v, false);
-  }
-  if (auto v = getenv("REDIS_RETRY_ON_TIMEOUT")) {
-    cfg.retry_on_timeout = parse_bool("REDIS_RETRY_ON_TIMEOUT", *v);
-  }
-  if (auto v = getenv("REDIS_HEALTH_CHECK_INTERVAL")) {
-    cfg.health_check_interval = parse_seconds("REDIS_HEALTH_CHECK_INTERVAL", *v, true);
-  }
+}
+
+}  // namespace
+
+ClientConfig ClientConfig::from_env(const Getenv& getenv) {
+  const EnvReader env(getenv);
+  ClientConfig cfg;
+  read_address(cfg, env);
+  env.integer("REDIS_DB", cfg.db, 0, 1 << 20);
+  read_credentials(cfg, env);
+  env.integer("REDIS_MAX_CONNECTIONS", cfg.max_connections, 1, 10000);
+  env.seconds("REDIS_SOCKET_TIMEOUT", cfg.command_timeout, false);
+  env.seconds("REDIS_CONNECT_TIMEOUT", cfg.connect_timeout, false);
+  env.flag("REDIS_RETRY_ON_TIMEOUT", cfg.retry_on_timeout);
+  env.seconds("REDIS_HEALTH_CHECK_INTERVAL", cfg.health_check_interval, true);
   return cfg;
 }
 

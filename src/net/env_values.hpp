@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,5 +53,40 @@ inline bool parse_bool(std::string_view name, std::string_view text) {
   if (t == "false" || t == "0" || t == "no" || t == "off") return false;
   throw ConfigError(fmt::format("{}: expected true or false, got \"{}\"", name, text));
 }
+
+// Reads the variables a configuration is made of. Each reader leaves its target alone when the
+// variable is unset and throws ConfigError naming the variable when it is set to something that
+// cannot be used.
+class EnvReader {
+ public:
+  explicit EnvReader(const ClientConfig::Getenv& getenv) : getenv_(getenv) {}
+
+  [[nodiscard]] std::optional<std::string> text(const char* name) const { return getenv_(name); }
+  template <class Int>
+  void integer(const char* name, Int& into, long long min, long long max) const {
+    if (auto v = getenv_(name)) into = parse_int<Int>(name, *v, min, max);
+  }
+  // A whole number of the duration's unit ("60" for 60 s into std::chrono::seconds).
+  template <class Rep, class Period>
+  void count(const char* name, std::chrono::duration<Rep, Period>& into, long long min,
+             long long max) const {
+    if (auto v = getenv_(name))
+      into = std::chrono::duration<Rep, Period>(parse_int<Rep>(name, *v, min, max));
+  }
+  // Seconds, possibly fractional ("0.25").
+  void seconds(const char* name, std::chrono::milliseconds& into, bool allow_zero) const {
+    if (auto v = getenv_(name)) into = parse_seconds(name, *v, allow_zero);
+  }
+  void flag(const char* name, bool& into) const {
+    if (auto v = getenv_(name)) into = parse_bool(name, *v);
+  }
+  // A whole percentage from 0 to `max`, as a fraction.
+  void percent(const char* name, double& into, int max) const {
+    if (auto v = getenv_(name)) into = parse_int<int>(name, *v, 0, max) / 100.0;
+  }
+
+ private:
+  const ClientConfig::Getenv& getenv_;
+};
 
 }  // namespace promptcache::net

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <spdlog/logger.h>
 #include <boost/asio/any_io_executor.hpp>
@@ -61,6 +62,9 @@ class Api {
  private:
   struct Outcome;
   boost::asio::awaitable<Response> route(Request& req, Outcome& out);
+  // The handler of `out.route` (known, its method allowed, the key checked).
+  boost::asio::awaitable<Response> dispatch(Request& req, const std::vector<std::string>& path,
+                                            Outcome& out);
   // The request's metrics and access-log line.
   void account(const Request::header_type& h, const Outcome& out, unsigned status,
                std::chrono::steady_clock::duration elapsed);

@@ -313,6 +313,42 @@ asio::awaitable<void> HttpServer::refuse_connection(Worker& w, tcp::socket socke
   --active_;
 }
 
+asio::awaitable<error_code> HttpServer::read_request(Session& session, beast::flat_buffer& buffer,
+                                                     RequestParser& parser,
+                                                     std::optional<Response>& refusal) {
+  beast::tcp_stream& stream = *session.stream;
+  error_code ec;
+  stream.expires_after(options_.header_timeout);
+  co_await http::async_read_header(stream, buffer, parser, with(ec));
+  if (!ec) {
+    if (auto problem = framing_problem(parser.get().base())) {
+      refusal = on_error_(problem->status, problem->message);
+    } else if (admit_) {
+      refusal = admit_(parser.get().base());
+    }
+  }
+  if (!ec && !refusal) {
+    stream.expires_after(options_.request_timeout);
+    if (parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
+      // Invited, the body makes the request one in flight: a stop answers it.
+      session.phase = Phase::busy;
+      session.continued = true;
+      http::response<http::empty_body> go_on{http::status::continue_, 11};
+      co_await http::async_write(stream, go_on, with(ec));
+    }
+    if (!ec) co_await http::async_read(stream, buffer, parser, with(ec));
+  }
+  if (ec == http::error::body_limit) {
+    refusal = on_error_(413, "the request body is too large");
+  } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    refusal = on_error_(431, "the request headers are too large");  // RFC 6585 §5
+  } else if (ec && ec.category() == make_error_code(http::error::end_of_stream).category() &&
+             ec != http::error::end_of_stream) {
+    refusal = on_error_(400, fmt::format("malformed HTTP request: {}", ec.message()));
+  }
+  co_return ec;
+}
+
 asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   auto self = w.sessions.insert(w.sessions.end(), Session{&stream});
@@ -334,37 +370,10 @@ asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
     }
     self->phase = Phase::reading;
     self->continued = false;
-    http::request_parser<http::string_body> parser;
+    RequestParser parser;
     parser.body_limit(options_.body_limit);
     parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-    stream.expires_after(options_.header_timeout);
-    co_await http::async_read_header(stream, buffer, parser, with(ec));
-    if (!ec) {
-      if (auto problem = framing_problem(parser.get().base())) {
-        refusal = on_error_(problem->status, problem->message);
-      } else if (admit_) {
-        refusal = admit_(parser.get().base());
-      }
-    }
-    if (!ec && !refusal) {
-      stream.expires_after(options_.request_timeout);
-      if (parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
-        // Invited, the body makes the request one in flight: a stop answers it.
-        self->phase = Phase::busy;
-        self->continued = true;
-        http::response<http::empty_body> go_on{http::status::continue_, 11};
-        co_await http::async_write(stream, go_on, with(ec));
-      }
-      if (!ec) co_await http::async_read(stream, buffer, parser, with(ec));
-    }
-    if (ec == http::error::body_limit) {
-      refusal = on_error_(413, "the request body is too large");
-    } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      refusal = on_error_(431, "the request headers are too large");  // RFC 6585 §5
-    } else if (ec && ec.category() == make_error_code(http::error::end_of_stream).category() &&
-               ec != http::error::end_of_stream) {
-      refusal = on_error_(400, fmt::format("malformed HTTP request: {}", ec.message()));
-    }
+    ec = co_await read_request(*self, buffer, parser, refusal);
     if (refusal) {
       self->phase = Phase::closing;
       co_await answer_and_close(stream, *refusal, kRefusalWriteTime);

@@ -32,7 +32,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "server/log_throttle.hpp"
@@ -99,6 +101,14 @@ class HttpServer {
   bool shed_one(Worker& w);
   void note_accept_failure(const boost::system::error_code& ec);
   boost::asio::awaitable<void> session(Worker& w, boost::asio::ip::tcp::socket socket);
+  using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+  // One request of `session` into `parser`: its header (framing checked, then admitted) and its
+  // body (invited, if it expects 100 Continue). A refusal to answer with lands in `refusal`;
+  // otherwise the error that ended the read (none: a whole request).
+  boost::asio::awaitable<boost::system::error_code> read_request(Session& session,
+                                                                 boost::beast::flat_buffer& buffer,
+                                                                 RequestParser& parser,
+                                                                 std::optional<Response>& refusal);
   boost::asio::awaitable<void> refuse_connection(Worker& w, boost::asio::ip::tcp::socket socket);
   void stop_on(Worker& w);
 

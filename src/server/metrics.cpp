@@ -57,89 +57,108 @@ void Metrics::db_call(DbOp op, bool ok) noexcept {
   db_calls_[static_cast<std::size_t>(op)][ok ? 1 : 0].fetch_add(1, relaxed);
 }
 
-std::string Metrics::render(const cache::PromptCacheService& service) const {
-  std::string out;
-  auto line = [&]<class... Args>(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
-  };
+namespace {
 
-  line("# HELP promptcache_http_requests_total HTTP requests answered, by route and status.\n");
-  line("# TYPE promptcache_http_requests_total counter\n");
+template <class... Args>
+void line(std::string& out, fmt::format_string<Args...> f, Args&&... args) {
+  fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
+}
+
+// A metric family's HELP and TYPE lines.
+void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  line(out, "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void render_cache(std::string& out, const cache::PromptCacheService& service) {
+  const auto c = service.counters();
+  const auto tier = service.tier();
+  family(out, "promptcache_cache_requests_total", "counter",
+         "Cache lookups and failures, by tier and outcome.");
+  line(out, "promptcache_cache_requests_total{{tier=\"{}\",outcome=\"hit\"}} {}\n", tier, c.hits);
+  line(out, "promptcache_cache_requests_total{{tier=\"{}\",outcome=\"miss\"}} {}\n", tier,
+       c.misses);
+  line(out, "promptcache_cache_requests_total{{tier=\"{}\",outcome=\"error\"}} {}\n", tier,
+       c.errors);
+  family(out, "promptcache_cache_corrupt_values_total", "counter",
+         "Cached values discarded as corrupt.");
+  line(out, "promptcache_cache_corrupt_values_total{{tier=\"{}\"}} {}\n", tier, c.corrupt);
+  family(out, "promptcache_cache_dropped_writes_total", "counter",
+         "Writes dropped while the breaker was open.");
+  line(out, "promptcache_cache_dropped_writes_total{{tier=\"{}\"}} {}\n", tier, c.dropped_writes);
+  family(out, "promptcache_cache_near_hits_total", "counter",
+         "Hits answered by the near tier (also in hits).");
+  line(out, "promptcache_cache_near_hits_total {}\n", c.near_hits);
+  family(out, "promptcache_cache_stampede_total", "counter",
+         "Stampede protection at work, by kind.");
+  using Kind = std::pair<const char*, std::uint64_t>;
+  for (const auto& [kind, n] :
+       {Kind{"coalesced", c.coalesced}, Kind{"lease_wait", c.lease_waits},
+        Kind{"negative_hit", c.negative_hits}, Kind{"stale_served", c.stale_served},
+        Kind{"early_refresh", c.early_refreshes}}) {
+    line(out, "promptcache_cache_stampede_total{{kind=\"{}\"}} {}\n", kind, n);
+  }
+  family(out, "promptcache_cache_breaker_state", "gauge",
+         "The cache breaker: 0 closed, 1 open, 2 half-open.");
+  line(out, "promptcache_cache_breaker_state{{tier=\"{}\"}} {}\n", tier,
+       static_cast<int>(service.breaker().state()));
+}
+
+}  // namespace
+
+void Metrics::render_http(std::string& out) const {
+  family(out, "promptcache_http_requests_total", "counter",
+         "HTTP requests answered, by route and status.");
   for (std::size_t r = 0; r < routes; ++r) {
     for (std::size_t s = 0; s < statuses.size(); ++s) {
       const auto n = requests_[r][s].load(relaxed);
       if (n == 0) continue;
-      line("promptcache_http_requests_total{{route=\"{}\",status=\"{}\"}} {}\n",
+      line(out, "promptcache_http_requests_total{{route=\"{}\",status=\"{}\"}} {}\n",
            route_name(static_cast<Route>(r)),
            statuses[s] == 0 ? std::string("other") : std::to_string(statuses[s]), n);
     }
   }
-  line(
-      "# HELP promptcache_http_request_duration_seconds Time from a request read to its "
-      "response ready, by route.\n");
-  line("# TYPE promptcache_http_request_duration_seconds histogram\n");
+  family(out, "promptcache_http_request_duration_seconds", "histogram",
+         "Time from a request read to its response ready, by route.");
   for (std::size_t r = 0; r < routes; ++r) {
-    std::uint64_t cumulative = 0;
     std::array<std::uint64_t, bounds.size() + 1> counts{};
     for (std::size_t b = 0; b <= bounds.size(); ++b) counts[b] = buckets_[r][b].load(relaxed);
     std::uint64_t total = 0;
     for (auto c : counts) total += c;
     if (total == 0) continue;
     const auto name = route_name(static_cast<Route>(r));
+    std::uint64_t cumulative = 0;
     for (std::size_t b = 0; b < bounds.size(); ++b) {
       cumulative += counts[b];
-      line("promptcache_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", name,
-           bounds[b], cumulative);
+      line(out, "promptcache_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n",
+           name, bounds[b], cumulative);
     }
-    line("promptcache_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", name,
-         total);
-    line("promptcache_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", name,
+    line(out, "promptcache_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n",
+         name, total);
+    line(out, "promptcache_http_request_duration_seconds_sum{{route=\"{}\"}} {}\n", name,
          static_cast<double>(duration_ns_[r].load(relaxed)) / 1e9);
-    line("promptcache_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", name, total);
+    line(out, "promptcache_http_request_duration_seconds_count{{route=\"{}\"}} {}\n", name, total);
   }
+}
 
-  line("# HELP promptcache_db_corrupt_rows_total Rows that could not be decoded (not served).\n");
-  line("# TYPE promptcache_db_corrupt_rows_total counter\n");
-  line("promptcache_db_corrupt_rows_total {}\n", corrupt_rows_.load(relaxed));
-  line("# HELP promptcache_db_calls_total Calls to the database, by operation and outcome.\n");
-  line("# TYPE promptcache_db_calls_total counter\n");
+void Metrics::render_db(std::string& out) const {
+  family(out, "promptcache_db_corrupt_rows_total", "counter",
+         "Rows that could not be decoded (not served).");
+  line(out, "promptcache_db_corrupt_rows_total {}\n", corrupt_rows_.load(relaxed));
+  family(out, "promptcache_db_calls_total", "counter",
+         "Calls to the database, by operation and outcome.");
   for (std::size_t o = 0; o < ops; ++o) {
     for (int ok = 1; ok >= 0; --ok) {
-      line("promptcache_db_calls_total{{op=\"{}\",outcome=\"{}\"}} {}\n", db_op_names[o],
+      line(out, "promptcache_db_calls_total{{op=\"{}\",outcome=\"{}\"}} {}\n", db_op_names[o],
            ok != 0 ? "ok" : "error", db_calls_[o][static_cast<std::size_t>(ok)].load(relaxed));
     }
   }
+}
 
-  const auto c = service.counters();
-  const auto tier = service.tier();
-  line(
-      "# HELP promptcache_cache_requests_total Cache lookups and failures, by tier and outcome.\n");
-  line("# TYPE promptcache_cache_requests_total counter\n");
-  line("promptcache_cache_requests_total{{tier=\"{}\",outcome=\"hit\"}} {}\n", tier, c.hits);
-  line("promptcache_cache_requests_total{{tier=\"{}\",outcome=\"miss\"}} {}\n", tier, c.misses);
-  line("promptcache_cache_requests_total{{tier=\"{}\",outcome=\"error\"}} {}\n", tier, c.errors);
-  line("# HELP promptcache_cache_corrupt_values_total Cached values discarded as corrupt.\n");
-  line("# TYPE promptcache_cache_corrupt_values_total counter\n");
-  line("promptcache_cache_corrupt_values_total{{tier=\"{}\"}} {}\n", tier, c.corrupt);
-  line(
-      "# HELP promptcache_cache_dropped_writes_total Writes dropped while the breaker was open.\n");
-  line("# TYPE promptcache_cache_dropped_writes_total counter\n");
-  line("promptcache_cache_dropped_writes_total{{tier=\"{}\"}} {}\n", tier, c.dropped_writes);
-  line("# HELP promptcache_cache_near_hits_total Hits answered by the near tier (also in hits).\n");
-  line("# TYPE promptcache_cache_near_hits_total counter\n");
-  line("promptcache_cache_near_hits_total {}\n", c.near_hits);
-  line("# HELP promptcache_cache_stampede_total Stampede protection at work, by kind.\n");
-  line("# TYPE promptcache_cache_stampede_total counter\n");
-  line("promptcache_cache_stampede_total{{kind=\"coalesced\"}} {}\n", c.coalesced);
-  line("promptcache_cache_stampede_total{{kind=\"lease_wait\"}} {}\n", c.lease_waits);
-  line("promptcache_cache_stampede_total{{kind=\"negative_hit\"}} {}\n", c.negative_hits);
-  line("promptcache_cache_stampede_total{{kind=\"stale_served\"}} {}\n", c.stale_served);
-  line("promptcache_cache_stampede_total{{kind=\"early_refresh\"}} {}\n", c.early_refreshes);
-  line(
-      "# HELP promptcache_cache_breaker_state The cache breaker: 0 closed, 1 open, 2 half-open.\n");
-  line("# TYPE promptcache_cache_breaker_state gauge\n");
-  line("promptcache_cache_breaker_state{{tier=\"{}\"}} {}\n", tier,
-       static_cast<int>(service.breaker().state()));
+std::string Metrics::render(const cache::PromptCacheService& service) const {
+  std::string out;
+  render_http(out);
+  render_db(out);
+  render_cache(out, service);
   return out;
 }
 

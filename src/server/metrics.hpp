@@ -41,6 +41,9 @@ class Metrics {
   [[nodiscard]] std::string render(const cache::PromptCacheService& service) const;
 
  private:
+  // The parts of render(): the HTTP requests (counts and durations) and the database calls.
+  void render_http(std::string& out) const;
+  void render_db(std::string& out) const;
   static constexpr std::array<unsigned, 12> statuses{200, 201, 400, 401, 404, 405,
                                                      413, 422, 500, 503, 0};  // 0: other
   static constexpr std::array<double, 14> bounds{

@@ -104,6 +104,29 @@ asio::awaitable<Result<bool>> RedisStore::write(const Write& w, Deadline deadlin
   co_return scripts::write_outcome(reply->type, reply->value);
 }
 
+namespace {
+
+// Entries from `first` on, as commands, until `req` holds about `bytes`: plain SETs, or the
+// write script (loaded once per request) for indexed or versioned entries. Returns the index of
+// the first entry left out.
+std::size_t encode_chunk(resp::Request& req, const std::vector<Entry>& entries, std::size_t first,
+                         std::size_t bytes) {
+  bool loaded = false;
+  std::size_t i = first;
+  for (; i < entries.size() && req.payload().size() < bytes; ++i) {
+    const Entry& e = entries[i];
+    if (e.index.empty() && e.version == 0) {
+      scripts::push_plain_set(req, e.key, e.value, e.ttl, SetMode::always);
+      continue;
+    }
+    if (!std::exchange(loaded, true)) scripts::push_load_write(req);
+    scripts::push_write(req, true, e);
+  }
+  return i;
+}
+
+}  // namespace
+
 // A batch goes out as requests of about `chunk_bytes`, at most `window` of them in flight: the
 // first is on the wire while the next is encoded, so Redis and we work at the same time, and a
 // batch of any size holds a bounded amount of memory.
@@ -149,16 +172,9 @@ asio::awaitable<Result<std::size_t>> RedisStore::set_multiple(const std::vector<
     if (batch->chunks.size() == window) co_await retire();
     Chunk& c = batch->chunks.emplace_back();
     c.req.reserve(chunk_bytes + 64 * 1024);
-    bool loaded = false;  // the write script, for this chunk's EVALSHAs
-    for (; i < entries.size() && c.req.payload().size() < chunk_bytes; ++i, ++c.entries) {
-      const Entry& e = entries[i];
-      if (e.index.empty() && e.version == 0) {
-        scripts::push_plain_set(c.req, e.key, e.value, e.ttl, SetMode::always);
-        continue;
-      }
-      if (!std::exchange(loaded, true)) scripts::push_load_write(c.req);
-      scripts::push_write(c.req, true, e);
-    }
+    const std::size_t next = encode_chunk(c.req, entries, i, chunk_bytes);
+    c.entries = next - i;
+    i = next;
     sent += c.entries;
     asio::co_spawn(ex, client_->execute(c.req, c.sink),
                    [batch, &c](std::exception_ptr e, error_code ec) {
