@@ -2,7 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace promptcache::cache {
@@ -26,19 +29,41 @@ int hex_value(char c) {
   return -1;
 }
 
+// Whether any of the 16 bytes at `p` needs an escape: one block compare instead of 16 lookups
+// (GCC and Clang vector extensions: SIMD where the target has it, plain code elsewhere).
+bool block_needs_escape(const char* p) {
+  using Block = unsigned char __attribute__((vector_size(16)));
+  Block b;
+  std::memcpy(&b, p, sizeof b);
+  auto is = [&b](char c) { return b == static_cast<unsigned char>(c); };
+  const auto hit =
+      is('%') | is(':') | is('*') | is('?') | is('[') | is(']') | is('\\') | is('{') | is('}');
+  std::uint64_t lanes[2];
+  std::memcpy(lanes, &hit, sizeof lanes);
+  return (lanes[0] | lanes[1]) != 0;
+}
+
 void append_escaped(std::string& out, std::string_view part) {
   constexpr char hex[] = "0123456789ABCDEF";
-  // Ordinary ids need no escape: copy runs, not characters.
+  // Ordinary ids need no escape: plain blocks are skipped whole, runs copied, not characters.
+  const std::size_t n = part.size();
   std::size_t run = 0;
-  for (std::size_t i = 0; i < part.size(); ++i) {
-    if (!needs_escape(part[i])) continue;
-    out.append(part.data() + run, i - run);
-    const auto u = static_cast<unsigned char>(part[i]);
-    const char escaped[3] = {'%', hex[u >> 4], hex[u & 15]};
-    out.append(escaped, 3);
-    run = i + 1;
+  std::size_t i = 0;
+  while (i < n) {
+    if (i + 16 <= n && !block_needs_escape(part.data() + i)) {
+      i += 16;
+      continue;
+    }
+    for (const std::size_t end = std::min(n, i + 16); i < end; ++i) {
+      if (!needs_escape(part[i])) continue;
+      out.append(part.data() + run, i - run);
+      const auto u = static_cast<unsigned char>(part[i]);
+      const char escaped[3] = {'%', hex[u >> 4], hex[u & 15]};
+      out.append(escaped, 3);
+      run = i + 1;
+    }
   }
-  out.append(part.data() + run, part.size() - run);
+  out.append(part.data() + run, n - run);
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std
       start_(start),
       span_(core.tracer_.get(), op_text[op].span) {
   span_.set(subject_names[static_cast<int>(subject)].attribute, name);
-  span_.set("cache.tier", core.store_->tier());
+  if (span_.recording()) span_.set("cache.tier", core.store_->tier());
 }
 
 ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::size_t count,
@@ -55,7 +55,7 @@ ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std
       start_(start),
       span_(core.tracer_.get(), op_text[op].span) {
   span_.set(subject_names[static_cast<int>(subject)].attribute, static_cast<std::int64_t>(count));
-  span_.set("cache.tier", core.store_->tier());
+  if (span_.recording()) span_.set("cache.tier", core.store_->tier());
 }
 
 ServiceCore::Operation::~Operation() {

@@ -234,6 +234,38 @@ TEST(Keys, escape_percent_encodes_exactly_percent_colon_glob_specials_and_braces
   }
 }
 
+// Long parts are scanned 16 bytes at a time: an escape anywhere in a block, at its edges, or in
+// the tail after the last whole block is found, whatever the part's length.
+TEST(Keys, escape_finds_every_special_at_every_position_of_parts_of_every_length_up_to_70) {
+  auto reference = [](std::string_view part) {
+    std::string out;
+    for (char c : part) {
+      if (std::string_view("%:*?[]\\{}").find(c) == std::string_view::npos) {
+        out += c;
+      } else {
+        constexpr char hex[] = "0123456789ABCDEF";
+        out += '%';
+        out += hex[static_cast<unsigned char>(c) >> 4];
+        out += hex[static_cast<unsigned char>(c) & 15];
+      }
+    }
+    return out;
+  };
+  for (std::size_t length = 1; length <= 70; ++length) {
+    const std::string plain(length, 'a');
+    EXPECT_EQ(promptcache::cache::escape_key_part(plain), plain);
+    for (std::size_t at = 0; at < length; ++at) {
+      for (char special : std::string_view("%:*?[]\\{}")) {
+        std::string part = plain;
+        part[at] = special;
+        if (at + 17 < length) part[at + 17] = ':';  // a second one, a block further on
+        ASSERT_EQ(promptcache::cache::escape_key_part(part), reference(part))
+            << "length " << length << ", at " << at << ", " << special;
+      }
+    }
+  }
+}
+
 TEST(Keys, escape_of_seed_collision_examples) {
   EXPECT_EQ(escape_key_part("a:b"), "a%3Ab");
   EXPECT_EQ(escape_key_part("a_b"), "a_b");

@@ -45,6 +45,9 @@ class ScopedSpan {
   void record_exception(std::string_view message) {
     if (span_) span_->record_exception(message);
   }
+  // Whether anything is recorded: attributes that cost something to compute are skipped
+  // without it.
+  [[nodiscard]] bool recording() const noexcept { return span_ != nullptr; }
 
  private:
   std::unique_ptr<Span> span_;
