@@ -171,8 +171,10 @@ std::optional<Response> Api::admit(const Request::header_type& h) {
   return res;
 }
 
+// Not a coroutine: the checks throw before any frame is made, and the handler's frame is the
+// only one a request adds.
 asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
-  auto target = boost::urls::parse_origin_form(req.target());
+  const auto target = boost::urls::parse_origin_form(req.target());
   if (!target) throw Refusal{400, "malformed request target"};
   std::vector<std::string> path;
   for (auto seg : target->segments()) path.push_back(seg);
@@ -188,11 +190,11 @@ asio::awaitable<Response> Api::route(Request& req, Outcome& out) {
   if (!allows(out.route, req.method())) {
     throw Refusal{405, "method not allowed on this path", std::string(allowed_methods(out.route))};
   }
-  co_return co_await dispatch(req, path, out);
+  return dispatch(req, *target, std::move(path), out);
 }
 
-asio::awaitable<Response> Api::dispatch(Request& req, const std::vector<std::string>& path,
-                                        Outcome& out) {
+asio::awaitable<Response> Api::dispatch(Request& req, boost::urls::url_view target,
+                                        std::vector<std::string> path, Outcome& out) {
   switch (out.route) {
     case Route::healthz: {
       json::object ok;
@@ -207,8 +209,7 @@ asio::awaitable<Response> Api::dispatch(Request& req, const std::vector<std::str
       co_return co_await lookup(req, out);
     case Route::analyses_get:
     case Route::analyses_delete: {
-      const auto target = boost::urls::parse_origin_form(req.target());  // checked by route()
-      const auto params = target->params();
+      const auto params = target.params();
       auto param = [&](std::string_view name) -> std::string {
         auto it = params.find(name);
         return it == params.end() ? std::string() : std::string((*it).value);

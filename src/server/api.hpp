@@ -15,6 +15,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/url/url_view.hpp>
 
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
@@ -62,9 +63,10 @@ class Api {
  private:
   struct Outcome;
   boost::asio::awaitable<Response> route(Request& req, Outcome& out);
-  // The handler of `out.route` (known, its method allowed, the key checked).
-  boost::asio::awaitable<Response> dispatch(Request& req, const std::vector<std::string>& path,
-                                            Outcome& out);
+  // The handler of `out.route` (known, its method allowed, the key checked); `target` is
+  // req's, parsed.
+  boost::asio::awaitable<Response> dispatch(Request& req, boost::urls::url_view target,
+                                            std::vector<std::string> path, Outcome& out);
   // The request's metrics and access-log line.
   void account(const Request::header_type& h, const Outcome& out, unsigned status,
                std::chrono::steady_clock::duration elapsed);
