@@ -2,6 +2,15 @@
 
 namespace promptcache::net::sansio {
 
+void push_auth(resp::Request& req, const std::string& username, const std::string& password) {
+  if (password.empty()) return;
+  if (username.empty()) {
+    req.push("AUTH", password);
+  } else {
+    req.push("AUTH", username, password);
+  }
+}
+
 void Exchange::start(const resp::Request& req) {
   parser_.reset();
   out_.clear();

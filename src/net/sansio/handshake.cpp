@@ -97,13 +97,7 @@ Step HandshakeAlgo::on_hello(const Outcome& last) {
       (starts_with(first, "NOPROTO") || starts_with(first, "ERR unknown command"))) {
     // A server without RESP3: authenticate and name the connection the RESP2 way.
     request_.clear();
-    if (!cfg_.password.empty()) {
-      if (cfg_.username.empty()) {
-        request_.push("AUTH", cfg_.password);
-      } else {
-        request_.push("AUTH", cfg_.username, cfg_.password);
-      }
-    }
+    push_auth(request_, cfg_.username, cfg_.password);
     request_.push("CLIENT", "SETNAME", cfg_.client_name);
     if (cfg_.db != 0) request_.push("SELECT", cfg_.db);
     if (cfg_.readonly) request_.push("READONLY");

@@ -8,13 +8,7 @@ namespace promptcache::net::sansio {
 
 SentinelLookupAlgo::SentinelLookupAlgo(const SentinelConfig& cfg, std::size_t first)
     : cfg_(cfg), first_(cfg.sentinels.empty() ? 0 : first % cfg.sentinels.size()) {
-  if (!cfg_.password.empty()) {
-    if (cfg_.username.empty()) {
-      ask_.push("AUTH", cfg_.password);
-    } else {
-      ask_.push("AUTH", cfg_.username, cfg_.password);
-    }
-  }
+  push_auth(ask_, cfg_.username, cfg_.password);
   ask_.push("SENTINEL", "get-master-addr-by-name", cfg_.master_name);
 }
 

@@ -58,6 +58,9 @@ struct Outcome {
   std::span<const resp::Reply> replies;  // exchange: one per command
 };
 
+// AUTH [username] password, when there is a password (the RESP2 way; HELLO carries its own).
+void push_auth(resp::Request& req, const std::string& username, const std::string& password);
+
 // Collects the replies of one exchange from bytes: the runner's half of Step::exchange.
 class Exchange {
  public:
