@@ -238,6 +238,29 @@ asio::awaitable<void> ServiceCore::discard(std::string_view key, std::size_t byt
   (void)removed;  // best effort: a value that stays is discarded again on the next read
 }
 
+// Decodes a stored value where the store hands it over (see Store::get_into).
+template <class T, class Parse>
+struct ServiceCore::Unwrapping final : store::ValueVisitor {
+  Unwrapping(const ServiceCore& core, Parse& parse, std::string* text)
+      : core(core), parse(parse), text(text) {}
+  void on_value(std::string_view stored) noexcept override {
+    seen = true;
+    bytes = stored.size();
+    try {
+      found = core.unwrap<T>(stored, parse, text);
+    } catch (const std::bad_alloc&) {
+      out_of_memory = true;
+    }
+  }
+  const ServiceCore& core;
+  Parse& parse;
+  std::string* text;
+  Found<T> found;
+  std::size_t bytes = 0;
+  bool seen = false;  // the store had a value
+  bool out_of_memory = false;
+};
+
 template <class T, class Parse>
 asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view key, Parse parse,
                                                                std::chrono::milliseconds budget) {
@@ -275,14 +298,18 @@ asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view 
     }
     ticket = near_->reserve(key, op.start());
   }
-  // The budget starts at the store: a near hit reads no clock for it.
-  auto stored = co_await store_->get(key, deadline_in(budget));
+  // The value is decoded where the store holds it (the client's read buffer): not copied out
+  // first. The budget starts at the store: a near hit reads no clock for it.
   std::string text;
-  if (op.failed(stored)) {
+  Unwrapping<T, Parse> decoded(*this, parse, ticket != 0 ? &text : nullptr);
+  const error_code ec = co_await store_->get_into(key, deadline_in(budget), decoded);
+  if (op.failed(ec)) {
     found.failed = true;
-  } else if (stored->has_value()) {
-    found = unwrap<T>(**stored, parse, ticket != 0 ? &text : nullptr);
-    if (found.kind == Kind::miss) co_await discard(key, (*stored)->size());
+  } else if (decoded.out_of_memory) {
+    found.failed = true;  // a value could not be built: a miss, not a crash of the reader
+  } else if (decoded.seen) {
+    found = std::move(decoded.found);
+    if (found.kind == Kind::miss) co_await discard(key, decoded.bytes);
   }
   if (ticket != 0) {
     if (found.kind == Kind::value) {

@@ -199,6 +199,9 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   template <class T, class Parse>
   [[nodiscard]] Found<T> unwrap(std::string_view stored, Parse parse,
                                 std::string* text = nullptr) const;
+  // The store's value handed to unwrap() where it lies (read_value's visitor).
+  template <class T, class Parse>
+  struct Unwrapping;
   // The near tier's part of a write: its copy of `key` goes (before and after the write).
   void forget(std::string_view key);
   // The store's value of `key` now as JSON text, unwrapped: no near tier, counter or span (the

@@ -74,6 +74,50 @@ asio::awaitable<Result<std::optional<std::string>>> RedisStore::get(std::string_
   return client_->get(key, deadline);  // the same result type: no coroutine frame of its own
 }
 
+namespace {
+
+// A GET's reply handed to a ValueVisitor while it is in the read buffer.
+class VisitingSink final : public resp::ReplySink {
+ public:
+  explicit VisitingSink(ValueVisitor& visitor) : visitor_(visitor) {}
+  void on_node(const resp::Node& node) override {
+    if (node.depth != 0) return;
+    switch (node.type) {
+      case resp::Type::blob_string:
+      case resp::Type::simple_string:
+      case resp::Type::verbatim_string:
+        visitor_.on_value(node.value);
+        break;
+      case resp::Type::null:
+        break;
+      case resp::Type::simple_error:
+      case resp::Type::blob_error:
+        error = error::server_error;
+        break;
+      default:
+        error = error::unexpected_reply;
+        break;
+    }
+  }
+  // Sent again (after a timeout): the visitor may be told again, and keeps the last.
+  void reset() noexcept override { error = {}; }
+  error_code error;
+
+ private:
+  ValueVisitor& visitor_;
+};
+
+}  // namespace
+
+asio::awaitable<error_code> RedisStore::get_into(std::string_view key, Deadline deadline,
+                                                 ValueVisitor& visitor) {
+  resp::Request req;
+  req.push("GET", key).set_idempotent(true).set_deadline(deadline);
+  VisitingSink sink(visitor);
+  if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
+  co_return sink.error;
+}
+
 asio::awaitable<Result<std::vector<std::optional<std::string>>>> RedisStore::get_multiple(
     const std::vector<std::string>& keys) {
   if (keys.empty()) co_return std::vector<std::optional<std::string>>{};

@@ -28,6 +28,15 @@ boost::asio::awaitable<boost::system::error_code> Store::set(std::string_view ke
   co_return done ? boost::system::error_code{} : done.error();
 }
 
+boost::asio::awaitable<boost::system::error_code> Store::get_into(std::string_view key,
+                                                                  Deadline deadline,
+                                                                  ValueVisitor& visitor) {
+  auto stored = co_await get(key, deadline);
+  if (!stored) co_return stored.error();
+  if (*stored) visitor.on_value(**stored);
+  co_return boost::system::error_code{};
+}
+
 boost::asio::awaitable<boost::system::error_code> Store::connect() {
   co_return boost::system::error_code{};
 }

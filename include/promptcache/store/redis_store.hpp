@@ -18,6 +18,9 @@ class RedisStore final : public Store {
 
   boost::asio::awaitable<Result<std::optional<std::string>>> get(std::string_view key,
                                                                  Deadline deadline = {}) override;
+  boost::asio::awaitable<boost::system::error_code> get_into(std::string_view key,
+                                                             Deadline deadline,
+                                                             ValueVisitor& visitor) override;
   boost::asio::awaitable<Result<std::vector<std::optional<std::string>>>> get_multiple(
       const std::vector<std::string>& keys) override;
   boost::asio::awaitable<Result<bool>> write(const Write& w, Deadline deadline = {}) override;
