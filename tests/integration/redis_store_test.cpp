@@ -122,6 +122,20 @@ TEST(RedisStore, set_multiple_with_the_server_down_is_an_error_not_a_count) {
   }());
 }
 
+TEST(RedisStore, get_into_with_the_server_down_is_an_error_and_visits_nothing) {
+  RedisServer server;
+  Fixture f(server.url(), 500ms);
+  server.stop();
+  struct Never final : store::ValueVisitor {
+    void on_value(std::string_view) noexcept override { called = true; }
+    bool called = false;
+  } never;
+  f.run([&]() -> asio::awaitable<void> {
+    EXPECT_TRUE(co_await f.store->get_into("k", {}, never));
+  }());
+  EXPECT_FALSE(never.called);
+}
+
 TEST(RedisStore, set_multiple_after_the_server_returns_writes_everything) {
   RedisServer server;
   Fixture f(server.url(), 2s);

@@ -125,6 +125,34 @@ TEST_P(StoreContract, set_then_get_returns_the_exact_bytes_of_binary_values) {
   }());
 }
 
+// What get() returns, get_into() hands to a visitor: the exact bytes, once; nothing for a
+// missing key.
+TEST_P(StoreContract, get_into_hands_over_exactly_what_get_returns) {
+  struct Recorder final : store::ValueVisitor {
+    void on_value(std::string_view bytes) noexcept override { seen.emplace_back(bytes); }
+    std::vector<std::string> seen;
+  };
+  static constexpr char raw[] = "a\0b\r\nc\0\0$*-\r\n\xff\x80";
+  const std::string binary(raw, sizeof(raw) - 1);
+  const std::string big(100 * 1024, 'v');
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await store().set("into-bin", binary, 0s));
+    EXPECT_FALSE(co_await store().set("into-empty", "", 0s));
+    EXPECT_FALSE(co_await store().set("into-big", big, 0s));
+    for (const auto& [key, want] : {std::pair<std::string, std::string>{"into-bin", binary},
+                                    {"into-empty", ""},
+                                    {"into-big", big}}) {
+      Recorder seen;
+      EXPECT_FALSE(co_await store().get_into(key, {}, seen));
+      CO_ASSERT(seen.seen.size() == 1u);
+      EXPECT_EQ(seen.seen[0], want) << key;
+    }
+    Recorder none;
+    EXPECT_FALSE(co_await store().get_into("into-never-set", {}, none));
+    EXPECT_TRUE(none.seen.empty());
+  }());
+}
+
 TEST_P(StoreContract, empty_string_value_is_a_hit_not_a_miss) {
   run([&]() -> asio::awaitable<void> {
     EXPECT_FALSE(co_await store().set("empty", "", 0s));
