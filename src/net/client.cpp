@@ -19,20 +19,17 @@ class BulkSink final : public resp::ReplySink {
  public:
   void on_node(const resp::Node& node) override {
     if (node.depth != 0) return;
-    switch (node.type) {
-      case resp::Type::blob_string:
-      case resp::Type::simple_string:
-      case resp::Type::verbatim_string:
+    switch (resp::value_reply(node.type)) {
+      case resp::ValueReply::value:
         value.emplace(node.value);
         break;
-      case resp::Type::null:
+      case resp::ValueReply::none:
         value.reset();
         break;
-      case resp::Type::simple_error:
-      case resp::Type::blob_error:
+      case resp::ValueReply::error:
         error = error::server_error;
         break;
-      default:
+      case resp::ValueReply::unexpected:
         error = error::unexpected_reply;
         break;
     }

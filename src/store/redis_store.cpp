@@ -82,22 +82,10 @@ class VisitingSink final : public resp::ReplySink {
   explicit VisitingSink(ValueVisitor& visitor) : visitor_(visitor) {}
   void on_node(const resp::Node& node) override {
     if (node.depth != 0) return;
-    switch (node.type) {
-      case resp::Type::blob_string:
-      case resp::Type::simple_string:
-      case resp::Type::verbatim_string:
-        visitor_.on_value(node.value);
-        break;
-      case resp::Type::null:
-        break;
-      case resp::Type::simple_error:
-      case resp::Type::blob_error:
-        error = error::server_error;
-        break;
-      default:
-        error = error::unexpected_reply;
-        break;
-    }
+    const resp::ValueReply kind = resp::value_reply(node.type);
+    if (kind == resp::ValueReply::value) visitor_.on_value(node.value);
+    if (kind == resp::ValueReply::error) error = error::server_error;
+    if (kind == resp::ValueReply::unexpected) error = error::unexpected_reply;
   }
   // Sent again (after a timeout): the visitor may be told again, and keeps the last.
   void reset() noexcept override { error = {}; }

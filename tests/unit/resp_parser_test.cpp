@@ -1010,4 +1010,20 @@ TEST(RespParser, reset_in_the_middle_of_an_aggregate_starts_a_new_message_at_dep
   EXPECT_TRUE(parser.done());
 }
 
+// A GET-like reply, classified once for every reader of such replies (the client's get, the
+// store's get_into).
+TEST(RespNode, value_reply_tells_values_none_errors_and_the_rest_apart) {
+  using resp::ValueReply;
+  EXPECT_EQ(resp::value_reply(Type::blob_string), ValueReply::value);
+  EXPECT_EQ(resp::value_reply(Type::simple_string), ValueReply::value);
+  EXPECT_EQ(resp::value_reply(Type::verbatim_string), ValueReply::value);
+  EXPECT_EQ(resp::value_reply(Type::null), ValueReply::none);
+  EXPECT_EQ(resp::value_reply(Type::simple_error), ValueReply::error);
+  EXPECT_EQ(resp::value_reply(Type::blob_error), ValueReply::error);
+  for (Type t : {Type::number, Type::double_type, Type::boolean, Type::big_number, Type::array,
+                 Type::map, Type::set, Type::push, Type::attribute}) {
+    EXPECT_EQ(resp::value_reply(t), ValueReply::unexpected) << resp::to_string(t);
+  }
+}
+
 }  // namespace

@@ -34,6 +34,17 @@ enum class Type : std::uint8_t {
   return t == Type::simple_error || t == Type::blob_error;
 }
 
+// What the reply of a GET-like command is: a value (a blob, simple or verbatim string), none
+// (null), a server's error, or anything else.
+enum class ValueReply : std::uint8_t { value, none, error, unexpected };
+[[nodiscard]] constexpr ValueReply value_reply(Type t) noexcept {
+  if (t == Type::blob_string || t == Type::simple_string || t == Type::verbatim_string) {
+    return ValueReply::value;
+  }
+  if (t == Type::null) return ValueReply::none;
+  return is_error(t) ? ValueReply::error : ValueReply::unexpected;
+}
+
 [[nodiscard]] std::string_view to_string(Type t) noexcept;
 
 struct Node {
