@@ -102,10 +102,16 @@ asio::awaitable<Result<resp::Reply>> Client::command(resp::Request req) {
   co_return std::move(out.replies().front());
 }
 
-asio::awaitable<Result<std::optional<std::string>>> Client::get(
-    std::string_view key, std::chrono::steady_clock::time_point deadline) {
+resp::Request Client::get_request(std::string_view key,
+                                  std::chrono::steady_clock::time_point deadline) {
   resp::Request req;
   req.push("GET", key).set_idempotent(true).set_deadline(deadline);
+  return req;
+}
+
+asio::awaitable<Result<std::optional<std::string>>> Client::get(
+    std::string_view key, std::chrono::steady_clock::time_point deadline) {
+  const resp::Request req = get_request(key, deadline);
   BulkSink sink;
   if (error_code ec = co_await execute(req, sink)) co_return ec;
   if (sink.error) co_return sink.error;

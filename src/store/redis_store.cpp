@@ -99,8 +99,7 @@ class VisitingSink final : public resp::ReplySink {
 
 asio::awaitable<error_code> RedisStore::get_into(std::string_view key, Deadline deadline,
                                                  ValueVisitor& visitor) {
-  resp::Request req;
-  req.push("GET", key).set_idempotent(true).set_deadline(deadline);
+  const resp::Request req = net::Client::get_request(key, deadline);
   VisitingSink sink(visitor);
   if (error_code ec = co_await client_->execute(req, sink)) co_return ec;
   co_return sink.error;

@@ -54,6 +54,10 @@ class Client {
   // resp::Request::deadline.
   [[nodiscard]] boost::asio::awaitable<Result<std::optional<std::string>>> get(
       std::string_view key, std::chrono::steady_clock::time_point deadline = {});
+  // The GET request get() sends (idempotent, with `deadline`): for a caller with a sink of its
+  // own (RedisStore::get_into).
+  [[nodiscard]] static resp::Request get_request(std::string_view key,
+                                                 std::chrono::steady_clock::time_point deadline);
   // SET with an optional expiry in seconds (0 or none: no expiry).
   [[nodiscard]] boost::asio::awaitable<boost::system::error_code> set(
       std::string_view key, std::string_view value, std::optional<std::uint64_t> ttl_seconds = {});
