@@ -86,13 +86,17 @@ asio::awaitable<error_code> Client::connect() {
   co_return first;
 }
 
+// Not a coroutine with one connection (the usual client): a command costs the connection's
+// frame alone, which moves a caller from another executor itself.
 asio::awaitable<error_code> Client::execute(const resp::Request& req, resp::ReplySink& sink) {
+  if (connections_.size() == 1) return connections_.front()->execute(req, sink);
+  return execute_pooled(req, sink);
+}
+
+asio::awaitable<error_code> Client::execute_pooled(const resp::Request& req,
+                                                   resp::ReplySink& sink) {
   const auto ex = co_await asio::this_coro::executor;
-  Connection& c = pick(ex);
-  if (c.get_executor() == ex) co_return co_await c.execute(req, sink);
-  // A named lambda: see connect() on g++ 12 and temporaries in co_await expressions.
-  auto op = [keep = c.shared_from_this(), &req, &sink]() { return keep->execute(req, sink); };
-  co_return co_await asio::co_spawn(c.get_executor(), std::move(op), asio::use_awaitable);
+  co_return co_await pick(ex).execute(req, sink);
 }
 
 asio::awaitable<Result<resp::Reply>> Client::command(resp::Request req) {

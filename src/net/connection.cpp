@@ -346,18 +346,39 @@ void Connection::on_push(const resp::Reply& message) {
   if (push_handler_) push_handler_(message);
 }
 
-void Connection::resume(Handler& handler) {
+void Connection::ready(Handler& handler) {
   if (!handler) return;
-  // Through a lambda: Boost 1.81's any_completion_handler, handed to post() as it is, wraps
-  // itself until the stack overflows.
-  asio::post(ex_, [h = std::move(*handler)]() mutable { std::move(h)(); });
+  ready_.push_back(std::move(*handler));
   handler.reset();
+  if (ready_.size() > 1) return;  // a run is posted already
+  asio::post(ex_, [self = shared_from_this()]() { self->resume_ready(); });
+}
+
+void Connection::resume_ready() {
+  // A resumed caller may finish another command at once (a queue failure): that one joins
+  // ready_, emptied here, and posts the next run.
+  resuming_.swap(ready_);
+  std::size_t i = 0;
+  try {
+    for (; i < resuming_.size(); ++i) std::move(resuming_[i])();
+  } catch (...) {
+    // A completion threw out of the caller's coroutine (its co_spawn handler rethrew): that
+    // goes on to whoever runs the executor, as a posted resumption's would, and the callers
+    // after it are still resumed, by the next run.
+    for (std::size_t j = i + 1; j < resuming_.size(); ++j) {
+      Handler rest(std::move(resuming_[j]));
+      ready(rest);
+    }
+    resuming_.clear();
+    throw;
+  }
+  resuming_.clear();
 }
 
 // ---- writing ---------------------------------------------------------------------------
 
 void Connection::wake_writer() {
-  resume(writer_wake_);
+  ready(writer_wake_);  // in turn with the callers: after those finished before the wake-up
 }
 
 asio::awaitable<void> Connection::writer(std::uint64_t gen) {
@@ -450,9 +471,15 @@ asio::awaitable<void> Connection::until_finished(Waiter* w) {
       [w](auto handler) { w->handler.emplace(std::move(handler)); }, asio::use_awaitable);
 }
 
-// One coroutine frame per command, retry included: this is the hot path.
+// One coroutine frame per command, retry included: this is the hot path. A caller on another
+// executor is moved onto the connection's (its queue and waiters belong to that executor).
 asio::awaitable<error_code> Connection::execute(const resp::Request& req, resp::ReplySink& sink) {
   if (req.empty()) co_return error_code{};
+  if (const auto caller = co_await asio::this_coro::executor; caller != ex_) {
+    // A named lambda: g++ 12 and temporaries in co_await expressions (docs/client.md).
+    auto op = [keep = shared_from_this(), &req, &sink]() { return keep->execute(req, sink); };
+    co_return co_await asio::co_spawn(ex_, std::move(op), asio::use_awaitable);
+  }
   const bool budgeted = req.deadline() != Clock::time_point{};
   for (int attempt = 0;; ++attempt) {
     Waiter* w = nullptr;

@@ -7,10 +7,12 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
@@ -559,6 +561,65 @@ TEST(Connection, several_threads_share_a_client_with_one_connection_per_executor
   // Close each connection on its own thread-less executor: nothing runs any more.
   client.close();
   for (auto& io : ios) io->poll();
+}
+
+TEST(Connection, callers_on_other_executors_are_moved_to_the_one_connection) {
+  RedisServer server;
+  asio::io_context home(1);
+  asio::io_context away(1);
+  Client client(home.get_executor(), config_for(server));  // one connection, on `home`
+  auto guard = asio::make_work_guard(home);
+  std::thread home_thread([&] { home.run(); });
+  std::atomic<int> ok{0};
+  std::atomic<int> finished{0};
+  auto round = [&](std::string prefix) -> asio::awaitable<void> {
+    for (int i = 0; i < 100; ++i) {
+      const std::string key = fmt::format("{}:{}", prefix, i);
+      if (co_await client.set(key, key)) continue;
+      auto r = co_await client.get(key);
+      if (r && r->value_or("") == key) ++ok;
+    }
+    ++finished;
+  };
+  // Another io_context on another thread, and a strand of the connection's own context.
+  asio::co_spawn(away, round("away"), asio::detached);
+  asio::co_spawn(asio::make_strand(home), round("strand"), asio::detached);
+  away.run();
+  for (int i = 0; i < 3000 && finished.load() < 2; ++i) std::this_thread::sleep_for(10ms);
+  asio::post(home, [&] { client.close(); });  // on the connection's own thread
+  guard.reset();
+  home_thread.join();
+  EXPECT_EQ(finished.load(), 2);
+  EXPECT_EQ(ok.load(), 200);
+}
+
+// Callers finished by one read are resumed by one posted run: one whose coroutine throws out
+// of run() must not strand the others finished with it.
+TEST(Connection, a_caller_that_throws_does_not_strand_the_callers_finished_with_it) {
+  RedisServer server;
+  asio::io_context io;
+  Client client(io.get_executor(), config_for(server));
+  run_until_done(io, [&]() -> asio::awaitable<void> { EXPECT_FALSE(co_await client.connect()); }());
+  int finished = 0;
+  auto thrower = [&]() -> asio::awaitable<void> {
+    (void)co_await client.get("a");
+    throw std::runtime_error("the caller's own failure");
+  };
+  auto caller = [&]() -> asio::awaitable<void> {
+    auto r = co_await client.get("b");
+    if (r) ++finished;
+  };
+  // Spawned together: their GETs go out in one write and their replies come in one read.
+  asio::co_spawn(io, thrower(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  for (int i = 0; i < 5; ++i) asio::co_spawn(io, caller(), asio::detached);
+  EXPECT_THROW(io.run(), std::runtime_error);
+  io.restart();
+  for (int i = 0; i < 200 && finished < 5; ++i) io.run_one_for(50ms);
+  EXPECT_EQ(finished, 5);
+  client.close();
+  io.poll();
 }
 
 // ---- a misbehaving server ----------------------------------------------------------------

@@ -70,6 +70,9 @@ class Client {
 
  private:
   [[nodiscard]] Connection& pick(const boost::asio::any_io_executor& ex);
+  // execute() with several connections: the one on the caller's executor, or the next.
+  [[nodiscard]] boost::asio::awaitable<boost::system::error_code> execute_pooled(
+      const resp::Request& req, resp::ReplySink& sink);
 
   ClientConfig cfg_;
   std::vector<std::shared_ptr<Connection>> connections_;

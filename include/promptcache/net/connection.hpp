@@ -129,7 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::system::error_code ec;
     void complete(boost::system::error_code result) noexcept override {
       ec = result;
-      owner->resume(handler);
+      owner->ready(handler);
     }
   };
   // The connect timeout's watchdog, for the attempt under way.
@@ -159,8 +159,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<bool> fill(boost::system::error_code& ec);
   // A push message: invalidations to cfg_.tracking.listener, everything to the push handler.
   void on_push(const resp::Reply& message);
-  // Posts the handler (if any) to resume its coroutine; leaves `handler` empty.
-  void resume(Handler& handler);
+  // A caller's command is finished, or the writer is woken: the handler (if any) joins those
+  // to resume, all of them in one posted run (a read that finishes dozens of commands posts
+  // once, not once each), in the order they came. Leaves `handler` empty.
+  void ready(Handler& handler);
+  void resume_ready();
   void arm_sweeper(Clock::time_point deadline);
   void wake_writer();
   void notify_connect_waiters();
@@ -188,6 +191,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool resp3_ = false;           // the current link's protocol
 
   Handler writer_wake_;  // set while the writer idles
+  // Finished callers not resumed yet (a run is posted while this is not empty), and the list
+  // a run works through (kept to reuse its room).
+  std::vector<boost::asio::any_completion_handler<void()>> ready_;
+  std::vector<boost::asio::any_completion_handler<void()>> resuming_;
   boost::asio::steady_timer writer_done_;
   boost::asio::steady_timer backoff_;
   boost::asio::steady_timer health_timer_;
