@@ -260,9 +260,10 @@ struct ServiceCore::Unwrapping final : store::ValueVisitor {
   bool out_of_memory = false;
 };
 
-template <class T, class Parse>
-asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view key, Parse parse,
-                                                               std::chrono::milliseconds budget) {
+template <class T, template <class> class Shape, class Key, class Parse>
+asio::awaitable<typename Shape<T>::type> ServiceCore::read_value(Key owned_key, Parse parse,
+                                                                 std::chrono::milliseconds budget) {
+  const std::string_view key = owned_key;
   Operation op(*this, op_get, Subject::key, key);
   Found<T> found;
   if (!op.admitted()) {
@@ -270,7 +271,7 @@ asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view 
     counters_.misses.fetch_add(1, std::memory_order_relaxed);
     op.span().set("cache.hit", false);
     found.failed = true;
-    co_return found;
+    co_return Shape<T>::from(std::move(found));
   }
   // The near tier first: a live copy answers without I/O; otherwise a place is reserved before
   // the read (see NearTier::visit).
@@ -293,7 +294,7 @@ asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view 
       counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
       op.span().set("cache.hit", true);
       op.span().set("cache.tier", "near");
-      co_return found;
+      co_return Shape<T>::from(std::move(found));
     }
     ticket = near_->reserve(key, op.start());
   }
@@ -322,14 +323,16 @@ asio::awaitable<ServiceCore::Found<T>> ServiceCore::read_value(std::string_view 
   op.span().set("cache.hit", hit);
   if (found.kind == Kind::absent) op.span().set("cache.not_found", true);
   if (found.kind == Kind::stale) op.span().set("cache.stale", true);
-  co_return found;
+  co_return Shape<T>::from(std::move(found));
 }
 
 // The two reads service_load.cpp makes (a value, JSON text).
-template asio::awaitable<ServiceCore::Found<json::value>> ServiceCore::read_value(
-    std::string_view, detail::ParseValue, std::chrono::milliseconds);
-template asio::awaitable<ServiceCore::Found<std::string>> ServiceCore::read_value(
-    std::string_view, detail::ParseText, std::chrono::milliseconds);
+template asio::awaitable<ServiceCore::Found<json::value>>
+    ServiceCore::read_value<json::value, ServiceCore::Whole>(std::string_view, detail::ParseValue,
+                                                             std::chrono::milliseconds);
+template asio::awaitable<ServiceCore::Found<std::string>>
+    ServiceCore::read_value<std::string, ServiceCore::Whole>(std::string_view, detail::ParseText,
+                                                             std::chrono::milliseconds);
 
 NearValuePtr ServiceCore::peek(std::string_view key) const {
   return near_ ? near_->find(key) : nullptr;
@@ -354,25 +357,19 @@ void ServiceCore::forget(std::string_view key) {
   if (near_) near_->forget(key);
 }
 
+// The plain reads are read_value itself, not coroutines around it: one frame less per read.
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get(std::string_view key) {
-  auto found = co_await read_value<Json>(key, parse_value);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
+  return read_value<Json, ValueOnly>(key, parse_value);
 }
 
 asio::awaitable<std::optional<std::string>> ServiceCore::get_json(std::string_view key) {
-  auto found = co_await read_value<std::string>(key, checked_text);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
+  return read_value<std::string, ValueOnly>(key, checked_text);
 }
 
-// The analysis reads go to read_value themselves: one coroutine frame less per call.
 asio::awaitable<std::optional<std::string>> ServiceCore::get_analysis_result_json(
     std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  auto found = co_await read_value<std::string>(key, checked_text);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
+  return read_value<std::string, ValueOnly>(analysis_key(prompt_hash, user_id, analysis_type),
+                                            checked_text);
 }
 
 asio::awaitable<NearValuePtr> ServiceCore::get_analysis_result_shared(
@@ -383,10 +380,8 @@ asio::awaitable<NearValuePtr> ServiceCore::get_analysis_result_shared(
 
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get_analysis_result(
     std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
-  const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  auto found = co_await read_value<Json>(key, parse_value);
-  if (found.kind != Kind::value) co_return std::nullopt;
-  co_return std::move(found.value);
+  return read_value<Json, ValueOnly>(analysis_key(prompt_hash, user_id, analysis_type),
+                                     parse_value);
 }
 
 asio::awaitable<void> ServiceCore::set_analysis_result(std::string_view prompt_hash,

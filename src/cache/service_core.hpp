@@ -209,10 +209,27 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   // as a miss.
   boost::asio::awaitable<Found<std::string>> read_stored(std::string_view key,
                                                          std::chrono::milliseconds budget);
+  // What read_value returns: all it found (Whole), or the value alone (ValueOnly, as the plain
+  // reads return it: those then need no coroutine of their own, one frame less per read).
+  template <class T>
+  struct Whole {
+    using type = Found<T>;
+    static type from(Found<T>&& found) { return std::move(found); }
+  };
+  template <class T>
+  struct ValueOnly {
+    using type = std::optional<T>;
+    static type from(Found<T>&& found) {
+      if (found.kind != Kind::value) return std::nullopt;
+      return std::move(found.value);
+    }
+  };
   // The value of `key` through `parse`, counted and traced; a corrupt value is discarded.
-  template <class T, class Parse>
-  boost::asio::awaitable<Found<T>> read_value(std::string_view key, Parse parse,
-                                              std::chrono::milliseconds budget = {});
+  // `Key` is a string_view, or a std::string the read owns (a key its caller built).
+  template <class T, template <class> class Shape = Whole, class Key = std::string_view,
+            class Parse>
+  boost::asio::awaitable<typename Shape<T>::type> read_value(Key key, Parse parse,
+                                                             std::chrono::milliseconds budget = {});
   // The loads' own loader: the source's item as text, at its version (0: unversioned).
   using TextLoader = VersionedLoader;
   // What load_through found: the value (nullopt: "not found") and whether the cache had it.
