@@ -2,9 +2,17 @@
 #pragma once
 
 #include <boost/system/error_code.hpp>
+#include <stdexcept>
 #include <type_traits>
 
 namespace promptcache {
+
+// A configuration value that cannot be used. what() names the variable and never holds a
+// password or any other secret.
+class ConfigError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 enum class error {
   ok = 0,

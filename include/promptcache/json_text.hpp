@@ -22,6 +22,13 @@ namespace promptcache {
 [[nodiscard]] std::string json_text(const boost::json::object& o);
 [[nodiscard]] std::string json_text(const boost::json::array& a);
 void json_text_append(std::string& out, const boost::json::value& v);
+// `s` as a JSON string, quoted and escaped as above (bytes are passed through as they are: a
+// caller with text that may not be UTF-8 makes it so first, see valid_utf8).
+void json_string_append(std::string& out, std::string_view s);
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF); `s` with each ill-formed sequence replaced by U+FFFD.
+[[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
+[[nodiscard]] std::string repaired_utf8(std::string_view s);
 
 // A number in untrusted JSON that would not survive parsing as the sender wrote it.
 struct NumberProblem {

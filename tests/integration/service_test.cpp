@@ -93,8 +93,9 @@ struct RecordedSpan {
 
 class RecordingTracer final : public telemetry::Tracer {
  public:
-  std::unique_ptr<telemetry::Span> start_span(std::string_view name) override {
-    return std::make_unique<RecordingSpan>(*this, name);
+  telemetry::StartedSpan start_span(std::string_view name, telemetry::SpanKind,
+                                    const telemetry::SpanContext*) override {
+    return {std::make_unique<RecordingSpan>(*this, name), {}};
   }
 
   // Finished spans called `name`, in the order they ended.

@@ -12,17 +12,14 @@
 #include <string_view>
 #include <vector>
 
+#include "promptcache/error.hpp"
 #include "promptcache/net/endpoint.hpp"
 #include "promptcache/resp/parser.hpp"
 
 namespace promptcache::net {
 
-// A configuration value that cannot be used. what() names the variable and never holds a
-// password.
-class ConfigError : public std::invalid_argument {
- public:
-  using std::invalid_argument::invalid_argument;
-};
+// A configuration value that cannot be used (promptcache/error.hpp).
+using ConfigError = promptcache::ConfigError;
 
 enum class Transport { tcp, tls, unix_socket };
 

@@ -1,0 +1,311 @@
+// make_otlp_tracer: spans recorded as SpanData, queued in a BatchQueue, exported from one thread
+// of the tracer's own through HttpPoster, each batch retried as after_attempt() says.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+
+#include "promptcache/error.hpp"
+#include "promptcache/log.hpp"
+#include "promptcache/redact.hpp"
+#include "promptcache/telemetry/otlp.hpp"
+#include "telemetry/otlp_http.hpp"
+#include "telemetry/sansio/batch_queue.hpp"
+#include "telemetry/sansio/export_retry.hpp"
+#include "telemetry/sansio/http_exchange.hpp"
+#include "telemetry/sansio/otlp_json.hpp"
+
+namespace promptcache::telemetry {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+std::uint64_t unix_nanos() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(SystemClock::now().time_since_epoch())
+          .count());
+}
+
+// The rejected spans an OTLP partial success reports ({"partialSuccess":{"rejectedSpans":"3"}}).
+std::uint64_t rejected_spans(const std::string& body) {
+  if (body.empty()) return 0;
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) return 0;
+  const auto* partial = v.as_object().if_contains("partialSuccess");
+  if (partial == nullptr || !partial->is_object()) return 0;
+  const auto* rejected = partial->as_object().if_contains("rejectedSpans");
+  if (rejected == nullptr) return 0;
+  if (rejected->is_int64() && rejected->as_int64() > 0) {
+    return static_cast<std::uint64_t>(rejected->as_int64());
+  }
+  if (rejected->is_string()) {
+    try {
+      return std::stoull(std::string(rejected->as_string()));
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+// What the spans and the exporter's thread share; spans hold it, so a span that ends after
+// its tracer is gone is counted as dropped, not a crash.
+class Pipeline {
+ public:
+  explicit Pipeline(const OtlpConfig& config)
+      : config_(config),
+        queue_(
+            BatchLimits{config.max_queue_size, config.max_export_batch_size, config.schedule_delay},
+            SteadyClock::now()) {}
+
+  void end(SpanData span) {
+    std::lock_guard lock(mutex_);
+    if (stopped_) {
+      ++dropped_after_stop_;
+      return;
+    }
+    (void)queue_.push(std::move(span));
+    if (queue_.size() == queue_.limits().max_batch) wake_.notify_one();
+  }
+
+  ExporterStats stats() const {
+    ExporterStats s;
+    s.spans_exported = exported_.load(std::memory_order_relaxed);
+    s.spans_failed = failed_spans_.load(std::memory_order_relaxed);
+    s.exports_failed = failed_exports_.load(std::memory_order_relaxed);
+    std::lock_guard lock(mutex_);
+    s.spans_dropped = queue_.dropped() + dropped_after_stop_;
+    s.queued = queue_.size() + in_flight_;
+    return s;
+  }
+
+  void flush(std::chrono::milliseconds deadline) {
+    std::unique_lock lock(mutex_);
+    queue_.flush_requested();
+    wake_.notify_one();
+    idle_.wait_for(lock, deadline, [this] { return queue_.empty() && in_flight_ == 0; });
+  }
+
+  // Flushes until `deadline` and ends the thread's loop; spans ended later are dropped.
+  void stop(std::chrono::milliseconds deadline) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    stop_at_ = SteadyClock::now() + deadline;
+    queue_.flush_requested();
+    wake_.notify_one();
+  }
+
+  // The exporter's thread.
+  void run() {
+    HttpPoster poster(parse_http_target(config_.endpoint));
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      const auto now = SteadyClock::now();
+      if (stopping_ && (queue_.empty() || now >= stop_at_)) break;
+      const auto due = queue_.due();
+      if (due > now) {
+        const auto until = stopping_ ? std::min(due, stop_at_) : due;
+        if (until == SteadyClock::time_point::max()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, until);
+        }
+        continue;
+      }
+      std::vector<SpanData> batch = queue_.take(now);
+      in_flight_ = batch.size();
+      lock.unlock();
+      export_batch(poster, batch);
+      lock.lock();
+      in_flight_ = 0;
+      idle_.notify_all();
+    }
+    stopped_ = true;
+    // What the deadline left queued is lost: counted, and the flushers are told.
+    failed_spans_.fetch_add(queue_.size(), std::memory_order_relaxed);
+    while (!queue_.empty()) (void)queue_.take(SteadyClock::now());
+    idle_.notify_all();
+  }
+
+ private:
+  void export_batch(HttpPoster& poster, const std::vector<SpanData>& batch) {
+    Resource resource;
+    resource.attributes.push_back({"service.name", config_.service_name});
+    for (const auto& [k, v] : config_.resource_attributes) {
+      if (k != "service.name") resource.attributes.push_back({k, v});
+    }
+    resource.attributes.push_back({"telemetry.sdk.name", std::string("promptcache")});
+    resource.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
+    const Scope scope{"promptcache", PROMPTCACHE_VERSION};
+    const HttpTarget target = parse_http_target(config_.endpoint);
+    const std::string request =
+        post_request(target.host_header, target.path, config_.headers,
+                     otlp_json(resource, scope, batch), "promptcache/" PROMPTCACHE_VERSION);
+    const RetryLimits limits;
+    for (int attempt = 1;; ++attempt) {
+      const auto timeout = attempt_timeout();
+      const HttpPoster::Outcome out = poster.post(request, timeout);
+      if (out.status >= 200 && out.status < 300) {
+        const std::uint64_t rejected =
+            std::min<std::uint64_t>(rejected_spans(out.body), batch.size());
+        exported_.fetch_add(batch.size() - rejected, std::memory_order_relaxed);
+        failed_spans_.fetch_add(rejected, std::memory_order_relaxed);
+        return;
+      }
+      failed_exports_.fetch_add(1, std::memory_order_relaxed);
+      const RetryDecision next = after_attempt(limits, attempt, {out.status, out.retry_after},
+                                               jitter_(rng_), SystemClock::now());
+      warn(out, batch.size(), next.kind == RetryDecision::Kind::retry);
+      if (next.kind != RetryDecision::Kind::retry || !pause(next.pause)) {
+        failed_spans_.fetch_add(batch.size(), std::memory_order_relaxed);
+        return;
+      }
+    }
+  }
+
+  // The export timeout, cut short by a shutdown's deadline.
+  std::chrono::milliseconds attempt_timeout() {
+    std::lock_guard lock(mutex_);
+    auto t = std::min(config_.timeout, config_.export_timeout);
+    if (stopping_) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(stop_at_ - SteadyClock::now());
+      t = std::max(std::min(t, left), std::chrono::milliseconds(1));
+    }
+    return t;
+  }
+
+  // Waits before a retry; false when a shutdown's deadline comes first.
+  bool pause(std::chrono::milliseconds pause) {
+    std::unique_lock lock(mutex_);
+    const auto until = SteadyClock::now() + pause;
+    wake_.wait_until(lock, until, [&] { return stopping_ && SteadyClock::now() >= stop_at_; });
+    return !(stopping_ && (SteadyClock::now() >= stop_at_ || until > stop_at_));
+  }
+
+  // At most one warning every 10 s: a collector that is down must not flood the log.
+  void warn(const HttpPoster::Outcome& out, std::size_t spans, bool retrying) {
+    const auto now = SteadyClock::now();
+    if (now - last_warning_ < std::chrono::seconds(10)) return;
+    last_warning_ = now;
+    const std::string why =
+        out.status != 0 ? "HTTP " + std::to_string(out.status) : redact(out.error);
+    logger()->warn("trace export to {} failed: {}; {} spans {} (failed exports so far: {})",
+                   redact_url(config_.endpoint), why, spans,
+                   retrying ? "will be sent again" : "given up",
+                   failed_exports_.load(std::memory_order_relaxed));
+  }
+
+  const OtlpConfig config_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;  // the thread: a full batch, a flush, a stop
+  std::condition_variable idle_;  // the flushers: the queue ran empty
+  BatchQueue queue_;
+  std::size_t in_flight_ = 0;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  SteadyClock::time_point stop_at_;
+  std::uint64_t dropped_after_stop_ = 0;
+  std::atomic<std::uint64_t> exported_{0};
+  std::atomic<std::uint64_t> failed_spans_{0};
+  std::atomic<std::uint64_t> failed_exports_{0};
+  SteadyClock::time_point last_warning_{};
+  std::minstd_rand rng_{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter_{0.0, 1.0};
+};
+
+class RecordingSpan final : public Span {
+ public:
+  RecordingSpan(std::shared_ptr<Pipeline> pipeline, SpanData data)
+      : pipeline_(std::move(pipeline)), data_(std::move(data)) {}
+  ~RecordingSpan() override {
+    data_.end_ns = unix_nanos();
+    pipeline_->end(std::move(data_));
+  }
+  void set_attribute(std::string_view key, AttributeValue value) override {
+    for (auto& a : data_.attributes) {
+      if (a.key == key) {
+        a.value = std::move(value);
+        return;
+      }
+    }
+    data_.attributes.push_back({std::string(key), std::move(value)});
+  }
+  void record_exception(std::string_view message) override {
+    data_.events.push_back(
+        {"exception", unix_nanos(), {{"exception.message", std::string(message)}}});
+    set_error(message);
+  }
+  void set_error(std::string_view description) override {
+    data_.status = StatusCode::error;
+    data_.status_message = std::string(description);
+  }
+
+ private:
+  std::shared_ptr<Pipeline> pipeline_;
+  SpanData data_;
+};
+
+class Exporter final : public OtlpTracer {
+ public:
+  explicit Exporter(const OtlpConfig& config)
+      : config_(config), pipeline_(std::make_shared<Pipeline>(config)) {
+    thread_ = std::thread([p = pipeline_] { p->run(); });
+  }
+  ~Exporter() override { shutdown(config_.export_timeout); }
+
+  StartedSpan start_span(std::string_view name, SpanKind kind, const SpanContext* parent) override {
+    const bool continues = parent != nullptr && parent->valid();
+    StartedSpan started;
+    SpanContext& c = started.context;
+    c.trace_id = continues ? parent->trace_id : new_trace_id();
+    c.span_id = new_span_id();
+    c.sampled = config_.sampler.sample(continues ? parent : nullptr, c.trace_id);
+    if (continues) c.trace_state = parent->trace_state;
+    if (!c.sampled) return started;
+    SpanData data;
+    data.name = std::string(name);
+    data.kind = kind;
+    data.trace_id = c.trace_id;
+    data.span_id = c.span_id;
+    if (continues) data.parent_span_id = parent->span_id;
+    data.trace_state = c.trace_state;
+    data.start_ns = unix_nanos();
+    started.span = std::make_unique<RecordingSpan>(pipeline_, std::move(data));
+    return started;
+  }
+
+  ExporterStats stats() const override { return pipeline_->stats(); }
+  void flush(std::chrono::milliseconds deadline) override { pipeline_->flush(deadline); }
+  void shutdown(std::chrono::milliseconds deadline) override {
+    std::lock_guard lock(shutdown_mutex_);
+    if (!thread_.joinable()) return;
+    pipeline_->stop(deadline);
+    thread_.join();
+  }
+  const OtlpConfig& config() const override { return config_; }
+
+ private:
+  const OtlpConfig config_;
+  std::shared_ptr<Pipeline> pipeline_;
+  std::mutex shutdown_mutex_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::shared_ptr<OtlpTracer> make_otlp_tracer(const OtlpConfig& config) {
+  if (!config.enabled) return nullptr;
+  if (!parse_http_target(config.endpoint).valid) {
+    throw ConfigError("OTEL_EXPORTER_OTLP_ENDPOINT: not a usable http:// or https:// URL");
+  }
+  return std::make_shared<Exporter>(config);
+}
+
+}  // namespace promptcache::telemetry

@@ -1,0 +1,163 @@
+#include "telemetry/sansio/otlp_json.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <type_traits>
+
+#include "promptcache/json_text.hpp"
+
+namespace promptcache::telemetry {
+namespace {
+
+void text(std::string& out, std::string_view s) {
+  if (valid_utf8(s)) {
+    json_string_append(out, s);
+  } else {
+    json_string_append(out, repaired_utf8(s));
+  }
+}
+
+// A 64-bit integer as the protobuf JSON mapping writes one: a decimal string.
+template <class Int>
+void int64(std::string& out, Int v) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+  (void)ec;
+  out += '"';
+  out.append(digits, static_cast<std::size_t>(end - digits));
+  out += '"';
+}
+
+void any_value(std::string& out, const AttributeValue& value) {
+  std::visit(
+      [&out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          out += v ? R"({"boolValue":true})" : R"({"boolValue":false})";
+        } else if constexpr (std::is_same_v<T, std::int64_t>) {
+          out += R"({"intValue":)";
+          int64(out, v);
+          out += '}';
+        } else if constexpr (std::is_same_v<T, double>) {
+          // JSON has no NaN or infinity: the mapping's strings for them.
+          out += R"({"doubleValue":)";
+          if (std::isnan(v)) {
+            out += R"("NaN")";
+          } else if (std::isinf(v)) {
+            out += v > 0 ? R"("Infinity")" : R"("-Infinity")";
+          } else {
+            char digits[32];
+            const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+            (void)ec;
+            out.append(digits, static_cast<std::size_t>(end - digits));
+          }
+          out += '}';
+        } else {
+          out += R"({"stringValue":)";
+          text(out, v);
+          out += '}';
+        }
+      },
+      value);
+}
+
+void attributes(std::string& out, const std::vector<Attribute>& list) {
+  out += '[';
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (i > 0) out += ',';
+    out += R"({"key":)";
+    text(out, list[i].key);
+    out += R"(,"value":)";
+    any_value(out, list[i].value);
+    out += '}';
+  }
+  out += ']';
+}
+
+void events(std::string& out, const std::vector<SpanEvent>& list) {
+  out += '[';
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (i > 0) out += ',';
+    out += R"({"timeUnixNano":)";
+    int64(out, list[i].time_ns);
+    out += R"(,"name":)";
+    text(out, list[i].name);
+    out += R"(,"attributes":)";
+    attributes(out, list[i].attributes);
+    out += '}';
+  }
+  out += ']';
+}
+
+bool is_root(const SpanId& parent) {
+  for (auto b : parent) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+void span(std::string& out, const SpanData& s) {
+  out += R"({"traceId":")";
+  out += to_hex(s.trace_id);
+  out += R"(","spanId":")";
+  out += to_hex(s.span_id);
+  out += '"';
+  if (!s.trace_state.empty()) {
+    out += R"(,"traceState":)";
+    text(out, s.trace_state);
+  }
+  if (!is_root(s.parent_span_id)) {
+    out += R"(,"parentSpanId":")";
+    out += to_hex(s.parent_span_id);
+    out += '"';
+  }
+  out += R"(,"name":)";
+  text(out, s.name);
+  out += R"(,"kind":)";
+  out += std::to_string(static_cast<int>(s.kind));
+  out += R"(,"startTimeUnixNano":)";
+  int64(out, s.start_ns);
+  out += R"(,"endTimeUnixNano":)";
+  int64(out, s.end_ns);
+  out += R"(,"attributes":)";
+  attributes(out, s.attributes);
+  if (!s.events.empty()) {
+    out += R"(,"events":)";
+    events(out, s.events);
+  }
+  out += R"(,"status":{)";
+  if (s.status != StatusCode::unset) {
+    out += R"("code":)";
+    out += std::to_string(static_cast<int>(s.status));
+    if (!s.status_message.empty()) {
+      out += R"(,"message":)";
+      text(out, s.status_message);
+    }
+  }
+  out += "}}";
+}
+
+}  // namespace
+
+std::string otlp_json(const Resource& resource, const Scope& scope,
+                      std::span<const SpanData> spans) {
+  std::string out;
+  out.reserve(256 + spans.size() * 512);
+  out += R"({"resourceSpans":[{"resource":{"attributes":)";
+  attributes(out, resource.attributes);
+  out += R"(},"scopeSpans":[{"scope":{"name":)";
+  text(out, scope.name);
+  if (!scope.version.empty()) {
+    out += R"(,"version":)";
+    text(out, scope.version);
+  }
+  out += R"(},"spans":[)";
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    if (i > 0) out += ',';
+    span(out, spans[i]);
+  }
+  out += "]}]}]}";
+  return out;
+}
+
+}  // namespace promptcache::telemetry

@@ -1,0 +1,410 @@
+// The exporter's sans-IO parts: the OTLP/JSON body (otlp_json), the batch queue, the retry
+// decision and the HTTP exchange's bytes — and OtlpConfig::from_env. No socket, no clock.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <map>
+
+#include "promptcache/error.hpp"
+#include "promptcache/redact.hpp"
+#include "promptcache/telemetry/otlp.hpp"
+#include "telemetry/sansio/batch_queue.hpp"
+#include "telemetry/sansio/export_retry.hpp"
+#include "telemetry/sansio/http_exchange.hpp"
+#include "telemetry/sansio/otlp_json.hpp"
+
+namespace promptcache::telemetry {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+SpanData sample_span() {
+  SpanData s;
+  s.name = "GET /v1/analyses/{hash}";
+  s.kind = SpanKind::server;
+  s.trace_id =
+      parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")->trace_id;
+  s.span_id = new_span_id();
+  s.parent_span_id =
+      parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")->span_id;
+  s.start_ns = 1700000000123456789ULL;
+  s.end_ns = 1700000000223456789ULL;
+  s.attributes = {{"http.request.method", std::string("GET")},
+                  {"http.response.status_code", std::int64_t{200}},
+                  {"cache.hit", true},
+                  {"ratio", 0.5}};
+  s.events = {{"exception", 1700000000200000000ULL, {{"exception.message", std::string("boom")}}}};
+  s.status = StatusCode::error;
+  s.status_message = "boom";
+  return s;
+}
+
+json::object encoded_span(const SpanData& s) {
+  const std::vector<SpanData> spans{s};
+  const json::value body = json::parse(
+      otlp_json({{{"service.name", std::string("svc")}}}, Scope{"promptcache", "0.1.0"}, spans));
+  const auto& rs = body.at("resourceSpans").as_array().at(0).as_object();
+  EXPECT_EQ(rs.at("resource").at("attributes").at(0).at("value").at("stringValue"), "svc");
+  const auto& ss = rs.at("scopeSpans").as_array().at(0).as_object();
+  EXPECT_EQ(ss.at("scope").at("name"), "promptcache");
+  EXPECT_EQ(ss.at("scope").at("version"), "0.1.0");
+  return ss.at("spans").as_array().at(0).as_object();
+}
+
+std::map<std::string, json::value> attribute_map(const json::value& list) {
+  std::map<std::string, json::value> out;
+  for (const auto& a : list.as_array()) {
+    out[std::string(a.at("key").as_string())] = a.at("value");
+  }
+  return out;
+}
+
+TEST(OtlpJson, a_span_is_written_in_the_protobuf_json_mapping) {
+  const SpanData s = sample_span();
+  const json::object span = encoded_span(s);
+  EXPECT_EQ(span.at("traceId"), "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(span.at("spanId").as_string(), to_hex(s.span_id));
+  EXPECT_EQ(span.at("parentSpanId"), "00f067aa0ba902b7");
+  EXPECT_EQ(span.at("name"), "GET /v1/analyses/{hash}");
+  EXPECT_EQ(span.at("kind"), 2);                                   // SPAN_KIND_SERVER, as a number
+  EXPECT_EQ(span.at("startTimeUnixNano"), "1700000000123456789");  // int64 as a string
+  EXPECT_EQ(span.at("endTimeUnixNano"), "1700000000223456789");
+  auto attrs = attribute_map(span.at("attributes"));
+  EXPECT_EQ(attrs["http.request.method"].at("stringValue"), "GET");
+  EXPECT_EQ(attrs["http.response.status_code"].at("intValue"), "200");
+  EXPECT_EQ(attrs["cache.hit"].at("boolValue"), true);
+  EXPECT_EQ(attrs["ratio"].at("doubleValue"), 0.5);
+  const auto& event = span.at("events").at(0);
+  EXPECT_EQ(event.at("name"), "exception");
+  EXPECT_EQ(event.at("timeUnixNano"), "1700000000200000000");
+  EXPECT_EQ(attribute_map(event.at("attributes"))["exception.message"].at("stringValue"), "boom");
+  EXPECT_EQ(span.at("status").at("code"), 2);
+  EXPECT_EQ(span.at("status").at("message"), "boom");
+}
+
+TEST(OtlpJson, a_root_span_has_no_parent_and_an_unset_status_is_empty) {
+  SpanData s = sample_span();
+  s.parent_span_id = {};
+  s.status = StatusCode::unset;
+  s.events.clear();
+  const json::object span = encoded_span(s);
+  EXPECT_FALSE(span.contains("parentSpanId"));
+  EXPECT_FALSE(span.contains("events"));
+  EXPECT_TRUE(span.at("status").as_object().empty());
+}
+
+TEST(OtlpJson, hostile_text_stays_valid_json_and_odd_doubles_are_named) {
+  SpanData s = sample_span();
+  s.attributes = {{"user_agent.original", std::string("a\"b\\c\n\x01\xff\xc3(")},
+                  {"nan", std::numeric_limits<double>::quiet_NaN()},
+                  {"inf", -std::numeric_limits<double>::infinity()}};
+  const json::object span = encoded_span(s);  // parses: the bytes were repaired
+  auto attrs = attribute_map(span.at("attributes"));
+  EXPECT_EQ(attrs["user_agent.original"].at("stringValue"),
+            "a\"b\\c\n\x01\xEF\xBF\xBD\xEF\xBF\xBD(");
+  EXPECT_EQ(attrs["nan"].at("doubleValue"), "NaN");
+  EXPECT_EQ(attrs["inf"].at("doubleValue"), "-Infinity");
+}
+
+using Clock = BatchQueue::Clock;
+const Clock::time_point t0 = Clock::time_point{} + 1000s;
+
+SpanData named(int i) {
+  SpanData s;
+  s.name = std::to_string(i);
+  return s;
+}
+
+TEST(BatchQueue, spans_past_the_bound_are_dropped_and_counted) {
+  BatchQueue q({3, 2, 5000ms}, t0);
+  EXPECT_TRUE(q.push(named(1)));
+  EXPECT_TRUE(q.push(named(2)));
+  EXPECT_TRUE(q.push(named(3)));
+  EXPECT_FALSE(q.push(named(4)));
+  EXPECT_FALSE(q.push(named(5)));
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.dropped(), 2u);
+}
+
+TEST(BatchQueue, a_batch_is_due_when_full_or_when_the_delay_has_passed) {
+  BatchQueue q({10, 3, 5000ms}, t0);
+  EXPECT_EQ(q.due(), Clock::time_point::max());  // nothing to send
+  (void)q.push(named(1));
+  EXPECT_EQ(q.due(), t0 + 5000ms);  // the schedule
+  (void)q.push(named(2));
+  (void)q.push(named(3));
+  EXPECT_EQ(q.due(), Clock::time_point::min());  // a full batch: now
+  const auto batch = q.take(t0 + 1s);
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch[0].name, "1");  // oldest first
+  EXPECT_EQ(batch[2].name, "3");
+  (void)q.push(named(4));
+  EXPECT_EQ(q.due(), t0 + 1s + 5000ms);  // the schedule restarted at the take
+}
+
+TEST(BatchQueue, a_flush_makes_everything_due_until_the_queue_is_empty) {
+  BatchQueue q({10, 2, 5000ms}, t0);
+  for (int i = 0; i < 3; ++i) (void)q.push(named(i));
+  (void)q.take(t0);  // two taken: one left, not a full batch
+  EXPECT_EQ(q.due(), t0 + 5000ms);
+  q.flush_requested();
+  EXPECT_EQ(q.due(), Clock::time_point::min());
+  EXPECT_EQ(q.take(t0).size(), 1u);
+  (void)q.push(named(9));
+  EXPECT_EQ(q.due(), t0 + 5000ms);  // the flush ended with the queue empty
+}
+
+TEST(BatchQueue, a_batch_is_never_larger_than_the_queue) {
+  BatchQueue q({2, 100, 1ms}, t0);
+  EXPECT_EQ(q.limits().max_batch, 2u);
+}
+
+const auto noon = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37
+
+TEST(ExportRetry, success_is_done_and_a_client_error_is_given_up) {
+  const RetryLimits limits;
+  EXPECT_EQ(after_attempt(limits, 1, {200, {}}, 0.5, noon).kind, RetryDecision::Kind::exported);
+  EXPECT_EQ(after_attempt(limits, 1, {204, {}}, 0.5, noon).kind, RetryDecision::Kind::exported);
+  for (int status : {400, 401, 403, 404, 413, 500}) {
+    EXPECT_EQ(after_attempt(limits, 1, {status, {}}, 0.5, noon).kind, RetryDecision::Kind::give_up)
+        << status;
+  }
+}
+
+TEST(ExportRetry, throttling_unavailability_and_no_answer_are_retried_with_growing_pauses) {
+  const RetryLimits limits;
+  for (int status : {0, 429, 502, 503, 504}) {
+    const auto d = after_attempt(limits, 1, {status, {}}, 0.5, noon);
+    EXPECT_EQ(d.kind, RetryDecision::Kind::retry) << status;
+    EXPECT_EQ(d.pause, 1000ms) << status;  // jitter 0.5: the step itself
+  }
+  EXPECT_EQ(after_attempt(limits, 2, {503, {}}, 0.5, noon).pause, 1500ms);
+  EXPECT_EQ(after_attempt(limits, 3, {503, {}}, 0.0, noon).pause, 1800ms);  // 2250 · 0.8
+  EXPECT_EQ(after_attempt(limits, 4, {503, {}}, 1.0, noon).pause, 4050ms);  // 3375 · 1.2
+  EXPECT_EQ(after_attempt(limits, 5, {503, {}}, 0.5, noon).kind, RetryDecision::Kind::give_up);
+}
+
+TEST(ExportRetry, retry_after_sets_the_pause_in_seconds_or_as_a_date_and_is_capped) {
+  const RetryLimits limits;
+  EXPECT_EQ(after_attempt(limits, 1, {503, "7"}, 0.5, noon).pause, 7000ms);
+  EXPECT_EQ(after_attempt(limits, 1, {429, "Sun, 06 Nov 1994 08:49:47 GMT"}, 0.5, noon).pause,
+            10000ms);
+  EXPECT_EQ(after_attempt(limits, 1, {429, "Sun, 06 Nov 1994 08:00:00 GMT"}, 0.5, noon).pause,
+            0ms);  // in the past
+  EXPECT_EQ(after_attempt(limits, 1, {503, "86400"}, 0.5, noon).pause, 30000ms);
+  EXPECT_EQ(after_attempt(limits, 1, {503, "99999999999999999999999"}, 0.5, noon).pause, 30000ms);
+  EXPECT_EQ(after_attempt(limits, 1, {503, "soon"}, 0.5, noon).pause, 1000ms);  // ignored
+  EXPECT_FALSE(parse_retry_after("-3", noon));
+  EXPECT_EQ(parse_retry_after(" 3 ", noon), 3000ms);
+}
+
+TEST(HttpExchange, the_request_is_one_post_with_its_length_and_no_injected_lines) {
+  const std::string req =
+      post_request("127.0.0.1:4318", "/v1/traces", {{"Authorization", "Bearer abc\r\nX-Evil: 1"}},
+                   R"({"a":1})", "promptcache/0.1.0");
+  EXPECT_EQ(req,
+            "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:4318\r\n"
+            "Content-Type: application/json\r\nContent-Length: 7\r\n"
+            "User-Agent: promptcache/0.1.0\r\nAuthorization: Bearer abcX-Evil: 1\r\n\r\n"
+            R"({"a":1})");
+}
+
+// Feeds `bytes` in pieces of `step` (0: all at once).
+ResponseParser parsed_response(std::string_view bytes, std::size_t step = 0) {
+  ResponseParser p;
+  std::size_t at = 0;
+  while (at < bytes.size() && !p.done() && !p.failed()) {
+    const std::size_t n = step == 0 ? bytes.size() - at : std::min(step, bytes.size() - at);
+    at += p.feed(bytes.substr(at, n));
+  }
+  return p;
+}
+
+TEST(HttpExchange, a_sized_response_is_read_at_every_split) {
+  const std::string bytes =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+  for (std::size_t step = 0; step <= bytes.size(); ++step) {
+    const ResponseParser p = parsed_response(bytes, step);
+    ASSERT_TRUE(p.done()) << step << " " << p.error();
+    EXPECT_EQ(p.response().status, 200);
+    EXPECT_EQ(p.response().body, "{}");
+    EXPECT_FALSE(p.response().close);
+  }
+}
+
+TEST(HttpExchange, a_chunked_response_with_extensions_and_trailers_is_read_at_every_split) {
+  const std::string bytes =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\n{\"par\r\n10\r\ntialSuccess\":{}}\r\n0\r\nX-Trailer: yes\r\n\r\n";
+  for (std::size_t step = 0; step <= bytes.size(); ++step) {
+    const ResponseParser p = parsed_response(bytes, step);
+    ASSERT_TRUE(p.done()) << step << " " << p.error();
+    EXPECT_EQ(p.response().body, R"({"partialSuccess":{}})");
+  }
+}
+
+TEST(HttpExchange, interim_responses_are_skipped_and_retry_after_is_kept) {
+  const ResponseParser p = parsed_response(
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nConnection: keep-alive, Close\r\n"
+      "Content-Length: 0\r\n\r\n");
+  ASSERT_TRUE(p.done()) << p.error();
+  EXPECT_EQ(p.response().status, 503);
+  EXPECT_EQ(p.response().retry_after, "2");
+  EXPECT_TRUE(p.response().close);
+}
+
+TEST(HttpExchange, a_body_without_a_length_runs_to_the_end_of_the_connection) {
+  ResponseParser p = parsed_response("HTTP/1.0 200 OK\r\n\r\nhello");
+  EXPECT_FALSE(p.done());
+  p.end_of_stream();
+  ASSERT_TRUE(p.done());
+  EXPECT_EQ(p.response().body, "hello");
+  EXPECT_TRUE(p.response().close);
+  ResponseParser cut = parsed_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel");
+  cut.end_of_stream();
+  EXPECT_TRUE(cut.failed());
+}
+
+TEST(HttpExchange, no_content_has_no_body) {
+  const ResponseParser p = parsed_response("HTTP/1.1 204 No Content\r\n\r\n");
+  EXPECT_TRUE(p.done());
+  EXPECT_EQ(p.response().status, 204);
+}
+
+TEST(HttpExchange, malformed_and_oversized_responses_fail) {
+  for (std::string_view bad : {
+           "SMTP ready\r\n\r\n",
+           "HTTP/1.1 2000 OK\r\n\r\n",
+           "HTTP/1.1 20x OK\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+           "HTTP/1.1 200 OK\r\n: no name\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+       }) {
+    EXPECT_TRUE(parsed_response(bad).failed()) << bad;
+  }
+  EXPECT_TRUE(parsed_response("HTTP/1.1 200 OK\r\nX: " + std::string(20000, 'a')).failed());
+  EXPECT_TRUE(parsed_response("HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n" +
+                              std::string(1100000, 'a'))
+                  .failed());
+}
+
+TEST(HttpExchange, only_the_first_kilobytes_of_a_body_are_kept) {
+  const ResponseParser p =
+      parsed_response("HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + std::string(10000, 'b'));
+  ASSERT_TRUE(p.done());
+  EXPECT_EQ(p.response().body.size(), ResponseParser::kept_body);
+}
+
+OtlpConfig from(std::map<std::string, std::string> env) {
+  return OtlpConfig::from_env([env](const char* name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+std::string config_error(std::map<std::string, std::string> env) {
+  try {
+    (void)from(std::move(env));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(OtlpConfig, nothing_is_exported_unless_an_endpoint_is_set) {
+  EXPECT_FALSE(from({}).enabled);
+  EXPECT_FALSE(from({{"OTEL_SERVICE_NAME", "x"}}).enabled);
+  const OtlpConfig c = from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"}});
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.endpoint, "http://127.0.0.1:4318/v1/traces");
+  EXPECT_EQ(from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://h:4318/base/"}}).endpoint,
+            "http://h:4318/base/v1/traces");
+  EXPECT_EQ(from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
+                  {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://b:2/custom"}})
+                .endpoint,
+            "https://b:2/custom");  // as given
+  EXPECT_FALSE(
+      from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"}, {"OTEL_SDK_DISABLED", "true"}}).enabled);
+  EXPECT_FALSE(
+      from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"}, {"OTEL_TRACES_EXPORTER", "none"}})
+          .enabled);
+}
+
+TEST(OtlpConfig, every_variable_is_read_and_checked) {
+  const OtlpConfig c =
+      from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
+            {"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"},
+            {"OTEL_TRACES_SAMPLER", "parentbased_traceidratio"},
+            {"OTEL_TRACES_SAMPLER_ARG", "0.25"},
+            {"OTEL_BSP_SCHEDULE_DELAY", "200"},
+            {"OTEL_BSP_EXPORT_TIMEOUT", "3000"},
+            {"OTEL_BSP_MAX_QUEUE_SIZE", "100"},
+            {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10"},
+            {"OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=cache%20ops"},
+            {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}});
+  EXPECT_EQ(c.timeout, 2500ms);
+  EXPECT_EQ(c.sampler.describe(), "parentbased_traceidratio{0.25}");
+  EXPECT_EQ(c.schedule_delay, 200ms);
+  EXPECT_EQ(c.export_timeout, 3000ms);
+  EXPECT_EQ(c.max_queue_size, 100u);
+  EXPECT_EQ(c.max_export_batch_size, 10u);
+  EXPECT_EQ(c.service_name, "from-attrs");
+  ASSERT_EQ(c.resource_attributes.size(), 2u);
+  EXPECT_EQ(c.resource_attributes[1].second, "cache ops");
+  EXPECT_EQ(from({{"OTEL_SERVICE_NAME", "named"}, {"OTEL_RESOURCE_ATTRIBUTES", "service.name=x"}})
+                .service_name,
+            "named");  // OTEL_SERVICE_NAME wins
+  EXPECT_EQ(from({}).service_name, "promptcache");
+}
+
+TEST(OtlpConfig, a_bad_value_is_an_error_naming_the_variable) {
+  EXPECT_NE(config_error({{"OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://a"}})
+                .find("OTEL_EXPORTER_OTLP_ENDPOINT:"),
+            std::string::npos);
+  EXPECT_NE(
+      config_error({{"OTEL_EXPORTER_OTLP_TIMEOUT", "soon"}}).find("OTEL_EXPORTER_OTLP_TIMEOUT:"),
+      std::string::npos);
+  EXPECT_NE(config_error({{"OTEL_TRACES_SAMPLER", "often"}}).find("OTEL_TRACES_SAMPLER:"),
+            std::string::npos);
+  EXPECT_NE(config_error({{"OTEL_BSP_MAX_QUEUE_SIZE", "0"}}).find("OTEL_BSP_MAX_QUEUE_SIZE:"),
+            std::string::npos);
+  EXPECT_NE(
+      config_error({{"OTEL_BSP_MAX_QUEUE_SIZE", "10"}, {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"}})
+          .find("OTEL_BSP_MAX_EXPORT_BATCH_SIZE:"),
+      std::string::npos);
+  EXPECT_NE(
+      config_error({{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).find("OTEL_EXPORTER_OTLP_PROTOCOL:"),
+      std::string::npos);
+  EXPECT_NE(config_error({{"OTEL_SDK_DISABLED", "maybe"}}).find("OTEL_SDK_DISABLED:"),
+            std::string::npos);
+  EXPECT_NE(
+      config_error({{"OTEL_RESOURCE_ATTRIBUTES", "novalue"}}).find("OTEL_RESOURCE_ATTRIBUTES:"),
+      std::string::npos);
+}
+
+TEST(OtlpConfig, headers_are_secrets_never_repeated_or_shown) {
+  const std::string token = "Bearer s3cr3t-token-value";
+  const OtlpConfig c =
+      from({{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
+            {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t-token-value,x-team=a"},
+            {"OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=b"}});
+  ASSERT_EQ(c.headers.size(), 2u);
+  EXPECT_EQ(c.headers[0].second, token);
+  EXPECT_EQ(c.headers[1].second, "b");  // the traces variable wins per name
+  EXPECT_EQ(c.describe().find("s3cr3t"), std::string::npos);
+  EXPECT_NE(c.describe().find("authorization"), std::string::npos);
+  EXPECT_EQ(redact("sent " + token), "sent ***");  // registered for every log line
+  const std::string error =
+      config_error({{"OTEL_EXPORTER_OTLP_HEADERS", "authorization=ok,Bearer-other-s3cret"}});
+  EXPECT_NE(error.find("OTEL_EXPORTER_OTLP_HEADERS: entry 2"), std::string::npos) << error;
+  EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace promptcache::telemetry
