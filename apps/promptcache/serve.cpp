@@ -20,6 +20,7 @@
 #include "promptcache/db/database.hpp"
 #include "promptcache/net/config.hpp"
 #include "promptcache/redact.hpp"
+#include "promptcache/telemetry/otlp.hpp"
 #include "server/api.hpp"
 #include "server/http_server.hpp"
 
@@ -137,19 +138,31 @@ int run_server(const ServeOptions& o, const server::HttpOptions& http,
                const cache::CacheConfig& cache_config, db::Database& database) {
   server::Api* api_ptr = nullptr;  // set below, before the server serves
   server::HttpServer server(
-      http, [&api_ptr](server::Request& req) { return api_ptr->handle(req); },
+      http,
+      [&api_ptr](server::Request& req, const server::Peer& peer) {
+        return api_ptr->handle(req, peer);
+      },
       [](unsigned status, std::string_view message) { return server::Api::error(status, message); },
       [&api_ptr](const server::Request::header_type& h) { return api_ptr->admit(h); });
   std::unique_ptr<cache::PromptCacheService> service;
+  std::shared_ptr<telemetry::OtlpTracer> tracer;
   try {
     server.listen();
-    service = cache::PromptCacheService::from_config(cache_config, server.executors());
+    tracer = telemetry::make_otlp_tracer(cache_config.tracing);
+    // The requests are traced; the cache's own spans join them once operations take their
+    // request's span as parent: until then the service records none (each would be a trace of
+    // its own).
+    cache::CacheConfig service_config = cache_config;
+    service_config.tracing.enabled = false;
+    service = cache::PromptCacheService::from_config(service_config, server.executors());
   } catch (const std::system_error& e) {
     throw StartupError(e.what());
   } catch (const net::ConfigError& e) {
     throw StartupError(e.what());
   }
-  server::Api api(*service, database, api_options(o));
+  server::ApiOptions options = api_options(o);
+  options.tracer = tracer;
+  server::Api api(*service, database, std::move(options));
   api_ptr = &api;
   api.start_invalidation_retry(server.executors().front());
 
@@ -166,11 +179,14 @@ int run_server(const ServeOptions& o, const server::HttpOptions& http,
       "database={} ({})",
       http.host, server.port(), http.threads, server.max_connections(), cache_desc, database.kind(),
       db::redact_url(o.db));
+  spdlog::info("{}", cache_config.tracing.describe());
   std::cout << fmt::format("listening on http://{}:{}", http.host, server.port()) << std::endl;
   spdlog::flush_every(std::chrono::seconds(1));  // the buffered access log
   server.run();
   signals.cancel();
   service->close();
+  // What the requests traced is sent before the process ends (within OTEL_BSP_EXPORT_TIMEOUT).
+  if (tracer) tracer->shutdown(cache_config.tracing.export_timeout);
   if (auto access = spdlog::get("access")) access->flush();
   spdlog::info("promptcache stopped");
   return 0;

@@ -85,6 +85,7 @@ CacheConfig CacheConfig::from_env(const net::ClientConfig::Getenv& getenv) {
   read_store(cfg, getenv, env);
   read_service(cfg.service, env);
   read_near(cfg, env);
+  cfg.tracing = telemetry::OtlpConfig::from_env(getenv);
   return cfg;
 }
 

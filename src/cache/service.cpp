@@ -4,6 +4,7 @@
 
 #include "cache/service_core.hpp"
 #include "promptcache/store/factory.hpp"
+#include "promptcache/telemetry/otlp.hpp"
 
 namespace promptcache::cache {
 
@@ -182,6 +183,7 @@ std::unique_ptr<PromptCacheService> PromptCacheService::from_config(
     std::shared_ptr<telemetry::Tracer> tracer) {
   std::shared_ptr<NearTier> near;
   if (config.near && config.redis) near = std::make_shared<NearTier>(*config.near);
+  if (!tracer && config.tracing.enabled) tracer = telemetry::make_otlp_tracer(config.tracing);
   return std::make_unique<PromptCacheService>(store::make_store(config.store_spec(near), executors),
                                               config.service_options(), std::move(tracer), near);
 }

@@ -19,6 +19,7 @@
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/json_text.hpp"
 #include "promptcache/redact.hpp"
+#include "promptcache/telemetry/span_context.hpp"
 
 namespace promptcache::server {
 
@@ -126,8 +127,9 @@ asio::awaitable<std::invoke_result_t<F&>> Api::on_db(DbOp op, F& f) {
   }
 }
 
-asio::awaitable<Response> Api::handle(Request& req) {
+asio::awaitable<Response> Api::handle(Request& req, const Peer& peer) {
   const auto start = Clock::now();
+  telemetry::ScopedSpan span = server_span(req, peer);
   Outcome out;
   Response res;
   try {
@@ -139,10 +141,63 @@ asio::awaitable<Response> Api::handle(Request& req) {
   } catch (const std::exception& e) {
     spdlog::error("request failed method={} path={:?} error=\"{}\"",
                   std::string_view(req.method_string()), path_of(req.target()), e.what());
+    span.record_exception(redact(e.what()));
     res = error(500, "internal error");
   }
+  end_server_span(span, out, res);
   account(req.base(), out, res.result_int(), Clock::now() - start);
   co_return res;
+}
+
+// The request's SERVER span (OpenTelemetry's HTTP semantic conventions), continuing the
+// caller's W3C trace context when it sent a valid one; named by the method until the route is
+// known.
+telemetry::ScopedSpan Api::server_span(const Request& req, const Peer& peer) const {
+  telemetry::Tracer* tracer = options_.tracer.get();
+  if (tracer == nullptr) return {};
+  std::optional<telemetry::SpanContext> caller;
+  if (auto tp = req.find("traceparent"); tp != req.end()) {
+    auto ts = req.find("tracestate");
+    caller = telemetry::parse_traceparent(
+        tp->value(), ts != req.end() ? std::string_view(ts->value()) : std::string_view{});
+  }
+  const std::string_view method =
+      req.method() == http::verb::unknown ? "_OTHER" : std::string_view(req.method_string());
+  telemetry::ScopedSpan span(tracer, method, telemetry::SpanKind::server,
+                             caller ? &*caller : nullptr);
+  if (!span.recording()) return span;
+  span.set("http.request.method", method);
+  span.set("url.path", path_of(req.target()));
+  span.set("url.scheme", "http");
+  span.set("network.protocol.version", req.version() == 10 ? "1.0" : "1.1");
+  span.set("server.address", peer.server_address);
+  span.set("server.port", static_cast<std::int64_t>(peer.server_port));
+  span.set("client.address", peer.client_address);
+  if (auto ua = req.find(http::field::user_agent); ua != req.end()) {
+    span.set("user_agent.original", std::string_view(ua->value()));
+  }
+  return span;
+}
+
+void Api::end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Response& res) const {
+  const unsigned status = res.result_int();
+  if (span.recording()) {
+    if (out.route != Route::unknown) {
+      const std::string_view name = route_name(out.route);  // "GET /v1/analyses/{prompt_hash}"
+      span.update_name(name);
+      span.set("http.route", name.substr(name.find(' ') + 1));
+    }
+    span.set("http.response.status_code", static_cast<std::int64_t>(status));
+    if (status >= 500) {
+      span.set("error.type", std::to_string(status));
+      span.set_error(fmt::format("HTTP {}", status));
+    }
+  }
+  // The answer carries the trace it belongs to, sampled or not: the caller can find it.
+  if (span.context().valid()) {
+    res.set("traceparent", telemetry::format_traceparent(span.context()));
+    if (!span.context().trace_state.empty()) res.set("tracestate", span.context().trace_state);
+  }
 }
 
 void Api::account(const Request::header_type& h, const Outcome& out, unsigned status,
@@ -228,7 +283,8 @@ asio::awaitable<Response> Api::dispatch(Request& req, boost::urls::url_view targ
     case Route::metrics: {
       Response res{http::status::ok, 11};
       res.set(http::field::content_type, "text/plain; version=0.0.4");
-      res.body() = metrics_.render(cache_);
+      res.body() = metrics_.render(
+          cache_, dynamic_cast<const telemetry::OtlpTracer*>(options_.tracer.get()));
       co_return res;
     }
     default:

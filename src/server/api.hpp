@@ -19,6 +19,7 @@
 
 #include "promptcache/cache/service.hpp"
 #include "promptcache/db/database.hpp"
+#include "promptcache/telemetry/tracer.hpp"
 #include "server/http_server.hpp"
 #include "server/metrics.hpp"
 
@@ -37,6 +38,9 @@ struct ApiOptions {
   // it goes on without it: the database answers, and the timeout counts toward the breaker.
   std::chrono::milliseconds cache_read_budget{100};
   std::chrono::milliseconds cache_write_budget{250};
+  // Spans of the requests (a SERVER span each, continuing the caller's traceparent); nullptr:
+  // none.
+  std::shared_ptr<telemetry::Tracer> tracer;
 };
 
 class Api {
@@ -46,7 +50,7 @@ class Api {
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  boost::asio::awaitable<Response> handle(Request& req);
+  boost::asio::awaitable<Response> handle(Request& req, const Peer& peer = {});
   // Asked before a request's body is read (HttpServer's Admission): a 401 when the request
   // needs the API key and does not carry it (counted and logged as handle() does), else nullopt.
   [[nodiscard]] std::optional<Response> admit(const Request::header_type& h);
@@ -62,6 +66,9 @@ class Api {
 
  private:
   struct Outcome;
+  // The request's SERVER span, and what it records once the response is known.
+  [[nodiscard]] telemetry::ScopedSpan server_span(const Request& req, const Peer& peer) const;
+  void end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Response& res) const;
   boost::asio::awaitable<Response> route(Request& req, Outcome& out);
   // The handler of `out.route` (known, its method allowed, the key checked); `target` is
   // req's, parsed.

@@ -350,6 +350,15 @@ asio::awaitable<error_code> HttpServer::read_request(Session& session, beast::fl
 }
 
 asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
+  Peer peer;
+  {
+    error_code ignored;
+    const auto remote = socket.remote_endpoint(ignored);
+    const auto local = socket.local_endpoint(ignored);
+    peer.client_address = remote.address().to_string();
+    peer.server_address = local.address().to_string();
+    peer.server_port = local.port();
+  }
   beast::tcp_stream stream(std::move(socket));
   auto self = w.sessions.insert(w.sessions.end(), Session{&stream});
   ++active_;
@@ -382,7 +391,7 @@ asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
     if (ec) break;  // closed, timed out, or cancelled by a stop
     self->phase = Phase::busy;
     Request& req = parser.get();
-    Response res = co_await handler_(req);
+    Response res = co_await handler_(req, peer);
     res.keep_alive(req.keep_alive() && !stopping_);
     res.prepare_payload();
     stream.expires_after(options_.request_timeout);

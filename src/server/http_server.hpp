@@ -61,8 +61,15 @@ struct HttpOptions {
 // less a quarter of it (at most 256) for Redis, the database, logs and the reserve.
 [[nodiscard]] std::size_t default_max_connections();
 
+// The two ends of a request's connection (for the request's span and logs).
+struct Peer {
+  std::string client_address;  // the remote IP, as text
+  std::string server_address;  // the local IP the client reached
+  std::uint16_t server_port = 0;
+};
+
 // Answers one request. Runs on the session's thread; may suspend.
-using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+using Handler = std::function<boost::asio::awaitable<Response>(Request&, const Peer&)>;
 // Answers a request the server refuses before its handler: status 400, 413, 431, 501 or 503
 // and a message.
 using ErrorResponder = std::function<Response(unsigned status, std::string_view message)>;

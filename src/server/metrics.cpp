@@ -154,11 +154,32 @@ void Metrics::render_db(std::string& out) const {
   }
 }
 
-std::string Metrics::render(const cache::PromptCacheService& service) const {
+namespace {
+
+// The span exporter's health (only when tracing is configured).
+void render_exporter(std::string& out, const telemetry::ExporterStats& s) {
+  family(out, "promptcache_otel_spans_total", "counter",
+         "Finished spans by what became of them: exported, dropped (the export queue was full), "
+         "failed (their batch was given up).");
+  line(out, "promptcache_otel_spans_total{{outcome=\"exported\"}} {}\n", s.spans_exported);
+  line(out, "promptcache_otel_spans_total{{outcome=\"dropped\"}} {}\n", s.spans_dropped);
+  line(out, "promptcache_otel_spans_total{{outcome=\"failed\"}} {}\n", s.spans_failed);
+  family(out, "promptcache_otel_export_failures_total", "counter",
+         "Export attempts the collector did not accept (each retry counts).");
+  line(out, "promptcache_otel_export_failures_total {}\n", s.exports_failed);
+  family(out, "promptcache_otel_spans_queued", "gauge", "Spans waiting to be exported.");
+  line(out, "promptcache_otel_spans_queued {}\n", s.queued);
+}
+
+}  // namespace
+
+std::string Metrics::render(const cache::PromptCacheService& service,
+                            const telemetry::OtlpTracer* exporter) const {
   std::string out;
   render_http(out);
   render_db(out);
   render_cache(out, service);
+  if (exporter != nullptr) render_exporter(out, exporter->stats());
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "promptcache/cache/service.hpp"
+#include "promptcache/telemetry/otlp.hpp"
 
 namespace promptcache::server {
 
@@ -38,7 +39,9 @@ class Metrics {
   // A row the database returned that could not be decoded (reported, never served).
   void corrupt_row() noexcept { corrupt_rows_.fetch_add(1, std::memory_order_relaxed); }
   // Everything, with the cache's counters and breaker read from `service` at this moment.
-  [[nodiscard]] std::string render(const cache::PromptCacheService& service) const;
+  // With `exporter`, its health too.
+  [[nodiscard]] std::string render(const cache::PromptCacheService& service,
+                                   const telemetry::OtlpTracer* exporter = nullptr) const;
 
  private:
   // The parts of render(): the HTTP requests (counts and durations) and the database calls.

@@ -70,7 +70,9 @@ class Pipeline {
       return;
     }
     (void)queue_.push(std::move(span));
-    if (queue_.size() == queue_.limits().max_batch) wake_.notify_one();
+    // The thread sleeps without a deadline while the queue is empty, and until the schedule
+    // otherwise: told of the first span, and of a full batch.
+    if (queue_.size() == 1 || queue_.size() == queue_.limits().max_batch) wake_.notify_one();
   }
 
   ExporterStats stats() const {
@@ -246,6 +248,7 @@ class RecordingSpan final : public Span {
     data_.status = StatusCode::error;
     data_.status_message = std::string(description);
   }
+  void update_name(std::string_view name) override { data_.name = std::string(name); }
 
  private:
   std::shared_ptr<Pipeline> pipeline_;

@@ -13,6 +13,7 @@
 #include "promptcache/net/config.hpp"
 #include "promptcache/net/endpoint.hpp"
 #include "promptcache/store/options.hpp"
+#include "promptcache/telemetry/otlp.hpp"
 
 namespace promptcache::store {
 struct StoreSpec;
@@ -74,6 +75,10 @@ struct CacheConfig {
   // PROMPTCACHE_NEAR_BCAST_PREFIXES=prompt:,ml: — BCAST tracking of these prefixes (every
   // change under them is pushed, read or not) instead of tracking the keys read.
   std::vector<std::string> near_bcast_prefixes;
+  // Span export to an OpenTelemetry collector: the OTEL_* variables (telemetry/otlp.hpp); off
+  // unless OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set. PromptCacheService::from_config makes
+  // the exporter when no tracer is handed in.
+  telemetry::OtlpConfig tracing;
 
   [[nodiscard]] const ServiceOptions& service_options() const noexcept { return service; }
   // What store::make_store chooses the store from (store/factory.hpp); `tracking`: the near

@@ -26,6 +26,8 @@ class Span {
   virtual void record_exception(std::string_view message) = 0;
   // The span's status set to error without an event (a server's 5xx answer, say).
   virtual void set_error(std::string_view description) { (void)description; }
+  // A better name, once it is known (a server span's route, found after the span started).
+  virtual void update_name(std::string_view name) { (void)name; }
 };
 
 // A span as it starts: the span that records (nullptr when it is not sampled) and its context
@@ -71,6 +73,9 @@ class ScopedSpan {
   }
   void set_error(std::string_view description) {
     if (span_) span_->set_error(description);
+  }
+  void update_name(std::string_view name) {
+    if (span_) span_->update_name(name);
   }
   // Whether anything is recorded: attributes that cost something to compute are skipped
   // without it.
