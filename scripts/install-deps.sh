@@ -14,6 +14,10 @@ packages=(
   clang-14 libclang-rt-14-dev
 )
 
+# Node.js and npm run the tests' OTLP receiver (@elastic/mockotlpserver needs Node 18.19+):
+# Debian's, unless a Node.js is already installed.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+# The tests' peers from npm (the OTLP receiver), pinned by tests/otlp/package-lock.json.
+if [ ! -f tests/otlp/node_modules/.package-lock.json ] ||
+  ! cmp -s tests/otlp/package-lock.json tests/otlp/node_modules/.promptcache-installed-lock; then
+  npm ci --prefix tests/otlp --no-audit --no-fund --loglevel=error
+  cp tests/otlp/package-lock.json tests/otlp/node_modules/.promptcache-installed-lock
+fi
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROMPTCACHE_BUILD_TESTS=ON)

@@ -22,13 +22,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Ours without REDIS_* and PROMPTCACHE_* (they would change what the binary does), plus `extra`
-// (which wins over a variable of ours of the same name).
+// Ours without REDIS_*, PROMPTCACHE_* and OTEL_* (they would change what the binary does), plus
+// `extra` (which wins over a variable of ours of the same name).
 std::vector<std::string> child_environment(const EnvVars& extra) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string var(*e);
-    if (var.rfind("REDIS_", 0) == 0 || var.rfind("PROMPTCACHE_", 0) == 0) continue;
+    if (var.rfind("REDIS_", 0) == 0 || var.rfind("PROMPTCACHE_", 0) == 0 ||
+        var.rfind("OTEL_", 0) == 0) {
+      continue;
+    }
     const std::string name = var.substr(0, var.find('='));
     const bool overridden =
         std::any_of(extra.begin(), extra.end(), [&](const auto& e) { return e.first == name; });

@@ -1,0 +1,316 @@
+// `promptcache serve` traced, against a real OTLP receiver (@elastic/mockotlpserver, or the same
+// script's failing endpoint): the SERVER span of a request in the caller's trace, the trace
+// context in the answer, the samplers, a receiver that is down, refusing or slow, the flush at
+// shutdown, and no secret in what is exported or logged.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <string>
+#include <thread>
+
+#include "promptcache/telemetry/span_context.hpp"
+#include "support/http_client.hpp"
+#include "support/otlp_receiver.hpp"
+#include "support/process.hpp"
+#include "support/serve_process.hpp"
+
+namespace promptcache::testing {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using Spans = std::vector<json::object>;
+
+constexpr std::string_view caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr std::string_view caller_span = "00f067aa0ba902b7";
+const std::string hash(64, 'a');
+
+struct TempDir {
+  std::string path = detail::make_temp_dir("promptcache-tracing-");
+  ~TempDir() { detail::remove_dir(path); }
+};
+
+// serve on SQLite in `dir`, exporting to `endpoint` with `env` besides.
+ServeProcess traced_serve(const TempDir& dir, const std::string& endpoint, EnvVars env = {}) {
+  env.emplace_back("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+  const bool delay_given = std::any_of(
+      env.begin(), env.end(), [](const auto& e) { return e.first == "OTEL_BSP_SCHEDULE_DELAY"; });
+  if (!delay_given) env.emplace_back("OTEL_BSP_SCHEDULE_DELAY", "50");
+  return ServeProcess({"serve", "--listen", "127.0.0.1:0", "--db",
+                       "sqlite://" + dir.path + "/db.sqlite", "--threads", "2"},
+                      env);
+}
+
+std::string text_of(const json::value& v) {
+  return v.is_string() ? std::string(v.as_string()) : json::serialize(v);
+}
+
+bool is_decimal(const json::value& v) {
+  if (!v.is_string() || v.as_string().empty()) return false;
+  const auto& s = v.as_string();
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool is_hex(const json::value& v, std::size_t length) {
+  if (!v.is_string() || v.as_string().size() != length) return false;
+  const auto& s = v.as_string();
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// The value inside an AnyValue ({"stringValue": …}), as text.
+std::string attr(const json::object& span, std::string_view key) {
+  const json::value v = otlp_attribute(span, key);
+  if (!v.is_object() || v.as_object().empty()) return "<absent>";
+  return text_of(v.as_object().begin()->value());
+}
+
+// The exporter's counter from /metrics.
+std::uint64_t otel_metric(HttpClient& c, std::string_view series) {
+  const std::string body = c.request("GET", "/metrics").body;
+  const std::string line = "\n" + std::string(series) + " ";  // the sample, not its # HELP
+  const auto at = body.find(line);
+  if (at == std::string::npos) return ~std::uint64_t{0};
+  return std::stoull(body.substr(at + line.size()));
+}
+
+// Polls /metrics until the exporter's `series` is above zero (exports run on their own thread);
+// its value then, or 0 after `timeout`.
+std::uint64_t wait_for_metric(HttpClient& c, std::string_view series,
+                              std::chrono::milliseconds timeout = 15s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const std::uint64_t v = otel_metric(c, series);
+    if (v > 0 || std::chrono::steady_clock::now() >= deadline) return v;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_carries_it) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint());
+  HttpClient c(server.port());
+  const HttpResponse r =
+      c.request("GET", fmt::format("/v1/analyses/{}?user_id=alice&secret_query=1", hash), {},
+                {{"traceparent", fmt::format("00-{}-{}-01", caller_trace, caller_span)},
+                 {"tracestate", "vendor=opaque"},
+                 {"User-Agent", "tracing-test/1"}});
+  EXPECT_EQ(r.status, 404u);
+  // The answer names the request's own span in the caller's trace.
+  const auto answered = telemetry::parse_traceparent(r.header("traceparent"));
+  ASSERT_TRUE(answered) << r.header("traceparent");
+  EXPECT_EQ(telemetry::to_hex(answered->trace_id), caller_trace);
+  EXPECT_NE(telemetry::to_hex(answered->span_id), caller_span);
+  EXPECT_TRUE(answered->sampled);
+  EXPECT_EQ(r.header("tracestate"), "vendor=opaque");
+
+  const Spans spans = receiver.wait_for([](const Spans& s) { return !s.empty(); });
+  ASSERT_EQ(spans.size(), 1u);
+  const json::object& span = spans[0];
+  EXPECT_TRUE(is_hex(span.at("traceId"), 32));
+  EXPECT_TRUE(is_hex(span.at("spanId"), 16));
+  EXPECT_EQ(text_of(span.at("traceId")), caller_trace);
+  EXPECT_EQ(text_of(span.at("parentSpanId")), caller_span);
+  EXPECT_EQ(text_of(span.at("spanId")), telemetry::to_hex(answered->span_id));
+  EXPECT_EQ(text_of(span.at("traceState")), "vendor=opaque");
+  EXPECT_EQ(span.at("kind"), 2);  // SERVER
+  EXPECT_EQ(text_of(span.at("name")), "GET /v1/analyses/{prompt_hash}");
+  ASSERT_TRUE(is_decimal(span.at("startTimeUnixNano")));
+  ASSERT_TRUE(is_decimal(span.at("endTimeUnixNano")));
+  EXPECT_LE(std::stoull(text_of(span.at("startTimeUnixNano"))),
+            std::stoull(text_of(span.at("endTimeUnixNano"))));
+  EXPECT_EQ(attr(span, "http.request.method"), "GET");
+  EXPECT_EQ(attr(span, "http.route"), "/v1/analyses/{prompt_hash}");
+  EXPECT_EQ(attr(span, "http.response.status_code"), "404");
+  EXPECT_EQ(attr(span, "url.path"), "/v1/analyses/" + hash);  // no query
+  EXPECT_EQ(attr(span, "server.address"), "127.0.0.1");
+  EXPECT_EQ(attr(span, "server.port"), std::to_string(server.port()));
+  EXPECT_EQ(attr(span, "client.address"), "127.0.0.1");
+  EXPECT_EQ(attr(span, "user_agent.original"), "tracing-test/1");
+  // The resource names the service.
+  const json::value request = receiver.requests().at(0);
+  const auto& resource = request.at("resourceSpans").at(0).at("resource").as_object();
+  EXPECT_EQ(attr(resource, "service.name"), "promptcache");
+}
+
+TEST(Tracing, a_request_without_a_valid_traceparent_starts_a_trace_of_its_own) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint());
+  HttpClient c(server.port());
+  const HttpResponse r =
+      c.request("GET", "/healthz", {}, {{"traceparent", "00-zz-not-a-context-01"}});
+  const auto answered = telemetry::parse_traceparent(r.header("traceparent"));
+  ASSERT_TRUE(answered);
+  const Spans spans = receiver.wait_for([](const Spans& s) { return !s.empty(); });
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_FALSE(spans[0].contains("parentSpanId"));
+  EXPECT_EQ(text_of(spans[0].at("traceId")), telemetry::to_hex(answered->trace_id));
+}
+
+// Stops serve (its shutdown flushes the queue) and returns the spans the receiver got.
+Spans after_shutdown(ServeProcess& server, const OtlpReceiver& receiver) {
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(20s), 0) << server.stderr_text();
+  return receiver.spans();
+}
+
+TEST(Tracing, sampling_off_exports_nothing_and_parent_based_follows_the_callers_flag) {
+  {
+    OtlpReceiver receiver;
+    TempDir dir;
+    ServeProcess server =
+        traced_serve(dir, receiver.endpoint(), {{"OTEL_TRACES_SAMPLER", "always_off"}});
+    HttpClient c(server.port());
+    for (int i = 0; i < 20; ++i) {
+      const HttpResponse r = c.request("GET", "/healthz");
+      ASSERT_EQ(r.status, 200u);
+      ASSERT_EQ(r.header("traceparent").substr(53), "00");  // unsampled, still told
+    }
+    EXPECT_TRUE(after_shutdown(server, receiver).empty());
+    EXPECT_TRUE(receiver.requests().empty());
+  }
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint());  // parentbased_always_on
+  HttpClient c(server.port());
+  const std::string unsampled_trace = "11111111111111111111111111111111";
+  const std::string sampled_trace = "22222222222222222222222222222222";
+  for (int i = 0; i < 5; ++i) {
+    const HttpResponse no =
+        c.request("GET", "/healthz", {},
+                  {{"traceparent", fmt::format("00-{}-{}-00", unsampled_trace, caller_span)}});
+    EXPECT_EQ(no.header("traceparent").substr(53), "00");
+    const HttpResponse yes =
+        c.request("GET", "/healthz", {},
+                  {{"traceparent", fmt::format("00-{}-{}-01", sampled_trace, caller_span)}});
+    EXPECT_EQ(yes.header("traceparent").substr(53), "01");
+  }
+  const Spans spans = after_shutdown(server, receiver);
+  EXPECT_EQ(spans.size(), 5u);
+  for (const auto& s : spans) EXPECT_EQ(text_of(s.at("traceId")), sampled_trace);
+}
+
+TEST(Tracing, a_ratio_sampler_exports_about_that_share_of_requests) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server =
+      traced_serve(dir, receiver.endpoint(),
+                   {{"OTEL_TRACES_SAMPLER", "traceidratio"}, {"OTEL_TRACES_SAMPLER_ARG", "0.25"}});
+  HttpClient c(server.port());
+  constexpr int requests = 800;
+  int sampled_answers = 0;
+  for (int i = 0; i < requests; ++i) {
+    const HttpResponse r = c.request("GET", "/healthz");
+    sampled_answers += r.header("traceparent").substr(53) == "01" ? 1 : 0;
+  }
+  const Spans spans = after_shutdown(server, receiver);
+  // Binomial(800, 0.25): mean 200, standard deviation 12.2; ±60 is five of them.
+  EXPECT_GT(spans.size(), 140u);
+  EXPECT_LT(spans.size(), 260u);
+  EXPECT_EQ(spans.size(), static_cast<std::size_t>(sampled_answers));  // exactly those
+}
+
+TEST(Tracing, a_refusing_receiver_costs_no_request_an_error_and_drops_only_past_the_bound) {
+  OtlpReceiver receiver(OtlpReceiver::Mode::unavailable);
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint(),
+                                     {{"OTEL_BSP_MAX_QUEUE_SIZE", "20"},
+                                      {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5"},
+                                      {"OTEL_BSP_SCHEDULE_DELAY", "10"}});
+  HttpClient c(server.port());
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
+  EXPECT_GT(wait_for_metric(c, "promptcache_otel_export_failures_total"), 0u);
+  const std::uint64_t dropped = otel_metric(c, "promptcache_otel_spans_total{outcome=\"dropped\"}");
+  EXPECT_GT(dropped, 0u);
+  EXPECT_LT(dropped, 200u);  // the queue kept its 20, and the batch being retried its 5
+  EXPECT_EQ(otel_metric(c, "promptcache_otel_spans_total{outcome=\"exported\"}"), 0u);
+  EXPECT_LE(otel_metric(c, "promptcache_otel_spans_queued"), 25u);
+  EXPECT_TRUE(receiver.requests().empty());
+  // The log says so, at most once every 10 s (the log is flushed every second).
+  std::string log = server.stderr_text();
+  for (int i = 0; i < 300 && log.find("HTTP 503") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    log = server.stderr_text();
+  }
+  EXPECT_NE(log.find("trace export to http://127.0.0.1:"), std::string::npos) << log;
+  EXPECT_NE(log.find("HTTP 503"), std::string::npos) << log;
+}
+
+TEST(Tracing, a_receiver_that_is_down_or_slow_costs_no_request_an_error) {
+  TempDir dir;
+  {
+    const std::uint16_t nobody = detail::free_loopback_port();
+    // A shutdown goes on retrying until OTEL_BSP_EXPORT_TIMEOUT: short here.
+    ServeProcess server = traced_serve(dir, fmt::format("http://127.0.0.1:{}", nobody),
+                                       {{"OTEL_BSP_EXPORT_TIMEOUT", "500"}});
+    HttpClient c(server.port());
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
+    EXPECT_GT(wait_for_metric(c, "promptcache_otel_export_failures_total"), 0u);
+    server.signal(SIGTERM);
+    EXPECT_EQ(server.wait_exit(20s), 0);  // the flush gives up within its deadline
+  }
+  OtlpReceiver slow(OtlpReceiver::Mode::slow, 1500ms);
+  ServeProcess server = traced_serve(dir, slow.endpoint(), {{"OTEL_EXPORTER_OTLP_TIMEOUT", "300"}});
+  HttpClient c(server.port());
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
+}
+
+TEST(Tracing, a_shutdown_flushes_what_is_queued) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  // No export by the schedule before the shutdown: only the flush can send these.
+  ServeProcess server =
+      traced_serve(dir, receiver.endpoint(), {{"OTEL_BSP_SCHEDULE_DELAY", "600000"}});
+  HttpClient c(server.port());
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
+  EXPECT_TRUE(receiver.requests().empty());
+  EXPECT_EQ(after_shutdown(server, receiver).size(), 7u);
+}
+
+TEST(Tracing, no_secret_reaches_an_exported_attribute_or_a_log_line) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  const std::string api_key = "api-key-5ecret-value";
+  const std::string header_secret = "otlp-header-5ecret";
+  ServeProcess server = ServeProcess(
+      {"serve", "--listen", "127.0.0.1:0", "--db", "sqlite://" + dir.path + "/db.sqlite"},
+      {{"OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()},
+       {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20" + header_secret},
+       {"OTEL_BSP_SCHEDULE_DELAY", "50"},
+       {"PROMPTCACHE_API_KEY", api_key}});
+  HttpClient c(server.port());
+  EXPECT_EQ(c.request("GET", "/v1/stats", {}, {{"Authorization", "Bearer " + api_key}}).status,
+            200u);
+  EXPECT_EQ(c.request("GET", "/v1/stats", {}, {{"Authorization", "Bearer wrong"}}).status, 401u);
+  const Spans spans = after_shutdown(server, receiver);
+  ASSERT_FALSE(spans.empty());
+  for (const auto& request : receiver.requests()) {
+    const std::string text = json::serialize(request);
+    EXPECT_EQ(text.find(api_key), std::string::npos);
+    EXPECT_EQ(text.find(header_secret), std::string::npos);
+  }
+  const std::string log = server.stderr_text() + server.stdout_text();
+  EXPECT_EQ(log.find(api_key), std::string::npos);
+  EXPECT_EQ(log.find(header_secret), std::string::npos);
+  EXPECT_NE(log.find("headers=[authorization]"), std::string::npos) << log;
+}
+
+TEST(Tracing, a_bad_otel_value_stops_serve_with_a_message_naming_the_variable) {
+  TempDir dir;
+  const auto r = run_promptcache(
+      {"serve", "--listen", "127.0.0.1:0", "--db", "sqlite://" + dir.path + "/db.sqlite"},
+      {{"OTEL_TRACES_SAMPLER", "sometimes"}, {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}},
+      15s);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("OTEL_TRACES_SAMPLER"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace promptcache::testing
