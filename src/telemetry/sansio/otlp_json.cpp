@@ -61,32 +61,39 @@ void any_value(std::string& out, const AttributeValue& value) {
       value);
 }
 
-void attributes(std::string& out, const std::vector<Attribute>& list) {
+// [write(item), …] for the items of `list`.
+template <class List, class Write>
+void array(std::string& out, const List& list, Write write) {
   out += '[';
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    if (i > 0) out += ',';
-    out += R"({"key":)";
-    text(out, list[i].key);
-    out += R"(,"value":)";
-    any_value(out, list[i].value);
-    out += '}';
+  bool first = true;
+  for (const auto& item : list) {
+    if (!first) out += ',';
+    first = false;
+    write(item);
   }
   out += ']';
 }
 
-void events(std::string& out, const std::vector<SpanEvent>& list) {
-  out += '[';
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    if (i > 0) out += ',';
-    out += R"({"timeUnixNano":)";
-    int64(out, list[i].time_ns);
-    out += R"(,"name":)";
-    text(out, list[i].name);
-    out += R"(,"attributes":)";
-    attributes(out, list[i].attributes);
+void attributes(std::string& out, const std::vector<Attribute>& list) {
+  array(out, list, [&out](const Attribute& a) {
+    out += R"({"key":)";
+    text(out, a.key);
+    out += R"(,"value":)";
+    any_value(out, a.value);
     out += '}';
-  }
-  out += ']';
+  });
+}
+
+void events(std::string& out, const std::vector<SpanEvent>& list) {
+  array(out, list, [&out](const SpanEvent& e) {
+    out += R"({"timeUnixNano":)";
+    int64(out, e.time_ns);
+    out += R"(,"name":)";
+    text(out, e.name);
+    out += R"(,"attributes":)";
+    attributes(out, e.attributes);
+    out += '}';
+  });
 }
 
 bool is_root(const SpanId& parent) {
@@ -151,12 +158,9 @@ std::string otlp_json(const Resource& resource, const Scope& scope,
     out += R"(,"version":)";
     text(out, scope.version);
   }
-  out += R"(},"spans":[)";
-  for (std::size_t i = 0; i < spans.size(); ++i) {
-    if (i > 0) out += ',';
-    span(out, spans[i]);
-  }
-  out += "]}]}]}";
+  out += R"(},"spans":)";
+  array(out, spans, [&out](const SpanData& s) { span(out, s); });
+  out += "}]}]}";
   return out;
 }
 
