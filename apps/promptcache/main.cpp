@@ -28,6 +28,16 @@ int main(int argc, char** argv) {
   spdlog::register_logger(std::make_shared<spdlog::logger>(
       "access", std::make_shared<RedactingSink>(
                     std::make_shared<promptcache::app::BufferedFdSink>(STDERR_FILENO))));
+  // PROMPTCACHE_LOG_FORMAT=json: one JSON object per line, the access log too (log.hpp).
+  if (const char* format = std::getenv("PROMPTCACHE_LOG_FORMAT"); format != nullptr && *format) {
+    if (std::string_view(format) == "json") {
+      spdlog::default_logger()->set_formatter(promptcache::json_log_formatter());
+      spdlog::get("access")->set_formatter(promptcache::json_log_formatter());
+    } else if (std::string_view(format) != "text") {
+      std::cerr << "promptcache: PROMPTCACHE_LOG_FORMAT=" << format << " is not text or json\n";
+      return 2;
+    }
+  }
   // serve logs what it does; an operator command prints its result and, on failure, one line,
   // so its own log stays quiet unless asked (PROMPTCACHE_LOG_LEVEL=info|debug|...).
   const std::string_view command = argc > 1 ? argv[1] : "";

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
+#include <spdlog/formatter.h>
 #include <spdlog/logger.h>
 
 namespace promptcache {
@@ -15,5 +17,28 @@ namespace promptcache {
 // Makes `logger` the library's (nullptr: back to the default). Thread-safe; lines logged
 // meanwhile go to one or the other.
 void set_logger(std::shared_ptr<spdlog::logger> logger);
+
+// One JSON object per line (PROMPTCACHE_LOG_FORMAT=json): time (UTC, RFC 3339 with
+// microseconds), level, logger, message, fields (the message's key=value pairs, a quoted value
+// unquoted) and, when the line was logged inside a LogTraceScope, trace_id and span_id. Text
+// that is not UTF-8 is repaired, so every line is valid JSON.
+[[nodiscard]] std::unique_ptr<spdlog::formatter> json_log_formatter();
+
+// The trace a log line belongs to, for the lines this thread logs while the scope lives. Set it
+// around the log call only, never across a co_await: a coroutine's thread runs other requests
+// while it waits.
+class LogTraceScope {
+ public:
+  LogTraceScope(std::string trace_id, std::string span_id);
+  ~LogTraceScope();
+  LogTraceScope(const LogTraceScope&) = delete;
+  LogTraceScope& operator=(const LogTraceScope&) = delete;
+
+ private:
+  std::string trace_id_;
+  std::string span_id_;
+  const LogTraceScope* outer_;
+  friend class JsonLogFormatter;
+};
 
 }  // namespace promptcache

@@ -18,6 +18,7 @@
 
 #include "promptcache/cache/keys.hpp"
 #include "promptcache/json_text.hpp"
+#include "promptcache/log.hpp"
 #include "promptcache/redact.hpp"
 #include "promptcache/telemetry/span_context.hpp"
 
@@ -145,7 +146,7 @@ asio::awaitable<Response> Api::handle(Request& req, const Peer& peer) {
     res = error(500, "internal error");
   }
   end_server_span(span, out, res);
-  account(req.base(), out, res.result_int(), Clock::now() - start);
+  account(req.base(), out, res.result_int(), Clock::now() - start, span.parent_for_children());
   co_return res;
 }
 
@@ -201,8 +202,11 @@ void Api::end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Respo
 }
 
 void Api::account(const Request::header_type& h, const Outcome& out, unsigned status,
-                  Clock::duration elapsed) {
+                  Clock::duration elapsed, const telemetry::SpanContext* trace) {
   metrics_.request(out.route, status, elapsed);
+  std::optional<LogTraceScope> in_trace;  // around the log call only: no co_await here
+  if (trace != nullptr)
+    in_trace.emplace(telemetry::to_hex(trace->trace_id), telemetry::to_hex(trace->span_id));
   access_log_->info("method={} path={} status={} duration_us={} cache={}",
                     std::string_view(h.method_string()), LoggedPath{path_of(h.target())}, status,
                     std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(),

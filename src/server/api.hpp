@@ -75,8 +75,10 @@ class Api {
   boost::asio::awaitable<Response> dispatch(Request& req, boost::urls::url_view target,
                                             std::vector<std::string> path, Outcome& out);
   // The request's metrics and access-log line.
+  // The request's metrics and access log line (its trace ids on it when it has a span).
   void account(const Request::header_type& h, const Outcome& out, unsigned status,
-               std::chrono::steady_clock::duration elapsed);
+               std::chrono::steady_clock::duration elapsed,
+               const telemetry::SpanContext* trace = nullptr);
   boost::asio::awaitable<Response> create(Request& req, Outcome& out);
   boost::asio::awaitable<Response> read(std::string hash, std::string user, std::string type,
                                         Outcome& out);

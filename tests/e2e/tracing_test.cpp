@@ -7,9 +7,11 @@
 
 #include <fmt/format.h>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -300,6 +302,45 @@ TEST(Tracing, no_secret_reaches_an_exported_attribute_or_a_log_line) {
   EXPECT_EQ(log.find(api_key), std::string::npos);
   EXPECT_EQ(log.find(header_secret), std::string::npos);
   EXPECT_NE(log.find("headers=[authorization]"), std::string::npos) << log;
+}
+
+TEST(Tracing, json_logs_are_one_object_per_line_and_a_requests_line_carries_its_trace) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server =
+      traced_serve(dir, receiver.endpoint(), {{"PROMPTCACHE_LOG_FORMAT", "json"}});
+  HttpClient c(server.port());
+  const HttpResponse r =
+      c.request("GET", fmt::format("/v1/analyses/{}?user_id=alice", hash), {},
+                {{"traceparent", fmt::format("00-{}-{}-01", caller_trace, caller_span)}});
+  const auto answered = telemetry::parse_traceparent(r.header("traceparent"));
+  ASSERT_TRUE(answered);
+  (void)after_shutdown(server, receiver);  // flushes the buffered access log
+  std::istringstream lines(server.stderr_text());
+  std::string line;
+  int parsed = 0;
+  int access_lines_in_trace = 0;
+  while (std::getline(lines, line)) {
+    json::object o;
+    ASSERT_NO_THROW(o = json::parse(line).as_object()) << line;
+    ++parsed;
+    for (const char* key : {"time", "level", "logger", "message", "fields"}) {
+      EXPECT_TRUE(o.contains(key)) << key << " in " << line;
+    }
+    if (o.at("logger") == "access" && o.contains("trace_id")) {
+      ++access_lines_in_trace;
+      EXPECT_EQ(text_of(o.at("trace_id")), caller_trace);
+      EXPECT_EQ(text_of(o.at("span_id")), telemetry::to_hex(answered->span_id));
+      EXPECT_EQ(o.at("fields").at("status"), "404");
+      EXPECT_EQ(o.at("fields").at("method"), "GET");
+    }
+  }
+  EXPECT_GE(parsed, 3);  // start-up lines, the access line, the stop
+  EXPECT_EQ(access_lines_in_trace, 1);
+  const auto bad = run_promptcache({"serve", "--listen", "127.0.0.1:0"},
+                                   {{"PROMPTCACHE_LOG_FORMAT", "yaml"}}, 15s);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("PROMPTCACHE_LOG_FORMAT"), std::string::npos) << bad.err;
 }
 
 TEST(Tracing, a_bad_otel_value_stops_serve_with_a_message_naming_the_variable) {
