@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/url/parse.hpp>
 
+#include <array>
 #include <optional>
 #include <variant>
 
@@ -106,10 +107,11 @@ struct HttpPoster::Impl {
 
   // One exchange on the open connection; false if the connection failed before any byte of
   // the response came (then a fresh connection may try again).
-  asio::awaitable<bool> exchange(const std::string& request, Outcome& out) {
+  asio::awaitable<bool> exchange(std::string_view head, std::string_view body, Outcome& out) {
     error_code ec;
-    auto write = [&request](auto& s, error_code& e) -> asio::awaitable<std::size_t> {
-      co_return co_await asio::async_write(s, asio::buffer(request),
+    const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(body)};
+    auto write = [&message](auto& s, error_code& e) -> asio::awaitable<std::size_t> {
+      co_return co_await asio::async_write(s, message,
                                            asio::redirect_error(asio::use_awaitable, e));
     };
     co_await on_socket(write, ec);
@@ -151,18 +153,18 @@ struct HttpPoster::Impl {
     co_return true;
   }
 
-  asio::awaitable<void> run(const std::string& request, Outcome& out) {
+  asio::awaitable<void> run(std::string_view head, std::string_view body, Outcome& out) {
     const bool reused = !std::holds_alternative<std::monostate>(socket);
     if (!reused) {
       if (co_await connect(out.error)) co_return;
     }
-    if (co_await exchange(request, out)) co_return;
+    if (co_await exchange(head, body, out)) co_return;
     close();
     if (!reused || timed_out) co_return;
     // The collector closed the connection while it was idle: once more on a new one.
     out = Outcome{};
     if (co_await connect(out.error)) co_return;
-    if (!co_await exchange(request, out)) close();
+    if (!co_await exchange(head, body, out)) close();
   }
 
   HttpTarget target;
@@ -178,7 +180,7 @@ HttpPoster::~HttpPoster() {
   impl_->close();
 }
 
-HttpPoster::Outcome HttpPoster::post(const std::string& request,
+HttpPoster::Outcome HttpPoster::post(std::string_view head, std::string_view body,
                                      std::chrono::milliseconds timeout) {
   Outcome out;
   bool finished = false;
@@ -186,8 +188,8 @@ HttpPoster::Outcome HttpPoster::post(const std::string& request,
   impl_->io.restart();
   asio::co_spawn(
       impl_->io,
-      [this, &request, &out, &finished]() -> asio::awaitable<void> {
-        co_await impl_->run(request, out);
+      [this, head, body, &out, &finished]() -> asio::awaitable<void> {
+        co_await impl_->run(head, body, out);
         finished = true;
       },
       asio::detached);

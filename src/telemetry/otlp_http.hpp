@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "telemetry/sansio/export_retry.hpp"
 
@@ -35,8 +36,9 @@ class HttpPoster {
     std::string body;  // its first 4 KiB
     std::string error;
   };
-  // Sends `request` (the whole HTTP message) and reads the response, within `timeout`.
-  [[nodiscard]] Outcome post(const std::string& request, std::chrono::milliseconds timeout);
+  // Sends `head` then `body` (one HTTP message) and reads the response, within `timeout`.
+  [[nodiscard]] Outcome post(std::string_view head, std::string_view body,
+                             std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

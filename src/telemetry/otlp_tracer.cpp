@@ -146,13 +146,14 @@ class Pipeline {
     resource.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
     const Scope scope{"promptcache", PROMPTCACHE_VERSION};
     const HttpTarget target = parse_http_target(config_.endpoint);
-    const std::string request =
-        post_request(target.host_header, target.path, config_.headers,
-                     otlp_json(resource, scope, batch), "promptcache/" PROMPTCACHE_VERSION);
+    body_.clear();  // its room kept from export to export: no fresh pages to fault in
+    otlp_json_append(body_, resource, scope, batch);
+    const std::string head = post_head(target.host_header, target.path, config_.headers,
+                                       body_.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
     for (int attempt = 1;; ++attempt) {
       const auto timeout = attempt_timeout();
-      const HttpPoster::Outcome out = poster.post(request, timeout);
+      const HttpPoster::Outcome out = poster.post(head, body_, timeout);
       if (out.status >= 200 && out.status < 300) {
         const std::uint64_t rejected =
             std::min<std::uint64_t>(rejected_spans(out.body), batch.size());
@@ -218,6 +219,7 @@ class Pipeline {
   std::atomic<std::uint64_t> failed_spans_{0};
   std::atomic<std::uint64_t> failed_exports_{0};
   SteadyClock::time_point last_warning_{};
+  std::string body_;  // the export request's body (the exporter's thread only)
   std::minstd_rand rng_{std::random_device{}()};
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
 };
@@ -225,7 +227,9 @@ class Pipeline {
 class RecordingSpan final : public Span {
  public:
   RecordingSpan(std::shared_ptr<Pipeline> pipeline, SpanData data)
-      : pipeline_(std::move(pipeline)), data_(std::move(data)) {}
+      : pipeline_(std::move(pipeline)), data_(std::move(data)) {
+    data_.attributes.reserve(16);  // a server span's dozen, without regrowing
+  }
   ~RecordingSpan() override {
     data_.end_ns = unix_nanos();
     pipeline_->end(std::move(data_));

@@ -43,17 +43,17 @@ bool has_token(std::string_view value, std::string_view token) {
 
 }  // namespace
 
-std::string post_request(std::string_view host, std::string_view path,
-                         const std::vector<std::pair<std::string, std::string>>& headers,
-                         std::string_view body, std::string_view user_agent) {
+std::string post_head(std::string_view host, std::string_view path,
+                      const std::vector<std::pair<std::string, std::string>>& headers,
+                      std::size_t body_size, std::string_view user_agent) {
   std::string out;
-  out.reserve(256 + body.size());
+  out.reserve(256);
   out += "POST ";
   out += path.empty() ? std::string("/") : without_line_breaks(path);
   out += " HTTP/1.1\r\nHost: ";
   out += without_line_breaks(host);
   out += "\r\nContent-Type: application/json\r\nContent-Length: ";
-  out += std::to_string(body.size());
+  out += std::to_string(body_size);
   out += "\r\nUser-Agent: ";
   out += without_line_breaks(user_agent);
   out += "\r\n";
@@ -64,7 +64,6 @@ std::string post_request(std::string_view host, std::string_view path,
     out += "\r\n";
   }
   out += "\r\n";
-  out += body;
   return out;
 }
 

@@ -1,5 +1,5 @@
 // One HTTP/1.1 POST and its response, as bytes, without a socket: the exporter's runner writes
-// what post_request() builds and feeds what it reads to ResponseParser until done() or
+// what post_head() builds, then the body, and feeds what it reads to ResponseParser until done() or
 // failed(). The parser reads what a collector may send (RFC 9112): a status line, header
 // fields, and a body framed by Content-Length, by chunked transfer coding, or by the end of
 // the connection; 1xx interim responses are skipped. It keeps the status, Retry-After,
@@ -16,12 +16,12 @@
 
 namespace promptcache::telemetry {
 
-// "POST <path> HTTP/1.1" with Host, Content-Type: application/json, Content-Length,
-// User-Agent and `headers` (names and values as given; CR and LF are dropped from them).
-[[nodiscard]] std::string post_request(
-    std::string_view host, std::string_view path,
-    const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body,
-    std::string_view user_agent);
+// The head of "POST <path> HTTP/1.1" with Host, Content-Type: application/json,
+// Content-Length (of a body of `body_size` bytes, sent after it), User-Agent and `headers`
+// (names and values as given; CR and LF are dropped from them).
+[[nodiscard]] std::string post_head(std::string_view host, std::string_view path,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    std::size_t body_size, std::string_view user_agent);
 
 struct HttpResponse {
   int status = 0;

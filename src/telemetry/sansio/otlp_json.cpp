@@ -149,7 +149,13 @@ void span(std::string& out, const SpanData& s) {
 std::string otlp_json(const Resource& resource, const Scope& scope,
                       std::span<const SpanData> spans) {
   std::string out;
-  out.reserve(256 + spans.size() * 512);
+  otlp_json_append(out, resource, scope, spans);
+  return out;
+}
+
+void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
+                      std::span<const SpanData> spans) {
+  out.reserve(out.size() + 256 + spans.size() * 768);
   out += R"({"resourceSpans":[{"resource":{"attributes":)";
   attributes(out, resource.attributes);
   out += R"(},"scopeSpans":[{"scope":{"name":)";
@@ -161,7 +167,6 @@ std::string otlp_json(const Resource& resource, const Scope& scope,
   out += R"(},"spans":)";
   array(out, spans, [&out](const SpanData& s) { span(out, s); });
   out += "}]}]}";
-  return out;
 }
 
 }  // namespace promptcache::telemetry

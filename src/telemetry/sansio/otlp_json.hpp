@@ -26,5 +26,8 @@ struct Scope {
 
 [[nodiscard]] std::string otlp_json(const Resource& resource, const Scope& scope,
                                     std::span<const SpanData> spans);
+// The same, appended to `out` (an exporter reuses one buffer: no allocation once warm).
+void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
+                      std::span<const SpanData> spans);
 
 }  // namespace promptcache::telemetry
