@@ -149,12 +149,9 @@ int run_server(const ServeOptions& o, const server::HttpOptions& http,
   try {
     server.listen();
     tracer = telemetry::make_otlp_tracer(cache_config.tracing);
-    // The requests are traced; the cache's own spans join them once operations take their
-    // request's span as parent: until then the service records none (each would be a trace of
-    // its own).
-    cache::CacheConfig service_config = cache_config;
-    service_config.tracing.enabled = false;
-    service = cache::PromptCacheService::from_config(service_config, server.executors());
+    // One tracer for the requests and the cache: a cache operation's span is a child of its
+    // request's (Api calls the service through traced()).
+    service = cache::PromptCacheService::from_config(cache_config, server.executors(), tracer);
   } catch (const std::system_error& e) {
     throw StartupError(e.what());
   } catch (const net::ConfigError& e) {

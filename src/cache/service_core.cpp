@@ -262,9 +262,10 @@ struct ServiceCore::Unwrapping final : store::ValueVisitor {
 
 template <class T, template <class> class Shape, class Key, class Parse>
 asio::awaitable<typename Shape<T>::type> ServiceCore::read_value(Key owned_key, Parse parse,
-                                                                 std::chrono::milliseconds budget) {
+                                                                 std::chrono::milliseconds budget,
+                                                                 Parent parent) {
   const std::string_view key = owned_key;
-  Operation op(*this, op_get, Subject::key, key);
+  Operation op(*this, op_get, Subject::key, key, parent);
   Found<T> found;
   if (!op.admitted()) {
     counters_.skipped_reads.fetch_add(1, std::memory_order_relaxed);
@@ -329,22 +330,22 @@ asio::awaitable<typename Shape<T>::type> ServiceCore::read_value(Key owned_key, 
 // The two reads service_load.cpp makes (a value, JSON text).
 template asio::awaitable<ServiceCore::Found<json::value>>
     ServiceCore::read_value<json::value, ServiceCore::Whole>(std::string_view, detail::ParseValue,
-                                                             std::chrono::milliseconds);
+                                                             std::chrono::milliseconds, Parent);
 template asio::awaitable<ServiceCore::Found<std::string>>
     ServiceCore::read_value<std::string, ServiceCore::Whole>(std::string_view, detail::ParseText,
-                                                             std::chrono::milliseconds);
+                                                             std::chrono::milliseconds, Parent);
 
 NearValuePtr ServiceCore::peek(std::string_view key) const {
   return near_ ? near_->find(key) : nullptr;
 }
 
-asio::awaitable<NearValuePtr> ServiceCore::get_shared(std::string_view key) {
+asio::awaitable<NearValuePtr> ServiceCore::get_shared(std::string_view key, Parent parent) {
   if (NearValuePtr copy = peek(key)) {
     counters_.hits.fetch_add(1, std::memory_order_relaxed);
     counters_.near_hits.fetch_add(1, std::memory_order_relaxed);
     co_return copy;
   }
-  auto text = co_await get_json(key);
+  auto text = co_await get_json(key, parent);
   if (!text) co_return nullptr;
   // The read kept it in the near tier if it had a place: that one value, not another copy.
   if (NearValuePtr kept = peek(key)) co_return kept;
@@ -358,70 +359,79 @@ void ServiceCore::forget(std::string_view key) {
 }
 
 // The plain reads are read_value itself, not coroutines around it: one frame less per read.
-asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get(std::string_view key) {
-  return read_value<Json, ValueOnly>(key, parse_value);
+asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get(std::string_view key,
+                                                                   Parent parent) {
+  return read_value<Json, ValueOnly>(key, parse_value, {}, parent);
 }
 
-asio::awaitable<std::optional<std::string>> ServiceCore::get_json(std::string_view key) {
-  return read_value<std::string, ValueOnly>(key, checked_text);
+asio::awaitable<std::optional<std::string>> ServiceCore::get_json(std::string_view key,
+                                                                  Parent parent) {
+  return read_value<std::string, ValueOnly>(key, checked_text, {}, parent);
 }
 
 asio::awaitable<std::optional<std::string>> ServiceCore::get_analysis_result_json(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    Parent parent) {
   return read_value<std::string, ValueOnly>(analysis_key(prompt_hash, user_id, analysis_type),
-                                            checked_text);
+                                            checked_text, {}, parent);
 }
 
 asio::awaitable<NearValuePtr> ServiceCore::get_analysis_result_shared(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    Parent parent) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_shared(key);
+  co_return co_await get_shared(key, parent);
 }
 
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get_analysis_result(
-    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type) {
-  return read_value<Json, ValueOnly>(analysis_key(prompt_hash, user_id, analysis_type),
-                                     parse_value);
+    std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+    Parent parent) {
+  return read_value<Json, ValueOnly>(analysis_key(prompt_hash, user_id, analysis_type), parse_value,
+                                     {}, parent);
 }
 
 asio::awaitable<void> ServiceCore::set_analysis_result(std::string_view prompt_hash,
                                                        std::string_view user_id,
                                                        std::string_view analysis_type,
-                                                       const Json& value, Ttl ttl) {
+                                                       const Json& value, Ttl ttl, Parent parent) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
   // PROMPT_ANALYSIS unless given; set() rejects a negative TTL with CacheError.
-  co_await set(key, value, ttl.or_else(analysis_ttl));
+  co_await set(key, value, ttl.or_else(analysis_ttl), parent);
 }
 
 asio::awaitable<void> ServiceCore::add_analysis_result(std::string_view prompt_hash,
                                                        std::string_view user_id,
                                                        std::string_view analysis_type,
-                                                       const Json& value, Ttl ttl) {
+                                                       const Json& value, Ttl ttl, Parent parent) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
   Put put;
   put.value = &value;
   put.ttl = ttl.or_else(analysis_ttl);
+  put.parent = parent;
   put.to_store.mode = store::SetMode::if_absent;
   (void)co_await write(key, put);
 }
 
-asio::awaitable<void> ServiceCore::set(std::string_view key, const Json& value, Ttl ttl) {
+asio::awaitable<void> ServiceCore::set(std::string_view key, const Json& value, Ttl ttl,
+                                       Parent parent) {
   Put put;
   put.value = &value;
   put.ttl = ttl;
+  put.parent = parent;
   (void)co_await write(key, put);
 }
 
 asio::awaitable<void> ServiceCore::set_json(std::string_view key, std::string_view json_text,
-                                            Ttl ttl) {
+                                            Ttl ttl, Parent parent) {
   Put put;
   put.json_text = json_text;
   put.ttl = ttl;
+  put.parent = parent;
   (void)co_await write(key, put);
 }
 
 asio::awaitable<bool> ServiceCore::write(std::string_view key, const Put& put) {
-  Operation op(*this, op_set, Subject::key, key);
+  Operation op(*this, op_set, Subject::key, key, put.parent);
   if (put.to_store.version > 0) {
     op.span().set("cache.version", static_cast<std::int64_t>(put.to_store.version));
   }
@@ -448,8 +458,8 @@ asio::awaitable<bool> ServiceCore::write(std::string_view key, const Put& put) {
   co_return *done;
 }
 
-asio::awaitable<bool> ServiceCore::delete_key(std::string_view key) {
-  Operation op(*this, op_delete, Subject::key, key);
+asio::awaitable<bool> ServiceCore::delete_key(std::string_view key, Parent parent) {
+  Operation op(*this, op_delete, Subject::key, key, parent);
   if (!op.admitted()) op.refuse_write();
   std::vector<std::string> keys{std::string(key)};
   forget(key);
@@ -460,8 +470,8 @@ asio::awaitable<bool> ServiceCore::delete_key(std::string_view key) {
 }
 
 asio::awaitable<std::vector<std::optional<ServiceCore::Json>>> ServiceCore::get_multiple(
-    const std::vector<std::string>& keys) {
-  Operation op(*this, op_get_multiple, Subject::keys, keys.size());
+    const std::vector<std::string>& keys, Parent parent) {
+  Operation op(*this, op_get_multiple, Subject::keys, keys.size(), parent);
   std::vector<std::optional<Json>> out(keys.size());
   if (keys.empty()) co_return out;
   if (!op.admitted()) {
@@ -489,34 +499,42 @@ asio::awaitable<std::vector<std::optional<ServiceCore::Json>>> ServiceCore::get_
 }
 
 asio::awaitable<void> ServiceCore::set_multiple(
-    const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl) {
+    const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl, Parent parent) {
   std::vector<std::pair<std::string, std::string>> texts;
   texts.reserve(entries.size());
   for (const auto& [key, value] : entries) texts.emplace_back(key, json_text(value));
-  co_await set_multiple_json(texts, ttl);
+  co_await set_multiple_json(texts, ttl, parent);
 }
 
 asio::awaitable<void> ServiceCore::set_multiple_json(
-    const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl) {
-  co_await write_batch(entries, ttl, [](const auto& e) {
-    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.first, e.second, 0);
-  });
+    const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl, Parent parent) {
+  co_await write_batch(
+      entries, ttl,
+      [](const auto& e) {
+        return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.first, e.second, 0);
+      },
+      parent);
 }
 
 asio::awaitable<void> ServiceCore::set_multiple_versioned(
-    const std::vector<VersionedEntry>& entries, Ttl ttl) {
+    const std::vector<VersionedEntry>& entries, Ttl ttl, Parent parent) {
   for (const auto& e : entries) {
     if (e.version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
   }
-  co_await write_batch(entries, ttl, [](const VersionedEntry& e) {
-    return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.key, e.json, e.version);
-  });
+  co_await write_batch(
+      entries, ttl,
+      [](const VersionedEntry& e) {
+        return std::tuple<std::string_view, std::string_view, std::uint64_t>(e.key, e.json,
+                                                                             e.version);
+      },
+      parent);
 }
 
 template <class Entries, class Fields>
-asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, Fields fields) {
+asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, Fields fields,
+                                               Parent parent) {
   if (entries.empty()) co_return;
-  Operation op(*this, op_set_multiple, Subject::entries, entries.size());
+  Operation op(*this, op_set_multiple, Subject::entries, entries.size(), parent);
   const auto seconds = effective_ttl(ttl);
   if (!op.admitted()) op.refuse_write(entries.size());
   std::vector<store::Entry> encoded;
@@ -542,9 +560,10 @@ asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, 
 
 asio::awaitable<bool> ServiceCore::set_versioned(std::string_view key, std::string_view json_text,
                                                  std::uint64_t version, Ttl ttl,
-                                                 std::chrono::milliseconds budget) {
+                                                 std::chrono::milliseconds budget, Parent parent) {
   if (version == 0) throw std::invalid_argument("a versioned write needs a version above 0");
   Put put;
+  put.parent = parent;
   put.json_text = json_text;
   put.ttl = ttl;
   put.to_store.version = version;
@@ -553,9 +572,11 @@ asio::awaitable<bool> ServiceCore::set_versioned(std::string_view key, std::stri
 }
 
 asio::awaitable<bool> ServiceCore::delete_versioned(std::string_view key, std::uint64_t version,
-                                                    std::chrono::milliseconds budget) {
+                                                    std::chrono::milliseconds budget,
+                                                    Parent parent) {
   if (version == 0) throw std::invalid_argument("a versioned delete needs a version above 0");
   Put put;
+  put.parent = parent;
   put.ttl = options_.tombstone_ttl;
   put.absent = true;
   put.to_store.version = version;
@@ -564,8 +585,9 @@ asio::awaitable<bool> ServiceCore::delete_versioned(std::string_view key, std::u
 }
 
 asio::awaitable<std::uint64_t> ServiceCore::invalidate_pattern(std::string_view pattern,
-                                                               const store::Progress& progress) {
-  Operation op(*this, op_invalidate, Subject::pattern, pattern);
+                                                               const store::Progress& progress,
+                                                               Parent parent) {
+  Operation op(*this, op_invalidate, Subject::pattern, pattern, parent);
   if (!op.admitted()) op.raise(error::circuit_open, "circuit breaker open");
   auto deleted = co_await store_->delete_matching(pattern, progress);
   // Which keys went is not known here: the near tier starts over (their pushes follow).
@@ -576,8 +598,8 @@ asio::awaitable<std::uint64_t> ServiceCore::invalidate_pattern(std::string_view 
 }
 
 asio::awaitable<std::uint64_t> ServiceCore::invalidate_user_analysis_cache(
-    std::string_view user_id, const store::Progress& progress) {
-  Operation op(*this, op_invalidate, Subject::user, user_id);
+    std::string_view user_id, const store::Progress& progress, Parent parent) {
+  Operation op(*this, op_invalidate, Subject::user, user_id, parent);
   // The user's index lists their entries: O(that user's entries), whatever the keyspace holds.
   const std::string index = user_analysis_index_key(user_id);
   op.span().set("cache.index", index);

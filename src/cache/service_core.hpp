@@ -44,6 +44,8 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   using LoaderSource = PromptCacheService::LoaderSource;
   using VersionedEntry = PromptCacheService::VersionedEntry;
   using CounterSnapshot = PromptCacheService::CounterSnapshot;
+  // The span an operation's span is a child of (nullptr: a root, a trace of its own).
+  using Parent = const telemetry::SpanContext*;
 
   ServiceCore(std::shared_ptr<store::Store> store, ServiceOptions options,
               std::shared_ptr<telemetry::Tracer> tracer, std::shared_ptr<NearTier> near);
@@ -53,58 +55,67 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
 
   boost::asio::awaitable<std::optional<Json>> get_analysis_result(std::string_view prompt_hash,
                                                                   std::string_view user_id,
-                                                                  std::string_view analysis_type);
+                                                                  std::string_view analysis_type,
+                                                                  Parent parent);
   boost::asio::awaitable<void> set_analysis_result(std::string_view prompt_hash,
                                                    std::string_view user_id,
                                                    std::string_view analysis_type,
-                                                   const Json& value, Ttl ttl);
+                                                   const Json& value, Ttl ttl, Parent parent);
   boost::asio::awaitable<void> add_analysis_result(std::string_view prompt_hash,
                                                    std::string_view user_id,
                                                    std::string_view analysis_type,
-                                                   const Json& value, Ttl ttl);
+                                                   const Json& value, Ttl ttl, Parent parent);
   boost::asio::awaitable<std::optional<std::string>> get_analysis_result_json(
-      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type);
+      std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
+      Parent parent);
   boost::asio::awaitable<NearValuePtr> get_analysis_result_shared(std::string_view prompt_hash,
                                                                   std::string_view user_id,
-                                                                  std::string_view analysis_type);
-  boost::asio::awaitable<std::optional<Json>> get(std::string_view key);
+                                                                  std::string_view analysis_type,
+                                                                  Parent parent);
+  boost::asio::awaitable<std::optional<Json>> get(std::string_view key, Parent parent);
   [[nodiscard]] NearValuePtr peek(std::string_view key) const;
-  boost::asio::awaitable<NearValuePtr> get_shared(std::string_view key);
-  boost::asio::awaitable<std::optional<std::string>> get_json(std::string_view key);
-  boost::asio::awaitable<void> set(std::string_view key, const Json& value, Ttl ttl);
-  boost::asio::awaitable<void> set_json(std::string_view key, std::string_view json_text, Ttl ttl);
-  boost::asio::awaitable<bool> delete_key(std::string_view key);
+  boost::asio::awaitable<NearValuePtr> get_shared(std::string_view key, Parent parent);
+  boost::asio::awaitable<std::optional<std::string>> get_json(std::string_view key, Parent parent);
+  boost::asio::awaitable<void> set(std::string_view key, const Json& value, Ttl ttl, Parent parent);
+  boost::asio::awaitable<void> set_json(std::string_view key, std::string_view json_text, Ttl ttl,
+                                        Parent parent);
+  boost::asio::awaitable<bool> delete_key(std::string_view key, Parent parent);
   boost::asio::awaitable<std::vector<std::optional<Json>>> get_multiple(
-      const std::vector<std::string>& keys);
+      const std::vector<std::string>& keys, Parent parent);
   boost::asio::awaitable<void> set_multiple(
-      const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl);
+      const std::vector<std::pair<std::string, Json>>& entries, Ttl ttl, Parent parent);
   boost::asio::awaitable<void> set_multiple_json(
-      const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl);
+      const std::vector<std::pair<std::string, std::string>>& entries, Ttl ttl, Parent parent);
   boost::asio::awaitable<bool> set_versioned(std::string_view key, std::string_view json_text,
                                              std::uint64_t version, Ttl ttl,
-                                             std::chrono::milliseconds budget);
+                                             std::chrono::milliseconds budget, Parent parent);
   boost::asio::awaitable<bool> delete_versioned(std::string_view key, std::uint64_t version,
-                                                std::chrono::milliseconds budget);
+                                                std::chrono::milliseconds budget, Parent parent);
   boost::asio::awaitable<Lookup> get_or_load_versioned(std::string_view key, LoaderSource loader,
-                                                       Ttl ttl, std::chrono::milliseconds budget);
+                                                       Ttl ttl, std::chrono::milliseconds budget,
+                                                       Parent parent);
   boost::asio::awaitable<void> set_multiple_versioned(const std::vector<VersionedEntry>& entries,
-                                                      Ttl ttl);
+                                                      Ttl ttl, Parent parent);
   boost::asio::awaitable<Json> get_with_fallback(std::string_view key, const Fallback& fallback,
-                                                 Ttl ttl);
+                                                 Ttl ttl, Parent parent);
   boost::asio::awaitable<std::optional<Json>> get_or_load(std::string_view key,
-                                                          const Loader& loader, Ttl ttl);
+                                                          const Loader& loader, Ttl ttl,
+                                                          Parent parent);
   boost::asio::awaitable<Json> get_analysis_with_fallback(std::string_view prompt_hash,
                                                           std::string_view user_id,
                                                           std::string_view analysis_type,
-                                                          const Fallback& fallback, Ttl ttl);
+                                                          const Fallback& fallback, Ttl ttl,
+                                                          Parent parent);
   boost::asio::awaitable<std::optional<Json>> get_or_load_analysis(std::string_view prompt_hash,
                                                                    std::string_view user_id,
                                                                    std::string_view analysis_type,
-                                                                   const Loader& loader, Ttl ttl);
+                                                                   const Loader& loader, Ttl ttl,
+                                                                   Parent parent);
   boost::asio::awaitable<std::uint64_t> invalidate_user_analysis_cache(
-      std::string_view user_id, const store::Progress& progress);
+      std::string_view user_id, const store::Progress& progress, Parent parent);
   boost::asio::awaitable<std::uint64_t> invalidate_pattern(std::string_view pattern,
-                                                           const store::Progress& progress);
+                                                           const store::Progress& progress,
+                                                           Parent parent);
   boost::asio::awaitable<boost::json::object> get_cache_stats();
   boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
 
@@ -184,6 +195,7 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
     Ttl ttl;
     bool absent = false;  // the "not found" marker (or a tombstone) instead of a value
     store::Deadline deadline{};
+    Parent parent = nullptr;  // the write's span's
     // The store's part that the caller decides: mode, version, not_after_ms, lease and token.
     // write() fills in the key, the encoded value, the stored TTL and the index.
     store::Write to_store;
@@ -193,7 +205,8 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   // set_multiple_json and set_multiple_versioned: `fields(entry)` gives its key, JSON text and
   // version (0: unversioned).
   template <class Entries, class Fields>
-  boost::asio::awaitable<void> write_batch(const Entries& entries, Ttl ttl, Fields fields);
+  boost::asio::awaitable<void> write_batch(const Entries& entries, Ttl ttl, Fields fields,
+                                           Parent parent);
   // A stored value through `parse` (JSON text to T; nullopt: not JSON); miss when corrupt.
   // `text`, if given, receives the JSON text of a value (for the near tier).
   template <class T, class Parse>
@@ -229,7 +242,8 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   template <class T, template <class> class Shape = Whole, class Key = std::string_view,
             class Parse>
   boost::asio::awaitable<typename Shape<T>::type> read_value(Key key, Parse parse,
-                                                             std::chrono::milliseconds budget = {});
+                                                             std::chrono::milliseconds budget,
+                                                             Parent parent);
   // The loads' own loader: the source's item as text, at its version (0: unversioned).
   using TextLoader = VersionedLoader;
   // What load_through found: the value (nullopt: "not found") and whether the cache had it.
@@ -239,11 +253,14 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
     bool hit = false;
   };
   // How a load goes: `budget` for each store call (0: the client's timeout); `use_store`
-  // false once the cache failed the read (a load then neither takes a lease nor fills).
+  // false once the cache failed the read (a load then neither takes a lease nor fills);
+  // `parent`: the fill's span's (the load's span; none for an early refresh, which outlives
+  // it).
   struct LoadPlan {
     Ttl ttl;
     std::chrono::milliseconds budget{0};
     bool use_store = true;
+    Parent parent = nullptr;
   };
   // get_or_load, get_with_fallback (`absent_is_miss`) and get_or_load_versioned, read as T
   // through `parse`. `make_loader()` gives the TextLoader, called only when one is needed (a
@@ -252,7 +269,7 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
   boost::asio::awaitable<Loaded<T>> load_through(std::string_view key, Parse parse,
                                                  const MakeLoader& make_loader, Ttl ttl,
                                                  bool absent_is_miss,
-                                                 std::chrono::milliseconds budget);
+                                                 std::chrono::milliseconds budget, Parent parent);
   // An early refresh of `key` in the background, holding `self` to its end.
   static boost::asio::awaitable<void> refresh(std::shared_ptr<ServiceCore> self, std::string key,
                                               TextLoader loader, LoadPlan plan);

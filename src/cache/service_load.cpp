@@ -58,8 +58,8 @@ std::string to_text(const T& value) {
 }  // namespace
 
 asio::awaitable<ServiceCore::Json> ServiceCore::get_with_fallback(std::string_view key,
-                                                                  const Fallback& fallback,
-                                                                  Ttl ttl) {
+                                                                  const Fallback& fallback, Ttl ttl,
+                                                                  Parent parent) {
   // Made only when a load runs: a hit allocates no loader. A copy of the fallback, since an
   // early refresh may call it after this call has returned.
   const auto make_loader = [&fallback] {
@@ -71,7 +71,7 @@ asio::awaitable<ServiceCore::Json> ServiceCore::get_with_fallback(std::string_vi
       co_return out;
     });
   };
-  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, true, {});
+  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, true, {}, parent);
   // A waiter on a get_or_load of the same key can be told "not found": ask the fallback.
   if (!found.value) co_return co_await fallback();
   co_return std::move(*found.value);
@@ -79,7 +79,7 @@ asio::awaitable<ServiceCore::Json> ServiceCore::get_with_fallback(std::string_vi
 
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get_or_load(std::string_view key,
                                                                            const Loader& loader,
-                                                                           Ttl ttl) {
+                                                                           Ttl ttl, Parent parent) {
   const auto make_loader = [&loader] {
     return TextLoader([loader]() -> asio::awaitable<Versioned> {
       Versioned out;
@@ -87,29 +87,30 @@ asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get_or_load(std::
       co_return out;
     });
   };
-  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, false, {});
+  auto found = co_await load_through<Json>(key, parse_value, make_loader, ttl, false, {}, parent);
   co_return std::move(found.value);
 }
 
 asio::awaitable<ServiceCore::Json> ServiceCore::get_analysis_with_fallback(
     std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-    const Fallback& fallback, Ttl ttl) {
+    const Fallback& fallback, Ttl ttl, Parent parent) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_with_fallback(key, fallback, ttl.or_else(analysis_ttl));
+  co_return co_await get_with_fallback(key, fallback, ttl.or_else(analysis_ttl), parent);
 }
 
 asio::awaitable<std::optional<ServiceCore::Json>> ServiceCore::get_or_load_analysis(
     std::string_view prompt_hash, std::string_view user_id, std::string_view analysis_type,
-    const Loader& loader, Ttl ttl) {
+    const Loader& loader, Ttl ttl, Parent parent) {
   const std::string key = analysis_key(prompt_hash, user_id, analysis_type);
-  co_return co_await get_or_load(key, loader, ttl.or_else(analysis_ttl));
+  co_return co_await get_or_load(key, loader, ttl.or_else(analysis_ttl), parent);
 }
 
 asio::awaitable<ServiceCore::Lookup> ServiceCore::get_or_load_versioned(
-    std::string_view key, LoaderSource loader, Ttl ttl, std::chrono::milliseconds budget) {
+    std::string_view key, LoaderSource loader, Ttl ttl, std::chrono::milliseconds budget,
+    Parent parent) {
   const auto make_loader = [&loader] { return loader(); };
-  auto found =
-      co_await load_through<std::string>(key, checked_text, make_loader, ttl, false, budget);
+  auto found = co_await load_through<std::string>(key, checked_text, make_loader, ttl, false,
+                                                  budget, parent);
   Lookup out;
   out.json = std::move(found.value);
   out.hit = found.hit;
@@ -126,18 +127,20 @@ bool ServiceCore::due_for_refresh(const EnvelopeMeta& meta) const {
 }
 
 template <class T, class Parse, class MakeLoader>
-asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
-    std::string_view key, Parse parse, const MakeLoader& make_loader, Ttl ttl, bool absent_is_miss,
-    std::chrono::milliseconds budget) {
-  Operation op(*this, op_fallback, Subject::key, key);
+asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(std::string_view key, Parse parse,
+                                                                  const MakeLoader& make_loader,
+                                                                  Ttl ttl, bool absent_is_miss,
+                                                                  std::chrono::milliseconds budget,
+                                                                  Parent parent) {
+  Operation op(*this, op_fallback, Subject::key, key, parent);
   op.time_it();  // the read inside asks the breaker
   telemetry::ScopedSpan& span = op.span();
   (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
   // Fails open: a miss.
-  auto found = co_await read_value<T>(key, parse, budget);
+  auto found = co_await read_value<T>(key, parse, budget, span.parent_for_children());
   span.set("cache.hit", found.kind == Kind::value);
   Loaded<T> out;
-  LoadPlan plan{ttl, budget, !found.failed};
+  LoadPlan plan{ttl, budget, !found.failed, span.parent_for_children()};
   if (found.kind == Kind::value) {
     if (due_for_refresh(found.meta) && !closed_.load(std::memory_order_relaxed) &&
         !flights_->in_flight(key)) {
@@ -146,7 +149,10 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(
       // Runs on this loop after the caller has its value; owns copies of the key and loader,
       // and a share of this core (the service may be destroyed meanwhile).
       const auto ex = co_await asio::this_coro::executor;
-      asio::co_spawn(ex, refresh(shared_from_this(), std::string(key), make_loader(), plan),
+      LoadPlan background = plan;
+      background.parent =
+          nullptr;  // the refresh outlives this span: its fill is a trace of its own
+      asio::co_spawn(ex, refresh(shared_from_this(), std::string(key), make_loader(), background),
                      [](std::exception_ptr e) {
                        if (!e) return;
                        try {
@@ -297,6 +303,7 @@ asio::awaitable<bool> ServiceCore::store_loaded(const std::string& key, const Ve
   put.to_store.lease = lease;
   put.to_store.token = token;
   put.deadline = deadline_in(plan.budget);
+  put.parent = plan.parent;
   if (loaded.version > 0) {
     // No fill outlives the tombstone that must stop it (see ServiceOptions::tombstone_ttl).
     put.to_store.not_after_ms = policy_.fill_deadline_ms(read_at);

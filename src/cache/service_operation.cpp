@@ -35,25 +35,25 @@ const std::array<ServiceCore::OpText, ServiceCore::op_count> ServiceCore::op_tex
 }};
 
 ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::string_view name,
-                                  Clock::time_point start)
+                                  Parent parent, Clock::time_point start)
     : core_(core),
       op_(op),
       subject_(subject),
       name_(name),
       start_(start),
-      span_(core.tracer_.get(), op_text[op].span) {
+      span_(core.tracer_.get(), op_text[op].span, telemetry::SpanKind::internal, parent) {
   span_.set(subject_names[static_cast<int>(subject)].attribute, name);
   if (span_.recording()) span_.set("cache.tier", core.store_->tier());
 }
 
 ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::size_t count,
-                                  Clock::time_point start)
+                                  Parent parent, Clock::time_point start)
     : core_(core),
       op_(op),
       subject_(subject),
       count_(count),
       start_(start),
-      span_(core.tracer_.get(), op_text[op].span) {
+      span_(core.tracer_.get(), op_text[op].span, telemetry::SpanKind::internal, parent) {
   span_.set(subject_names[static_cast<int>(subject)].attribute, static_cast<std::int64_t>(count));
   if (span_.recording()) span_.set("cache.tier", core.store_->tier());
 }

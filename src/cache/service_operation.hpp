@@ -26,9 +26,10 @@ class ServiceCore::Operation {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Operation(ServiceCore& core, Op op, Subject subject, std::string_view name,
+  // `parent`: the span the operation's is a child of (nullptr: a root).
+  Operation(ServiceCore& core, Op op, Subject subject, std::string_view name, Parent parent,
             Clock::time_point start = Clock::now());
-  Operation(ServiceCore& core, Op op, Subject subject, std::size_t count,
+  Operation(ServiceCore& core, Op op, Subject subject, std::size_t count, Parent parent,
             Clock::time_point start = Clock::now());
   ~Operation();
   Operation(const Operation&) = delete;

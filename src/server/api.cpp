@@ -33,6 +33,7 @@ using namespace input;
 struct Api::Outcome {
   Route route = Route::unknown;
   std::string_view cache = "-";  // hit, miss, bypass, or - when the cache was not asked
+  const telemetry::SpanContext* trace = nullptr;  // the request's span, if it has one
 };
 
 namespace {
@@ -105,12 +106,38 @@ bool Api::is_pending(const std::string& key) const {
   return pending_.count(key) > 0;
 }
 
+namespace {
+
+// A database call's span (OpenTelemetry's database conventions): its name, db.operation.
+struct DbSpanText {
+  const char* name;
+  const char* operation;
+};
+constexpr DbSpanText db_span_text[] = {
+    {"INSERT prompt_analysis_results", "INSERT"},  // upsert: INSERT … ON CONFLICT DO UPDATE
+    {"SELECT prompt_analysis_results", "SELECT"},  // find
+    {"DELETE prompt_analysis_results", "DELETE"},  // remove
+    {"SELECT prompt_analysis_results", "SELECT"},  // page
+    {"SELECT", "SELECT"},                          // ping: SELECT 1
+};
+static_assert(std::size(db_span_text) == static_cast<std::size_t>(DbOp::count));
+
+}  // namespace
+
 // `f` by reference: a closure passed by value would be a temporary in the caller's co_await
 // expression, which g++ 12 destroys twice.
 template <class F>
-asio::awaitable<std::invoke_result_t<F&>> Api::on_db(DbOp op, F& f) {
+asio::awaitable<std::invoke_result_t<F&>> Api::on_db(DbOp op, F& f,
+                                                     const telemetry::SpanContext* trace) {
   using R = std::invoke_result_t<F&>;
   auto task = [&f]() -> asio::awaitable<R> { co_return f(); };
+  const DbSpanText& text = db_span_text[static_cast<std::size_t>(op)];
+  telemetry::ScopedSpan span(options_.tracer.get(), text.name, telemetry::SpanKind::client, trace);
+  if (span.recording()) {
+    span.set("db.system", db_.kind());
+    span.set("db.operation", text.operation);
+    if (op != DbOp::ping) span.set("db.collection.name", "prompt_analysis_results");
+  }
   try {
     if constexpr (std::is_void_v<R>) {
       co_await asio::co_spawn(db_threads_.get_executor(), std::move(task), asio::use_awaitable);
@@ -124,14 +151,23 @@ asio::awaitable<std::invoke_result_t<F&>> Api::on_db(DbOp op, F& f) {
   } catch (const db::DbError& e) {
     metrics_.db_call(op, false);
     spdlog::error("database call failed op={} error=\"{}\"", static_cast<int>(op), e.what());
+    span.record_exception(redact(e.what()));
     throw Refusal{503, "the database is unavailable"};
+  } catch (const std::exception& e) {
+    span.record_exception(redact(e.what()));
+    throw;
   }
+}
+
+cache::TracedService Api::traced(const Outcome& out) const noexcept {
+  return cache_.traced(out.trace);
 }
 
 asio::awaitable<Response> Api::handle(Request& req, const Peer& peer) {
   const auto start = Clock::now();
   telemetry::ScopedSpan span = server_span(req, peer);
   Outcome out;
+  out.trace = span.parent_for_children();
   Response res;
   try {
     res = co_await route(req, out);
@@ -261,7 +297,7 @@ asio::awaitable<Response> Api::dispatch(Request& req, boost::urls::url_view targ
       co_return json_response(200, ok);
     }
     case Route::readyz:
-      co_return co_await ready();
+      co_return co_await ready(out);
     case Route::analyses_create:
       co_return co_await create(req, out);
     case Route::analyses_lookup:
@@ -338,7 +374,7 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
   in.prompt_hash = cache::prompt_hash(in.prompt_text);
 
   auto upsert = [this, in]() { return db_.upsert(in); };
-  const db::AnalysisRecord record = co_await on_db(DbOp::upsert, upsert);
+  const db::AnalysisRecord record = co_await on_db(DbOp::upsert, upsert, out.trace);
   std::string text = json_text(db::to_json(record));
   // The row is the truth and is durable now: whatever the cache does, the answer is 201. The
   // cache write carries the row's version, so a slower writer of an older version, or a fill
@@ -346,8 +382,8 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
   std::string key = cache::analysis_key(record.prompt_hash, record.user_id, record.analysis_type);
   out.cache = "write";
   try {
-    (void)co_await cache_.set_versioned(key, text, static_cast<std::uint64_t>(record.version), {},
-                                        options_.cache_write_budget);
+    (void)co_await traced(out).set_versioned(key, text, static_cast<std::uint64_t>(record.version),
+                                             {}, options_.cache_write_budget);
   } catch (const cache::CacheError&) {
     out.cache = "write-failed";
     repair_later(std::move(key), Item{record.prompt_hash, record.user_id, record.analysis_type});
@@ -355,11 +391,11 @@ asio::awaitable<Response> Api::create(Request& req, Outcome& out) {
   co_return json_text_response(201, std::move(text));
 }
 
-asio::awaitable<cache::PromptCacheService::Versioned> Api::load(const std::string& hash,
-                                                                const std::string& user,
-                                                                const std::string& type) {
+asio::awaitable<cache::PromptCacheService::Versioned> Api::load(
+    const std::string& hash, const std::string& user, const std::string& type,
+    const telemetry::SpanContext* trace) {
   auto find = [this, hash, user, type]() { return db_.lookup(hash, user, type); };
-  const db::Lookup found = co_await on_db(DbOp::find, find);
+  const db::Lookup found = co_await on_db(DbOp::find, find, trace);
   cache::PromptCacheService::Versioned out;
   out.version = static_cast<std::uint64_t>(found.version);
   if (!found.row) co_return out;
@@ -384,7 +420,7 @@ asio::awaitable<Response> Api::read(std::string hash, std::string user, std::str
   if (is_pending(key)) {
     // The cache may hold an older state until the repair lands: the database answers.
     out.cache = "bypass";
-    auto item = co_await load(hash, user, type);
+    auto item = co_await load(hash, user, type, out.trace);
     found.json = std::move(item.json);
   } else {
     // Through the library's stampede protection: one database read per key at a time in this
@@ -393,13 +429,19 @@ asio::awaitable<Response> Api::read(std::string hash, std::string user, std::str
     // budget overruns fall through to the database.
     // The loader (owning copies of the key's parts) is made only on a miss: a hit allocates
     // nothing for it.
-    const auto make_loader = [this, &hash, &user, &type] {
+    // The loader owns a copy of the request's span context: an early refresh calls it after the
+    // request has ended.
+    const auto make_loader = [this, &hash, &user, &type, &out] {
+      std::optional<telemetry::SpanContext> trace;
+      if (out.trace != nullptr) trace = *out.trace;
       return cache::PromptCacheService::VersionedLoader(
-          [this, hash, user, type]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
-            co_return co_await load(hash, user, type);
+          [this, hash, user, type,
+           trace = std::move(trace)]() -> asio::awaitable<cache::PromptCacheService::Versioned> {
+            co_return co_await load(hash, user, type, trace ? &*trace : nullptr);
           });
     };
-    found = co_await cache_.get_or_load_versioned(key, make_loader, {}, options_.cache_read_budget);
+    found = co_await traced(out).get_or_load_versioned(key, make_loader, {},
+                                                       options_.cache_read_budget);
     out.cache = found.hit ? "hit" : "miss";
   }
   if (!found.json) {
@@ -425,14 +467,14 @@ asio::awaitable<Response> Api::lookup(Request& req, Outcome& out) {
 asio::awaitable<Response> Api::remove(std::string hash, std::string user, std::string type,
                                       Outcome& out) {
   auto erase = [this, hash, user, type]() { return db_.remove(hash, user, type); };
-  const db::Removal removal = co_await on_db(DbOp::remove, erase);
+  const db::Removal removal = co_await on_db(DbOp::remove, erase, out.trace);
   out.cache = "delete";
   if (removal.version > 0) {
     // A tombstone at the delete's version: no fill that read the row before it lands after it.
     std::string key = cache::analysis_key(hash, user, type);
     try {
-      (void)co_await cache_.delete_versioned(key, static_cast<std::uint64_t>(removal.version),
-                                             options_.cache_write_budget);
+      (void)co_await traced(out).delete_versioned(key, static_cast<std::uint64_t>(removal.version),
+                                                  options_.cache_write_budget);
     } catch (const cache::CacheError&) {
       out.cache = "delete-failed";
       repair_later(std::move(key), Item{hash, user, type});
@@ -451,7 +493,7 @@ asio::awaitable<Response> Api::invalidate_user(std::string user, Outcome& out) {
   out.cache = "invalidate";
   std::uint64_t n = 0;
   try {
-    n = co_await cache_.invalidate_user_analysis_cache(user);
+    n = co_await traced(out).invalidate_user_analysis_cache(user);
   } catch (const cache::CacheError&) {
     throw Refusal{503, "the cache is unavailable"};
   }
@@ -467,11 +509,11 @@ asio::awaitable<Response> Api::stats() {
   co_return json_response(s.contains("error") ? 503 : 200, s);
 }
 
-asio::awaitable<Response> Api::ready() {
+asio::awaitable<Response> Api::ready(const Outcome& out) {
   json::object body;
   auto ping = [this]() { db_.ping(); };
   try {
-    co_await on_db(DbOp::ping, ping);
+    co_await on_db(DbOp::ping, ping, out.trace);
   } catch (const Refusal&) {
     body["status"] = "unavailable";
     body["database"] = "unreachable";
@@ -495,7 +537,7 @@ void Api::repair_later(std::string key, Item item) {
 asio::awaitable<bool> Api::repair(const std::string& key, const Item& item) {
   cache::PromptCacheService::Versioned now;
   try {
-    now = co_await load(item.hash, item.user, item.type);
+    now = co_await load(item.hash, item.user, item.type, nullptr);  // background: its own trace
   } catch (const Refusal&) {
     co_return false;  // the database is down (or the row corrupt): not repaired yet
   }

@@ -87,16 +87,21 @@ class Api {
                                           Outcome& out);
   boost::asio::awaitable<Response> invalidate_user(std::string user, Outcome& out);
   boost::asio::awaitable<Response> stats();
-  boost::asio::awaitable<Response> ready();
+  boost::asio::awaitable<Response> ready(const Outcome& out);
+  // The cache's operations as children of the request's span (roots without one).
+  [[nodiscard]] cache::TracedService traced(const Outcome& out) const noexcept;
   boost::asio::awaitable<void> retry_invalidations();
   // The key's row (or its absence) and version from the database, for the cache. A row that
   // cannot be decoded is refused with a clear error (and counted), never cached.
-  boost::asio::awaitable<cache::PromptCacheService::Versioned> load(const std::string& hash,
-                                                                    const std::string& user,
-                                                                    const std::string& type);
-  // Runs a blocking database call on the database threads; resumes on the caller's.
+  // `trace`: the span its database call's span is a child of (nullptr: a root).
+  boost::asio::awaitable<cache::PromptCacheService::Versioned> load(
+      const std::string& hash, const std::string& user, const std::string& type,
+      const telemetry::SpanContext* trace);
+  // Runs a blocking database call on the database threads; resumes on the caller's. The call
+  // is a CLIENT span (db.system, db.operation…), a child of `trace`.
   template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F&>> on_db(DbOp op, F& f);
+  boost::asio::awaitable<std::invoke_result_t<F&>> on_db(DbOp op, F& f,
+                                                         const telemetry::SpanContext* trace);
   // A key whose cache write failed: bypassed by this process's reads until retry_invalidations
   // has written the database's current state (versioned) over whatever the cache holds.
   struct Item {

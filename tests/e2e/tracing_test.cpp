@@ -72,6 +72,29 @@ std::string attr(const json::object& span, std::string_view key) {
   return text_of(v.as_object().begin()->value());
 }
 
+// The spans of OTLP kind `kind` (1 internal, 2 server, 3 client).
+Spans of_kind(const Spans& spans, int kind) {
+  Spans out;
+  std::copy_if(spans.begin(), spans.end(), std::back_inserter(out),
+               [kind](const json::object& s) { return s.at("kind") == kind; });
+  return out;
+}
+
+// The one span named `name` whose attribute `key` is `value` (an empty object if none or more).
+json::object one_span(const Spans& spans, std::string_view name, std::string_view key = {},
+                      std::string_view value = {}) {
+  json::object found;
+  int matches = 0;
+  for (const auto& s : spans) {
+    if (text_of(s.at("name")) != name) continue;
+    if (!key.empty() && attr(s, key) != value) continue;
+    found = s;
+    ++matches;
+  }
+  EXPECT_EQ(matches, 1) << name << " " << key << "=" << value;
+  return matches == 1 ? found : json::object();
+}
+
 // The exporter's counter from /metrics.
 std::uint64_t otel_metric(HttpClient& c, std::string_view series) {
   const std::string body = c.request("GET", "/metrics").body;
@@ -112,9 +135,11 @@ TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_car
   EXPECT_TRUE(answered->sampled);
   EXPECT_EQ(r.header("tracestate"), "vendor=opaque");
 
-  const Spans spans = receiver.wait_for([](const Spans& s) { return !s.empty(); });
-  ASSERT_EQ(spans.size(), 1u);
-  const json::object& span = spans[0];
+  const Spans spans = receiver.wait_for(
+      [](const Spans& s) { return !of_kind(s, 2).empty(); });  // its children come too
+  const Spans servers = of_kind(spans, 2);
+  ASSERT_EQ(servers.size(), 1u);
+  const json::object& span = servers[0];
   EXPECT_TRUE(is_hex(span.at("traceId"), 32));
   EXPECT_TRUE(is_hex(span.at("spanId"), 16));
   EXPECT_EQ(text_of(span.at("traceId")), caller_trace);
@@ -141,6 +166,133 @@ TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_car
   EXPECT_EQ(attr(resource, "service.name"), "promptcache");
 }
 
+// Stops serve (its shutdown flushes the queue) and returns the spans the receiver got.
+Spans after_shutdown(ServeProcess& server, const OtlpReceiver& receiver) {
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(20s), 0) << server.stderr_text();
+  return receiver.spans();
+}
+
+// Whether `child` is a child of `parent` in `parent`'s trace.
+::testing::AssertionResult child_of(const json::object& child, const json::object& parent) {
+  if (child.empty() || parent.empty()) return ::testing::AssertionFailure() << "no such span";
+  if (child.at("traceId") != parent.at("traceId")) {
+    return ::testing::AssertionFailure() << text_of(child.at("name")) << " in another trace";
+  }
+  if (!child.contains("parentSpanId") || child.at("parentSpanId") != parent.at("spanId")) {
+    return ::testing::AssertionFailure()
+           << text_of(child.at("name")) << "'s parent is not " << text_of(parent.at("name"));
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_span) {
+  OtlpReceiver receiver;
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint());
+  HttpClient c(server.port());
+  const auto traceparent = [](char trace) {
+    return HttpHeaders{
+        {"traceparent", fmt::format("00-{}-{}-01", std::string(32, trace), caller_span)}};
+  };
+  // A write (the database, then the cache), a hit, a miss (the database through the cache's
+  // load, the "not found" remembered), a delete.
+  const std::string body =
+      R"({"prompt":"traced","user_id":"alice","quality_scores":{},"improvement_suggestions":[]})";
+  const HttpResponse created = c.request("POST", "/v1/analyses", body, traceparent('1'));
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const std::string created_hash =
+      std::string(json::parse(created.body).at("prompt_hash").as_string());
+  EXPECT_EQ(c.request("GET", fmt::format("/v1/analyses/{}?user_id=alice", created_hash), {},
+                      traceparent('2'))
+                .status,
+            200u);
+  EXPECT_EQ(c.request("GET", fmt::format("/v1/analyses/{}?user_id=bob", hash), {}, traceparent('3'))
+                .status,
+            404u);
+  EXPECT_EQ(c.request("DELETE", fmt::format("/v1/analyses/{}?user_id=alice", created_hash), {},
+                      traceparent('4'))
+                .status,
+            200u);
+  const Spans spans = after_shutdown(server, receiver);
+  const auto in_trace = [&](char trace) {
+    Spans out;
+    for (const auto& s : spans) {
+      if (text_of(s.at("traceId")) == std::string(32, trace)) out.push_back(s);
+    }
+    return out;
+  };
+  const auto server_of = [](const Spans& trace) {
+    const Spans servers = of_kind(trace, 2);
+    EXPECT_EQ(servers.size(), 1u);
+    return servers.empty() ? json::object() : servers[0];
+  };
+  for (const auto& s : spans) {
+    EXPECT_TRUE(is_hex(s.at("spanId"), 16));
+    EXPECT_TRUE(is_decimal(s.at("startTimeUnixNano")));
+  }
+
+  {  // POST: INSERT, then cache_set of the row's version
+    const Spans trace = in_trace('1');
+    EXPECT_EQ(trace.size(), 3u);
+    const json::object request = server_of(trace);
+    const json::object insert = one_span(trace, "INSERT prompt_analysis_results");
+    EXPECT_TRUE(child_of(insert, request));
+    EXPECT_EQ(insert.at("kind"), 3);  // CLIENT
+    EXPECT_EQ(attr(insert, "db.system"), "sqlite");
+    EXPECT_EQ(attr(insert, "db.operation"), "INSERT");
+    const json::object set = one_span(trace, "cache_set");
+    EXPECT_TRUE(child_of(set, request));
+    EXPECT_EQ(set.at("kind"), 1);  // INTERNAL
+    EXPECT_EQ(attr(set, "cache.key"),
+              fmt::format("prompt:analysis:{}:{{alice}}:default", created_hash));
+    EXPECT_EQ(attr(set, "cache.tier"), "local");
+    EXPECT_EQ(attr(set, "cache.version"), "1");
+  }
+  {  // GET, a hit: the load's span and its read, no database
+    const Spans trace = in_trace('2');
+    EXPECT_EQ(trace.size(), 3u);
+    const json::object request = server_of(trace);
+    const json::object load = one_span(trace, "cache_fallback");
+    EXPECT_TRUE(child_of(load, request));
+    EXPECT_EQ(attr(load, "cache.hit"), "true");
+    const json::object read = one_span(trace, "cache_get");
+    EXPECT_TRUE(child_of(read, load));
+    EXPECT_EQ(attr(read, "cache.hit"), "true");
+    EXPECT_TRUE(of_kind(trace, 3).empty());
+  }
+  {  // GET, a miss: the read, the database's SELECT, the "not found" stored
+    const Spans trace = in_trace('3');
+    EXPECT_EQ(trace.size(), 5u);
+    const json::object request = server_of(trace);
+    const json::object load = one_span(trace, "cache_fallback");
+    EXPECT_TRUE(child_of(load, request));
+    EXPECT_EQ(attr(load, "cache.hit"), "false");
+    const json::object read = one_span(trace, "cache_get");
+    EXPECT_TRUE(child_of(read, load));
+    EXPECT_EQ(attr(read, "cache.hit"), "false");
+    const json::object select = one_span(trace, "SELECT prompt_analysis_results");
+    EXPECT_TRUE(child_of(select, request));
+    EXPECT_EQ(attr(select, "db.operation"), "SELECT");
+    EXPECT_EQ(attr(select, "db.collection.name"), "prompt_analysis_results");
+    const json::object fill = one_span(trace, "cache_set");
+    EXPECT_TRUE(child_of(fill, load));
+  }
+  {  // DELETE: the row, then the tombstone
+    const Spans trace = in_trace('4');
+    EXPECT_EQ(trace.size(), 3u);
+    const json::object request = server_of(trace);
+    EXPECT_TRUE(child_of(one_span(trace, "DELETE prompt_analysis_results"), request));
+    const json::object tombstone = one_span(trace, "cache_set");
+    EXPECT_TRUE(child_of(tombstone, request));
+    EXPECT_EQ(attr(tombstone, "cache.version"), "2");
+  }
+  // Nothing outside the callers' traces: no cache span is a trace of its own.
+  EXPECT_EQ(
+      in_trace('1').size() + in_trace('2').size() + in_trace('3').size() + in_trace('4').size(),
+      spans.size());
+}
+
 TEST(Tracing, a_request_without_a_valid_traceparent_starts_a_trace_of_its_own) {
   OtlpReceiver receiver;
   TempDir dir;
@@ -154,13 +306,6 @@ TEST(Tracing, a_request_without_a_valid_traceparent_starts_a_trace_of_its_own) {
   ASSERT_EQ(spans.size(), 1u);
   EXPECT_FALSE(spans[0].contains("parentSpanId"));
   EXPECT_EQ(text_of(spans[0].at("traceId")), telemetry::to_hex(answered->trace_id));
-}
-
-// Stops serve (its shutdown flushes the queue) and returns the spans the receiver got.
-Spans after_shutdown(ServeProcess& server, const OtlpReceiver& receiver) {
-  server.signal(SIGTERM);
-  EXPECT_EQ(server.wait_exit(20s), 0) << server.stderr_text();
-  return receiver.spans();
 }
 
 TEST(Tracing, sampling_off_exports_nothing_and_parent_based_follows_the_callers_flag) {

@@ -69,6 +69,8 @@ struct RecordedSpan {
   std::string name;
   std::map<std::string, telemetry::AttributeValue, std::less<>> attributes;
   std::vector<std::string> exceptions;
+  telemetry::SpanContext context;
+  std::optional<telemetry::SpanId> parent;  // its parent's span id; none for a root
 
   bool has(std::string_view key) const { return attributes.find(key) != attributes.end(); }
   std::optional<std::string> text(std::string_view key) const {
@@ -93,9 +95,15 @@ struct RecordedSpan {
 
 class RecordingTracer final : public telemetry::Tracer {
  public:
+  // Ids as a tracer gives them: the parent's trace (or a new one), a new span id.
   telemetry::StartedSpan start_span(std::string_view name, telemetry::SpanKind,
-                                    const telemetry::SpanContext*) override {
-    return {std::make_unique<RecordingSpan>(*this, name), {}};
+                                    const telemetry::SpanContext* parent) override {
+    telemetry::SpanContext context;
+    context.trace_id = parent != nullptr ? parent->trace_id : telemetry::new_trace_id();
+    context.span_id = telemetry::new_span_id();
+    context.sampled = true;
+    auto span = std::make_unique<RecordingSpan>(*this, name, context, parent);
+    return {std::move(span), std::move(context)};
   }
 
   // Finished spans called `name`, in the order they ended.
@@ -111,8 +119,12 @@ class RecordingTracer final : public telemetry::Tracer {
  private:
   class RecordingSpan final : public telemetry::Span {
    public:
-    RecordingSpan(RecordingTracer& tracer, std::string_view name) : tracer_(tracer) {
+    RecordingSpan(RecordingTracer& tracer, std::string_view name,
+                  const telemetry::SpanContext& context, const telemetry::SpanContext* parent)
+        : tracer_(tracer) {
       span_.name = std::string(name);
+      span_.context = context;
+      if (parent != nullptr) span_.parent = parent->span_id;
     }
     ~RecordingSpan() override { tracer_.finish(std::move(span_)); }
     void set_attribute(std::string_view key, telemetry::AttributeValue value) override {
@@ -842,6 +854,86 @@ TEST_P(Service, tracer_sees_get_set_set_multiple_invalidate_and_fallback_spans) 
   EXPECT_TRUE(find(gets, "t:fb").has_value());
   EXPECT_TRUE(find(sets, "t:fb").has_value());
   for (const auto& s : gets) EXPECT_TRUE(s.exceptions.empty()) << s.name;
+}
+
+TEST_P(Service, a_traced_view_makes_each_operation_a_child_of_the_callers_span) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  use_service({}, tracer);
+  // A span of the caller's, as an incoming traceparent gives it.
+  const auto caller =
+      telemetry::parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  ASSERT_TRUE(caller.has_value());
+  run([&]() -> asio::awaitable<void> {
+    cache::TracedService traced = svc().traced(*caller);
+    co_await traced.set("p:k", Json(1));
+    EXPECT_TRUE(co_await traced.get_json("p:k"));
+    const std::vector<std::pair<std::string, Json>> batch = {{"p:1", Json(1)}};
+    co_await traced.set_multiple(batch);
+    EXPECT_TRUE(co_await traced.delete_key("p:1"));
+    const PromptCacheService::Loader loader = []() -> asio::awaitable<std::optional<Json>> {
+      co_return Json(2);
+    };
+    EXPECT_EQ(co_await traced.get_or_load("p:load", loader), std::optional(Json(2)));
+    co_await traced.set_analysis_result(hash(21), "user-p", "default", Json(3));
+    EXPECT_EQ(co_await traced.invalidate_user_analysis_cache("user-p"), 1u);
+    // The service itself: root spans, each a trace of its own.
+    EXPECT_TRUE(co_await svc().get_json("p:k"));
+  }());
+
+  const auto with_key = [&](std::string_view name, std::string_view key) {
+    std::vector<RecordedSpan> out;
+    for (auto& s : tracer->named(name)) {
+      if (s.text("cache.key") == std::optional<std::string>(key)) out.push_back(s);
+    }
+    return out;
+  };
+  const auto child_of_caller = [&](const RecordedSpan& s) {
+    EXPECT_EQ(s.context.trace_id, caller->trace_id) << s.name;
+    ASSERT_TRUE(s.parent.has_value()) << s.name;
+    EXPECT_EQ(*s.parent, caller->span_id) << s.name;
+  };
+  const auto sets = with_key("cache_set", "p:k");
+  ASSERT_EQ(sets.size(), 1u);
+  child_of_caller(sets[0]);
+  const auto gets = with_key("cache_get", "p:k");
+  ASSERT_EQ(gets.size(), 2u);
+  child_of_caller(gets[0]);
+  EXPECT_FALSE(gets[1].parent.has_value()) << "the service's own read is a root";
+  EXPECT_NE(gets[1].context.trace_id, caller->trace_id);
+  const auto batches = tracer->named("cache_set_multiple");
+  ASSERT_EQ(batches.size(), 1u);
+  child_of_caller(batches[0]);
+  const auto deletes = with_key("cache_delete", "p:1");
+  ASSERT_EQ(deletes.size(), 1u);
+  child_of_caller(deletes[0]);
+  const auto invalidations = tracer->named("cache_invalidate");
+  ASSERT_EQ(invalidations.size(), 1u);
+  child_of_caller(invalidations[0]);
+  child_of_caller(with_key("cache_set", analysis_key(hash(21), "user-p", "default")).at(0));
+
+  // A load: its span is the caller's child; its read and its fill are the load's children.
+  const auto loads = with_key("cache_fallback", "p:load");
+  ASSERT_EQ(loads.size(), 1u);
+  child_of_caller(loads[0]);
+  for (const char* inner : {"cache_get", "cache_set"}) {
+    const auto spans = with_key(inner, "p:load");
+    ASSERT_EQ(spans.size(), 1u) << inner;
+    EXPECT_EQ(spans[0].context.trace_id, caller->trace_id) << inner;
+    EXPECT_EQ(spans[0].parent, std::optional(loads[0].context.span_id)) << inner;
+  }
+}
+
+TEST_P(Service, a_traced_view_of_an_invalid_context_makes_root_spans) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  use_service({}, tracer);
+  const telemetry::SpanContext none;  // all-zero ids: the standard's "invalid"
+  run([&]() -> asio::awaitable<void> {
+    EXPECT_FALSE(co_await svc().traced(none).get_json("p:none"));
+    EXPECT_FALSE(co_await svc().traced(nullptr).get_json("p:none"));
+  }());
+  const auto gets = tracer->named("cache_get");
+  ASSERT_EQ(gets.size(), 2u);
+  for (const auto& s : gets) EXPECT_FALSE(s.parent.has_value());
 }
 
 // ---- Redis only: values the seed wrote, an outage ----------------------------------------------

@@ -35,6 +35,7 @@
 #include "promptcache/cache/ttl.hpp"
 #include "promptcache/error.hpp"
 #include "promptcache/store/store.hpp"
+#include "promptcache/telemetry/span_context.hpp"
 
 namespace promptcache::telemetry {
 class Tracer;
@@ -59,7 +60,12 @@ class CacheError : public std::runtime_error {
   boost::system::error_code code_;
 };
 
-class PromptCacheService {
+// The cache's operations, as the service (PromptCacheService) and its traced views
+// (PromptCacheService::traced) share them: each operation records a span (cache_get,
+// cache_set, … with cache.key, cache.hit, cache.tier) when the service has a tracer — a root
+// span, a trace of its own, when called on the service; a child of the view's parent when
+// called on a view.
+class ServiceOperations {
  public:
   // A value read from the cache owns one arena (a shared monotonic resource) that all its
   // strings, arrays and objects live in: reading it, copying it and changing it from one
@@ -114,24 +120,6 @@ class PromptCacheService {
     std::uint64_t version = 0;
   };
 
-  // `near`: an in-process tier in front of the store, kept coherent by the store's client (its
-  // ClientConfig::tracking.listener must be this tier; see near_tier.hpp). Reads of values are
-  // answered from it when it holds them; every write and invalidation through this service
-  // clears its keys first.
-  PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
-                     std::shared_ptr<telemetry::Tracer> tracer = nullptr,
-                     std::shared_ptr<NearTier> near = nullptr);
-
-  // The service on store::make_store(config.store_spec(), executors), with the near tier the
-  // configuration asks
-  // for. Throws net::ConfigError for an unusable TLS file. With one Redis server configured
-  // (REDIS_URL or REDIS_HOST, no REDIS_CLUSTER_NODES) it first asks that server whether it is a
-  // cluster node (INFO cluster), blocking the caller up to REDIS_CONNECT_TIMEOUT (5 s) when the
-  // server does not answer; a default CacheConfig{} (no Redis at all) is the in-process store.
-  [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
-      const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
-      std::shared_ptr<telemetry::Tracer> tracer = nullptr);
-
   // --- Reads ---------------------------------------------------------------------------------
   // Three reads, each for a key and for an analysis key; all fail open (nullopt or null on a
   // miss, an outage, an open breaker or a corrupt value, which is discarded):
@@ -182,7 +170,7 @@ class PromptCacheService {
   // nor keep the reference); whether it did.
   template <class Use>
   bool peek_with(std::string_view key, Use&& use) const {
-    if (!near_ || !near_->active()) return false;
+    if (near_ == nullptr || !near_->active()) return false;
     return near_->cache().visit(key, NearCache::coarse_now(), std::forward<Use>(use));
   }
   // get_json handing out the near tier's shared value when it holds one (no copy); otherwise
@@ -315,6 +303,76 @@ class PromptCacheService {
   // probe must not change what it observes).
   boost::asio::awaitable<bool> reachable(std::chrono::milliseconds budget);
 
+ protected:
+  ServiceOperations(ServiceCore& core, NearTier* near) noexcept : core_(&core), near_(near) {}
+  ServiceOperations(const ServiceOperations&) = default;
+  ServiceOperations& operator=(const ServiceOperations&) = default;
+  ~ServiceOperations() = default;
+
+  // The parent handed to each operation: nullptr on the service itself.
+  [[nodiscard]] const telemetry::SpanContext* parent() const noexcept {
+    return parent_;
+  }
+
+  // Pointers alone, so that a view is trivially copied and destroyed (g++ 12 destroys a
+  // temporary of a co_await expression twice: harmless for this one).
+  ServiceCore* core_;
+  NearTier* near_;  // for peek_with (also the core's); may be null
+  const telemetry::SpanContext* parent_ = nullptr;
+};
+
+// The service's operations as children of a span of the caller's (PromptCacheService::traced).
+// A view, as a string_view is: it refers to the service and to the parent's context, which
+// must outlive it and every operation started through it; copy it freely.
+class TracedService final : public ServiceOperations {
+ public:
+  TracedService(const TracedService&) = default;
+  TracedService& operator=(const TracedService&) = default;
+  ~TracedService() = default;
+  // The span its operations' spans are children of (nullptr: none, they are roots).
+  [[nodiscard]] const telemetry::SpanContext* parent_context() const noexcept { return parent_; }
+
+ private:
+  friend class PromptCacheService;
+  TracedService(ServiceCore& core, NearTier* near, const telemetry::SpanContext* parent) noexcept
+      : ServiceOperations(core, near) {
+    parent_ = parent;
+  }
+};
+
+class PromptCacheService : public ServiceOperations {
+ public:
+  // `near`: an in-process tier in front of the store, kept coherent by the store's client (its
+  // ClientConfig::tracking.listener must be this tier; see near_tier.hpp). Reads of values are
+  // answered from it when it holds them; every write and invalidation through this service
+  // clears its keys first.
+  PromptCacheService(std::shared_ptr<store::Store> store, ServiceOptions options = {},
+                     std::shared_ptr<telemetry::Tracer> tracer = nullptr,
+                     std::shared_ptr<NearTier> near = nullptr);
+
+  // The service on store::make_store(config.store_spec(), executors), with the near tier the
+  // configuration asks
+  // for. Throws net::ConfigError for an unusable TLS file. With one Redis server configured
+  // (REDIS_URL or REDIS_HOST, no REDIS_CLUSTER_NODES) it first asks that server whether it is a
+  // cluster node (INFO cluster), blocking the caller up to REDIS_CONNECT_TIMEOUT (5 s) when the
+  // server does not answer; a default CacheConfig{} (no Redis at all) is the in-process store.
+  [[nodiscard]] static std::unique_ptr<PromptCacheService> from_config(
+      const CacheConfig& config, const std::vector<boost::asio::any_io_executor>& executors,
+      std::shared_ptr<telemetry::Tracer> tracer = nullptr);
+
+  // The operations as children of `parent`, a span of the caller's: each operation's span
+  // continues the parent's trace (its parentSpanId is the parent's span id), and a parent-based
+  // sampler follows the parent's sampled flag. `parent` comes from the caller's own tracing —
+  // telemetry::parse_traceparent of an incoming request's header, or a span this library's
+  // Tracer started (ScopedSpan::context()) — and must outlive the view and the operations
+  // started through it (a temporary is refused). An invalid context (all-zero ids) gives the
+  // service's own behaviour: root spans.
+  //   co_await cache.traced(request_span.context()).get_json(key);
+  [[nodiscard]] TracedService traced(const telemetry::SpanContext& parent) const noexcept;
+  TracedService traced(telemetry::SpanContext&& parent) const = delete;
+  // The same for a context that may be absent (nullptr: root spans).
+  [[nodiscard]] TracedService traced(const telemetry::SpanContext* parent) const noexcept;
+
   // Closes the store's connections (an event loop running only the cache then ends). Idempotent.
   void close();
   // A completion handler for co_spawn that closes the service when the work ends, however it
@@ -368,8 +426,10 @@ class PromptCacheService {
   [[nodiscard]] const CircuitBreaker& breaker() const noexcept;
 
  private:
-  std::shared_ptr<ServiceCore> core_;  // shared with the service's background work
-  std::shared_ptr<NearTier> near_;     // for peek_with (also the core's)
+  PromptCacheService(std::shared_ptr<ServiceCore> core, std::shared_ptr<NearTier> near);
+
+  std::shared_ptr<ServiceCore> owner_;    // shared with the service's background work
+  std::shared_ptr<NearTier> near_owner_;  // the near tier (ServiceOperations::near_)
 };
 
 }  // namespace promptcache::cache
