@@ -1,39 +1,77 @@
 #!/usr/bin/env bash
 # What tracing costs `promptcache serve`: http_get (GETs of cached analyses over 50 keep-alive
 # connections, wrk, SQLite behind, a real Redis in front) untraced, traced at 100 % sampling
-# into a real OTLP receiver (tests/otlp: @elastic/mockotlpserver), and configured but sampled
-# out (OTEL_TRACES_SAMPLER=always_off). The three servers run side by side and are measured in
+# (a SERVER span and its cache spans per request, exported), and configured but sampled out
+# (OTEL_TRACES_SAMPLER=always_off). The three servers run side by side and are measured in
 # turn, ROUNDS times; each round's cost is 1 - traced/untraced (and sampled-out/untraced) of
 # that round, and the median round is the figure.
 # Targets: traced <= 10 %, sampled out <= 2 %.
-#   DURATION=5s ROUNDS=5 CONNS=50 KEYS=200 bash bench/tracing.sh
+#
+# The receiver: RECEIVER=sink (the default) is nginx answering every export 200 without
+# reading it, as a collector on another machine costs this one nothing; RECEIVER=mock is the
+# tests' OTLP receiver (@elastic/mockotlpserver, tests/otlp), which decodes and prints every
+# span in node on the same two cores as the server, wrk and Redis — its CPU is then charged
+# to the traced server's throughput.
+#   DURATION=5s ROUNDS=5 CONNS=50 KEYS=200 RECEIVER=sink bash bench/tracing.sh
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 duration=${DURATION:-5s}
 rounds=${ROUNDS:-5}
 conns=${CONNS:-50}
 keys=${KEYS:-200}
+receiver_kind=${RECEIVER:-sink}
 
 build_release
 need_wrk_and_nginx
-if [ ! -d "$repo_root/tests/otlp/node_modules" ]; then
-  npm ci --prefix "$repo_root/tests/otlp" --no-audit --no-fund --loglevel=error
-fi
 start_redis
 work=$(mktemp -d)
+chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
   stop_redis
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-(cd "$repo_root/tests/otlp" && exec node receiver.mjs 0 "$work/received.jsonl" >"$work/receiver.out") &
-pids+=($!)
-for _ in $(seq 100); do grep -q listening "$work/receiver.out" 2>/dev/null && break; sleep 0.05; done
-receiver="http://127.0.0.1:$(awk '{ print $2 }' "$work/receiver.out")"
+case "$receiver_kind" in
+  sink)
+    sink_port=$(free_port)
+    mkdir -p "$work/nginx-tmp"
+    cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-tmp;
+  client_max_body_size 0;
+  server {
+    listen 127.0.0.1:$sink_port;
+    location = /v1/traces { default_type application/json; return 200 '{}'; }
+  }
+}
+EOF
+    nginx -c "$work/nginx.conf"
+    receiver="http://127.0.0.1:$sink_port"
+    ;;
+  mock)
+    if [ ! -d "$repo_root/tests/otlp/node_modules" ]; then
+      npm ci --prefix "$repo_root/tests/otlp" --no-audit --no-fund --loglevel=error
+    fi
+    (cd "$repo_root/tests/otlp" && exec node receiver.mjs 0 "$work/received.jsonl" >"$work/receiver.out") &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q listening "$work/receiver.out" 2>/dev/null && break; sleep 0.05; done
+    receiver="http://127.0.0.1:$(awk '{ print $2 }' "$work/receiver.out")"
+    ;;
+  *)
+    echo "RECEIVER: sink or mock, not $receiver_kind" >&2
+    exit 2
+    ;;
+esac
 
 # Three servers on one database and one Redis: untraced, traced, sampled out.
 declare -A url
@@ -71,19 +109,21 @@ for _ in $(seq "$rounds"); do
 done
 exported=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="exported"\}/ { print $2 }')
 dropped=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="dropped"\}/ { print $2 }')
-python3 - "$exported" "$dropped" "${results[@]}" <<'PY'
+failed=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="failed"\}/ { print $2 }')
+python3 - "$receiver_kind" "$exported" "$dropped" "$failed" "${results[@]}" <<'PY'
 import json, sys
-exported, dropped = sys.argv[1], sys.argv[2]
+receiver, exported, dropped, failed = sys.argv[1:5]
 rounds = []
-for r in sys.argv[3:]:
+for r in sys.argv[5:]:
     u, t, s = map(float, r.split())
     rounds.append({"untraced": u, "traced": t, "sampled_out": s,
                    "traced_cost": round(1 - t / u, 3), "sampled_out_cost": round(1 - s / u, 3)})
     print(json.dumps({"workload": "http_get tracing", **rounds[-1]}))
 def median(key):
     return sorted(r[key] for r in rounds)[len(rounds) // 2]
-print(json.dumps({"workload": "http_get tracing summary", "rounds": len(rounds),
+print(json.dumps({"workload": "http_get tracing summary", "receiver": receiver, "rounds": len(rounds),
                   "spans_exported": int(exported), "spans_dropped": int(dropped),
+                  "spans_failed": int(failed or 0),
                   "traced_cost": median("traced_cost"), "sampled_out_cost": median("sampled_out_cost")}))
 print("tracing cost: traced %.1f %% (target <= 10), sampled out %.1f %% (target <= 2); median of %d rounds" % (
     100 * median("traced_cost"), 100 * median("sampled_out_cost"), len(rounds)))

@@ -34,6 +34,7 @@
 #include "promptcache/store/detect.hpp"
 #include "promptcache/store/local_store.hpp"
 #include "promptcache/store/redis_store.hpp"
+#include "store/scripts.hpp"
 
 namespace promptcache::cache {
 
@@ -139,6 +140,18 @@ bool ServiceCore::note_result(const error_code& ec) {
 
 void ServiceCore::record(Op op, Clock::time_point start) {
   latency_[op].record(Clock::now() - start);
+}
+
+telemetry::ScopedSpan ServiceCore::command_span(std::string_view command, Parent parent) const {
+  if (!options_.redis_command_spans || parent == nullptr || store_->tier() != "redis") return {};
+  telemetry::ScopedSpan span(tracer_.get(), command, telemetry::SpanKind::client, parent);
+  span.set("db.system", "redis");
+  span.set("db.operation", command);
+  return span;
+}
+
+std::string_view ServiceCore::write_command(const store::Write& w) noexcept {
+  return store::scripts::needs_script(w) ? "EVALSHA" : "SET";
 }
 
 std::chrono::seconds ServiceCore::jittered(std::chrono::seconds ttl) const {
@@ -303,7 +316,9 @@ asio::awaitable<typename Shape<T>::type> ServiceCore::read_value(Key owned_key, 
   // first. The budget starts at the store: a near hit reads no clock for it.
   std::string text;
   Unwrapping<T, Parse> decoded(*this, parse, ticket != 0 ? &text : nullptr);
+  auto command = op.command("GET");
   const error_code ec = co_await store_->get_into(key, deadline_in(budget), decoded);
+  command.end();
   if (op.failed(ec)) {
     found.failed = true;
   } else if (decoded.out_of_memory) {
@@ -451,7 +466,9 @@ asio::awaitable<bool> ServiceCore::write(std::string_view key, const Put& put) {
   w.ttl = stored_ttl(spread);
   w.index = index;
   forget(key);  // before: no read starting now is answered by the old copy
+  auto command = op.command(write_command(w));
   auto done = co_await store_->write(w, put.deadline);
+  command.end();
   forget(key);  // after: a read that raced the write keeps its reply out of the near tier
   if (op.failed(done)) op.raise(done.error());
   op.span().set("cache.written", *done);
@@ -463,7 +480,9 @@ asio::awaitable<bool> ServiceCore::delete_key(std::string_view key, Parent paren
   if (!op.admitted()) op.refuse_write();
   std::vector<std::string> keys{std::string(key)};
   forget(key);
+  auto command = op.command("UNLINK");
   auto removed = co_await store_->del(keys);
+  command.end();
   forget(key);
   if (op.failed(removed)) op.raise(removed.error());
   co_return *removed > 0;
@@ -479,7 +498,9 @@ asio::awaitable<std::vector<std::optional<ServiceCore::Json>>> ServiceCore::get_
     counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
     co_return out;
   }
+  auto command = op.command("MGET");
   auto stored = co_await store_->get_multiple(keys);
+  command.end();
   if (op.failed(stored)) {
     counters_.misses.fetch_add(keys.size(), std::memory_order_relaxed);
     co_return out;
@@ -546,7 +567,9 @@ asio::awaitable<void> ServiceCore::write_batch(const Entries& entries, Ttl ttl, 
                          analysis_index_of(key), version);
   }
   for (const auto& e : encoded) forget(e.key);
+  auto command = op.command("pipeline");  // SETs, or write scripts
   auto refused = co_await store_->set_multiple(encoded);
+  command.end();
   for (const auto& e : encoded) forget(e.key);
   if (op.failed(refused)) op.raise(refused.error());
   if (*refused > 0) {
@@ -589,7 +612,9 @@ asio::awaitable<std::uint64_t> ServiceCore::invalidate_pattern(std::string_view 
                                                                Parent parent) {
   Operation op(*this, op_invalidate, Subject::pattern, pattern, parent);
   if (!op.admitted()) op.raise(error::circuit_open, "circuit breaker open");
+  auto command = op.command("SCAN");  // and UNLINK of what it finds
   auto deleted = co_await store_->delete_matching(pattern, progress);
+  command.end();
   // Which keys went is not known here: the near tier starts over (their pushes follow).
   if (near_) near_->cache().flush();
   if (op.failed(deleted)) op.raise(deleted.error());
@@ -604,7 +629,9 @@ asio::awaitable<std::uint64_t> ServiceCore::invalidate_user_analysis_cache(
   const std::string index = user_analysis_index_key(user_id);
   op.span().set("cache.index", index);
   if (!op.admitted()) op.raise(error::circuit_open, "circuit breaker open");
+  auto command = op.command("EVALSHA");  // the index's drain script
   auto deleted = co_await store_->delete_indexed(index, progress);
+  command.end();
   if (near_) near_->cache().flush();  // as invalidate_pattern
   if (op.failed(deleted)) op.raise(deleted.error());
   op.span().set("cache.invalidated", static_cast<std::int64_t>(*deleted));

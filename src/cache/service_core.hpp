@@ -311,6 +311,12 @@ class ServiceCore : public std::enable_shared_from_this<ServiceCore> {
     return note_result(r.has_error() ? r.error() : boost::system::error_code{});
   }
   void record(Op op, std::chrono::steady_clock::time_point start);
+  // A call to Redis as a CLIENT span named by its command, a child of `parent` — only when
+  // ServiceOptions::redis_command_spans asks, the store is Redis and there is a parent; else
+  // an empty span (no cost).
+  [[nodiscard]] telemetry::ScopedSpan command_span(std::string_view command, Parent parent) const;
+  // The command a write sends: SET, or the write script (versioned, indexed, fenced).
+  [[nodiscard]] static std::string_view write_command(const store::Write& w) noexcept;
 
   std::shared_ptr<store::Store> store_;
   ServiceOptions options_;

@@ -132,27 +132,28 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(std::string_vi
                                                                   Ttl ttl, bool absent_is_miss,
                                                                   std::chrono::milliseconds budget,
                                                                   Parent parent) {
-  Operation op(*this, op_fallback, Subject::key, key, parent);
+  // The load's span starts when a load runs: a hit (or a remembered "not found") is its read's
+  // span alone, a sibling of the load's under the caller's.
+  Operation op(*this, op_fallback, Subject::key, key, parent, Operation::SpanStart::later);
   op.time_it();  // the read inside asks the breaker
   telemetry::ScopedSpan& span = op.span();
   (void)effective_ttl(ttl);  // a negative TTL is the caller's error, before any load
   // Fails open: a miss.
-  auto found = co_await read_value<T>(key, parse, budget, span.parent_for_children());
-  span.set("cache.hit", found.kind == Kind::value);
+  auto found = co_await read_value<T>(key, parse, budget, parent);
   Loaded<T> out;
-  LoadPlan plan{ttl, budget, !found.failed, span.parent_for_children()};
+  LoadPlan plan{ttl, budget, !found.failed, nullptr};
   if (found.kind == Kind::value) {
     if (due_for_refresh(found.meta) && !closed_.load(std::memory_order_relaxed) &&
         !flights_->in_flight(key)) {
       counters_.early_refreshes.fetch_add(1, std::memory_order_relaxed);
+      op.start_span();
+      span.set("cache.hit", true);
       span.set("cache.early_refresh", true);
       // Runs on this loop after the caller has its value; owns copies of the key and loader,
-      // and a share of this core (the service may be destroyed meanwhile).
+      // and a share of this core (the service may be destroyed meanwhile). Its plan has no
+      // parent: the refresh outlives this span, its fill is a trace of its own.
       const auto ex = co_await asio::this_coro::executor;
-      LoadPlan background = plan;
-      background.parent =
-          nullptr;  // the refresh outlives this span: its fill is a trace of its own
-      asio::co_spawn(ex, refresh(shared_from_this(), std::string(key), make_loader(), background),
+      asio::co_spawn(ex, refresh(shared_from_this(), std::string(key), make_loader(), plan),
                      [](std::exception_ptr e) {
                        if (!e) return;
                        try {
@@ -168,10 +169,12 @@ asio::awaitable<ServiceCore::Loaded<T>> ServiceCore::load_through(std::string_vi
   }
   if (found.kind == Kind::absent && !absent_is_miss) {
     counters_.negative_hits.fetch_add(1, std::memory_order_relaxed);
-    span.set("cache.not_found", true);
-    out.hit = true;
+    out.hit = true;  // the read's span says cache.not_found
     co_return out;
   }
+  op.start_span();
+  span.set("cache.hit", false);
+  plan.parent = span.parent_for_children();
   std::optional<std::string> stale;
   if (found.kind == Kind::stale) stale = to_text(*found.value);
   // Named, not temporaries of the co_await expression (g++ 12 destroys those twice).
@@ -236,8 +239,10 @@ asio::awaitable<std::optional<std::string>> ServiceCore::load_and_store(const st
     const auto deadline = Clock::now() + policy_.lease_wait();
     int polls = 0;
     for (;;) {
+      auto command = command_span("SET", plan.parent);  // NX PX
       auto got = co_await store_->acquire_lease(lease_key, token, options_.lease,
                                                 deadline_in(plan.budget));
+      command.end();
       if (!got || *got) {
         if (!got) lease_key.clear();  // the store failed: load without a lease
         break;
@@ -278,7 +283,9 @@ asio::awaitable<std::optional<std::string>> ServiceCore::load_and_store(const st
     released = co_await store_loaded(key, result, plan, read_at, fence, fence_token) && fenced;
   }
   if (!lease_key.empty() && !released) {
+    auto command = command_span("EVALSHA", plan.parent);  // the release script
     (void)co_await store_->release_lease(lease_key, token, deadline_in(plan.budget));
+    command.end();
   }
   if (failure) std::rethrow_exception(failure);
   co_return std::move(result.json);

@@ -35,27 +35,43 @@ const std::array<ServiceCore::OpText, ServiceCore::op_count> ServiceCore::op_tex
 }};
 
 ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::string_view name,
-                                  Parent parent, Clock::time_point start)
+                                  std::size_t count, Parent parent)
     : core_(core),
       op_(op),
       subject_(subject),
       name_(name),
-      start_(start),
-      span_(core.tracer_.get(), op_text[op].span, telemetry::SpanKind::internal, parent) {
-  span_.set(subject_names[static_cast<int>(subject)].attribute, name);
-  if (span_.recording()) span_.set("cache.tier", core.store_->tier());
+      count_(count),
+      parent_(parent),
+      start_(Clock::now()) {}
+
+ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::string_view name,
+                                  Parent parent, SpanStart when)
+    : Operation(core, op, subject, name, 0, parent) {
+  if (when == SpanStart::now) start_span();
 }
 
 ServiceCore::Operation::Operation(ServiceCore& core, Op op, Subject subject, std::size_t count,
-                                  Parent parent, Clock::time_point start)
-    : core_(core),
-      op_(op),
-      subject_(subject),
-      count_(count),
-      start_(start),
-      span_(core.tracer_.get(), op_text[op].span, telemetry::SpanKind::internal, parent) {
-  span_.set(subject_names[static_cast<int>(subject)].attribute, static_cast<std::int64_t>(count));
-  if (span_.recording()) span_.set("cache.tier", core.store_->tier());
+                                  Parent parent)
+    : Operation(core, op, subject, {}, count, parent) {
+  start_span();
+}
+
+void ServiceCore::Operation::start_span() {
+  if (span_started_) return;
+  span_started_ = true;
+  span_ = telemetry::ScopedSpan(core_.tracer_.get(), op_text[op_].span,
+                                telemetry::SpanKind::internal, parent_);
+  if (!span_.recording()) return;
+  const char* attribute = subject_names[static_cast<int>(subject_)].attribute;
+  switch (subject_) {
+    case Subject::keys:
+    case Subject::entries:
+      span_.set(attribute, static_cast<std::int64_t>(count_));
+      break;
+    default:
+      span_.set(attribute, name_);
+  }
+  span_.set("cache.tier", core_.store_->tier());
 }
 
 ServiceCore::Operation::~Operation() {

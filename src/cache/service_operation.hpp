@@ -26,16 +26,21 @@ class ServiceCore::Operation {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // When the operation's span starts: with the operation, or when start_span() is called (a
+  // load's span, started only when a load runs: a hit is its read's span alone).
+  enum class SpanStart : std::uint8_t { now, later };
+
   // `parent`: the span the operation's is a child of (nullptr: a root).
   Operation(ServiceCore& core, Op op, Subject subject, std::string_view name, Parent parent,
-            Clock::time_point start = Clock::now());
-  Operation(ServiceCore& core, Op op, Subject subject, std::size_t count, Parent parent,
-            Clock::time_point start = Clock::now());
+            SpanStart when = SpanStart::now);
+  Operation(ServiceCore& core, Op op, Subject subject, std::size_t count, Parent parent);
   ~Operation();
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;
 
   [[nodiscard]] telemetry::ScopedSpan& span() noexcept { return span_; }
+  // Starts the span of an operation made with SpanStart::later (once; no-op after).
+  void start_span();
   [[nodiscard]] Clock::time_point start() const noexcept { return start_; }
 
   // Whether the breaker lets the operation reach the store; a refusal is on the span
@@ -57,6 +62,10 @@ class ServiceCore::Operation {
   // A failure the store did not report as an error (some writes of a batch refused): recorded
   // on the span and logged.
   void report(std::string_view why);
+  // The span of one call to Redis under this operation's (ServiceCore::command_span).
+  [[nodiscard]] telemetry::ScopedSpan command(std::string_view name) const {
+    return core_.command_span(name, span_.parent_for_children());
+  }
   // CacheError(ec, "<operation> failed for <subject>: <why>"); `why` defaults to ec's message.
   [[noreturn]] void raise(boost::system::error_code ec, std::string_view why = {}) const;
 
@@ -64,14 +73,19 @@ class ServiceCore::Operation {
   void log(std::string_view why) const;
   [[nodiscard]] std::string subject_text() const;
 
+  Operation(ServiceCore& core, Op op, Subject subject, std::string_view name, std::size_t count,
+            Parent parent);
+
   ServiceCore& core_;
   Op op_;
   Subject subject_;
   std::string_view name_;  // key, pattern, user
   std::size_t count_ = 0;  // keys, entries
+  Parent parent_;
   Clock::time_point start_;
   telemetry::ScopedSpan span_;
   bool timed_ = false;  // record the latency at the end
+  bool span_started_ = false;
 };
 
 }  // namespace promptcache::cache

@@ -1,5 +1,10 @@
-// make_otlp_tracer: spans recorded as SpanData, queued in a BatchQueue, exported from one thread
-// of the tracer's own through HttpPoster, each batch retried as after_attempt() says.
+// make_otlp_tracer: spans recorded as SpanData, encoded by the thread that ends them and queued
+// as text in a BatchQueue, exported from one thread of the tracer's own through HttpPoster,
+// each batch retried as after_attempt() says.
+//
+// What a span costs its thread: its SpanData comes from a small per-thread pool (its vectors'
+// and strings' room kept), and nothing it allocates is freed on another thread — the exporter
+// gets bytes, copied into a batch buffer that is itself reused.
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -63,13 +68,14 @@ class Pipeline {
             BatchLimits{config.max_queue_size, config.max_export_batch_size, config.schedule_delay},
             SteadyClock::now()) {}
 
-  void end(SpanData span) {
+  // A finished span, encoded (otlp_span_json).
+  void end(std::string_view encoded_span) {
     std::lock_guard lock(mutex_);
     if (stopped_) {
       ++dropped_after_stop_;
       return;
     }
-    (void)queue_.push(std::move(span));
+    (void)queue_.push(encoded_span);
     // The thread sleeps without a deadline while the queue is empty, and until the schedule
     // otherwise: told of the first span, and of a full batch.
     if (queue_.size() == 1 || queue_.size() == queue_.limits().max_batch) wake_.notify_one();
@@ -120,23 +126,24 @@ class Pipeline {
         }
         continue;
       }
-      std::vector<SpanData> batch = queue_.take(now);
-      in_flight_ = batch.size();
+      EncodedBatch batch = queue_.take(now);
+      in_flight_ = batch.spans;
       lock.unlock();
       export_batch(poster, batch);
       lock.lock();
+      queue_.recycle(std::move(batch));
       in_flight_ = 0;
       idle_.notify_all();
     }
     stopped_ = true;
     // What the deadline left queued is lost: counted, and the flushers are told.
     failed_spans_.fetch_add(queue_.size(), std::memory_order_relaxed);
-    while (!queue_.empty()) (void)queue_.take(SteadyClock::now());
+    while (!queue_.empty()) queue_.recycle(queue_.take(SteadyClock::now()));
     idle_.notify_all();
   }
 
  private:
-  void export_batch(HttpPoster& poster, const std::vector<SpanData>& batch) {
+  void export_batch(HttpPoster& poster, const EncodedBatch& batch) {
     Resource resource;
     resource.attributes.push_back({"service.name", config_.service_name});
     for (const auto& [k, v] : config_.resource_attributes) {
@@ -147,7 +154,7 @@ class Pipeline {
     const Scope scope{"promptcache", PROMPTCACHE_VERSION};
     const HttpTarget target = parse_http_target(config_.endpoint);
     body_.clear();  // its room kept from export to export: no fresh pages to fault in
-    otlp_json_append(body_, resource, scope, batch);
+    otlp_json_append(body_, resource, scope, batch.json);
     const std::string head = post_head(target.host_header, target.path, config_.headers,
                                        body_.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
@@ -156,17 +163,17 @@ class Pipeline {
       const HttpPoster::Outcome out = poster.post(head, body_, timeout);
       if (out.status >= 200 && out.status < 300) {
         const std::uint64_t rejected =
-            std::min<std::uint64_t>(rejected_spans(out.body), batch.size());
-        exported_.fetch_add(batch.size() - rejected, std::memory_order_relaxed);
+            std::min<std::uint64_t>(rejected_spans(out.body), batch.spans);
+        exported_.fetch_add(batch.spans - rejected, std::memory_order_relaxed);
         failed_spans_.fetch_add(rejected, std::memory_order_relaxed);
         return;
       }
       failed_exports_.fetch_add(1, std::memory_order_relaxed);
       const RetryDecision next = after_attempt(limits, attempt, {out.status, out.retry_after},
                                                jitter_(rng_), SystemClock::now());
-      warn(out, batch.size(), next.kind == RetryDecision::Kind::retry);
+      warn(out, batch.spans, next.kind == RetryDecision::Kind::retry);
       if (next.kind != RetryDecision::Kind::retry || !pause(next.pause)) {
-        failed_spans_.fetch_add(batch.size(), std::memory_order_relaxed);
+        failed_spans_.fetch_add(batch.spans, std::memory_order_relaxed);
         return;
       }
     }
@@ -224,39 +231,94 @@ class Pipeline {
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
 };
 
+// SpanData for the spans this thread records: taken at a span's start, given back (emptied,
+// its room kept) once the span is encoded at its end — by the thread that ends it, whichever
+// that is. At most `kept` wait.
+class SpanDataPool {
+ public:
+  static std::unique_ptr<SpanData> take() {
+    auto& free = list();
+    if (free.empty()) {
+      auto fresh = std::make_unique<SpanData>();
+      fresh->attributes.reserve(12);  // a server span's dozen, without regrowing
+      return fresh;
+    }
+    auto data = std::move(free.back());
+    free.pop_back();
+    return data;
+  }
+  static void give_back(std::unique_ptr<SpanData> data) {
+    auto& free = list();
+    if (free.size() >= kept) return;
+    data->attributes.clear();
+    data->events.clear();
+    data->trace_state.clear();
+    data->status = StatusCode::unset;
+    data->status_message.clear();
+    data->parent_span_id = {};
+    free.push_back(std::move(data));
+  }
+
+ private:
+  static constexpr std::size_t kept = 64;  // spans open at once on a thread, about
+  static std::vector<std::unique_ptr<SpanData>>& list() {
+    thread_local std::vector<std::unique_ptr<SpanData>> free;
+    return free;
+  }
+};
+
 class RecordingSpan final : public Span {
  public:
-  RecordingSpan(std::shared_ptr<Pipeline> pipeline, SpanData data)
-      : pipeline_(std::move(pipeline)), data_(std::move(data)) {
-    data_.attributes.reserve(16);  // a server span's dozen, without regrowing
-  }
+  RecordingSpan(std::shared_ptr<Pipeline> pipeline, std::unique_ptr<SpanData> data)
+      : pipeline_(std::move(pipeline)), data_(std::move(data)) {}
   ~RecordingSpan() override {
-    data_.end_ns = unix_nanos();
-    pipeline_->end(std::move(data_));
+    data_->end_ns = unix_nanos();
+    // Encoded here, into this thread's buffer: only the bytes go to the exporter's thread.
+    thread_local std::string encoded;
+    encoded.clear();
+    otlp_span_json(encoded, *data_);
+    pipeline_->end(encoded);
+    SpanDataPool::give_back(std::move(data_));
   }
   void set_attribute(std::string_view key, AttributeValue value) override {
-    for (auto& a : data_.attributes) {
-      if (a.key == key) {
-        a.value = std::move(value);
-        return;
-      }
+    if (Attribute* a = find(key)) {
+      a->value = std::move(value);
+      return;
     }
-    data_.attributes.push_back({std::string(key), std::move(value)});
+    data_->attributes.push_back({std::string(key), std::move(value)});
+  }
+  void set_text(std::string_view key, std::string_view value) override {
+    if (Attribute* a = find(key)) {
+      a->value = std::string(value);
+      return;
+    }
+    // Made in place: the key and the value are built once, in the vector's room.
+    data_->attributes.emplace_back();
+    Attribute& added = data_->attributes.back();
+    added.key = key;
+    added.value.emplace<std::string>(value);
   }
   void record_exception(std::string_view message) override {
-    data_.events.push_back(
+    data_->events.push_back(
         {"exception", unix_nanos(), {{"exception.message", std::string(message)}}});
     set_error(message);
   }
   void set_error(std::string_view description) override {
-    data_.status = StatusCode::error;
-    data_.status_message = std::string(description);
+    data_->status = StatusCode::error;
+    data_->status_message = description;
   }
-  void update_name(std::string_view name) override { data_.name = std::string(name); }
+  void update_name(std::string_view name) override { data_->name = name; }
 
  private:
+  Attribute* find(std::string_view key) {
+    for (auto& a : data_->attributes) {
+      if (a.key == key) return &a;
+    }
+    return nullptr;
+  }
+
   std::shared_ptr<Pipeline> pipeline_;
-  SpanData data_;
+  std::unique_ptr<SpanData> data_;
 };
 
 class Exporter final : public OtlpTracer {
@@ -276,14 +338,14 @@ class Exporter final : public OtlpTracer {
     c.sampled = config_.sampler.sample(continues ? parent : nullptr, c.trace_id);
     if (continues) c.trace_state = parent->trace_state;
     if (!c.sampled) return started;
-    SpanData data;
-    data.name = std::string(name);
-    data.kind = kind;
-    data.trace_id = c.trace_id;
-    data.span_id = c.span_id;
-    if (continues) data.parent_span_id = parent->span_id;
-    data.trace_state = c.trace_state;
-    data.start_ns = unix_nanos();
+    std::unique_ptr<SpanData> data = SpanDataPool::take();
+    data->name = name;
+    data->kind = kind;
+    data->trace_id = c.trace_id;
+    data->span_id = c.span_id;
+    if (continues) data->parent_span_id = parent->span_id;
+    data->trace_state = c.trace_state;
+    data->start_ns = unix_nanos();
     started.span = std::make_unique<RecordingSpan>(pipeline_, std::move(data));
     return started;
   }

@@ -249,28 +249,27 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
     EXPECT_EQ(attr(set, "cache.tier"), "local");
     EXPECT_EQ(attr(set, "cache.version"), "1");
   }
-  {  // GET, a hit: the load's span and its read, no database
+  {  // GET, a hit: the read alone, no load and no database
     const Spans trace = in_trace('2');
-    EXPECT_EQ(trace.size(), 3u);
+    EXPECT_EQ(trace.size(), 2u);
     const json::object request = server_of(trace);
-    const json::object load = one_span(trace, "cache_fallback");
-    EXPECT_TRUE(child_of(load, request));
-    EXPECT_EQ(attr(load, "cache.hit"), "true");
     const json::object read = one_span(trace, "cache_get");
-    EXPECT_TRUE(child_of(read, load));
+    EXPECT_TRUE(child_of(read, request));
     EXPECT_EQ(attr(read, "cache.hit"), "true");
+    EXPECT_EQ(attr(read, "cache.key"),
+              fmt::format("prompt:analysis:{}:{{alice}}:default", created_hash));
     EXPECT_TRUE(of_kind(trace, 3).empty());
   }
-  {  // GET, a miss: the read, the database's SELECT, the "not found" stored
+  {  // GET, a miss: the read, then the load — the database's SELECT, the "not found" stored
     const Spans trace = in_trace('3');
     EXPECT_EQ(trace.size(), 5u);
     const json::object request = server_of(trace);
+    const json::object read = one_span(trace, "cache_get");
+    EXPECT_TRUE(child_of(read, request));
+    EXPECT_EQ(attr(read, "cache.hit"), "false");
     const json::object load = one_span(trace, "cache_fallback");
     EXPECT_TRUE(child_of(load, request));
     EXPECT_EQ(attr(load, "cache.hit"), "false");
-    const json::object read = one_span(trace, "cache_get");
-    EXPECT_TRUE(child_of(read, load));
-    EXPECT_EQ(attr(read, "cache.hit"), "false");
     const json::object select = one_span(trace, "SELECT prompt_analysis_results");
     EXPECT_TRUE(child_of(select, request));
     EXPECT_EQ(attr(select, "db.operation"), "SELECT");

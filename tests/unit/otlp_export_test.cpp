@@ -111,10 +111,9 @@ TEST(OtlpJson, hostile_text_stays_valid_json_and_odd_doubles_are_named) {
 using Clock = BatchQueue::Clock;
 const Clock::time_point t0 = Clock::time_point{} + 1000s;
 
-SpanData named(int i) {
-  SpanData s;
-  s.name = std::to_string(i);
-  return s;
+// A span's encoded text, as a recording thread queues it.
+std::string named(int i) {
+  return "{\"name\":\"" + std::to_string(i) + "\"}";
 }
 
 TEST(BatchQueue, spans_past_the_bound_are_dropped_and_counted) {
@@ -137,11 +136,34 @@ TEST(BatchQueue, a_batch_is_due_when_full_or_when_the_delay_has_passed) {
   (void)q.push(named(3));
   EXPECT_EQ(q.due(), Clock::time_point::min());  // a full batch: now
   const auto batch = q.take(t0 + 1s);
-  ASSERT_EQ(batch.size(), 3u);
-  EXPECT_EQ(batch[0].name, "1");  // oldest first
-  EXPECT_EQ(batch[2].name, "3");
+  EXPECT_EQ(batch.spans, 3u);
+  // Oldest first, as the inside of a JSON array.
+  EXPECT_EQ("[" + batch.json + "]", R"([{"name":"1"},{"name":"2"},{"name":"3"}])");
+  EXPECT_TRUE(q.empty());
   (void)q.push(named(4));
   EXPECT_EQ(q.due(), t0 + 1s + 5000ms);  // the schedule restarted at the take
+}
+
+TEST(BatchQueue, batches_are_cut_at_the_batch_size_and_their_buffers_used_again) {
+  BatchQueue q({10, 2, 5000ms}, t0);
+  for (int i = 1; i <= 5; ++i) (void)q.push(named(i));
+  EXPECT_EQ(q.size(), 5u);
+  auto first = q.take(t0);
+  EXPECT_EQ(first.json, R"({"name":"1"},{"name":"2"})");
+  const std::size_t room = first.json.capacity();
+  const char* buffer = first.json.data();
+  q.recycle(std::move(first));
+  EXPECT_EQ(q.take(t0).json, R"({"name":"3"},{"name":"4"})");
+  EXPECT_EQ(q.size(), 1u);
+  (void)q.push(named(6));  // fills the batch holding 5
+  (void)q.push(named(7));  // a new batch: in the recycled buffer
+  EXPECT_EQ(q.take(t0).json, R"({"name":"5"},{"name":"6"})");
+  const auto last = q.take(t0);
+  EXPECT_EQ(last.json, R"({"name":"7"})");
+  EXPECT_EQ(last.json.data(), buffer);
+  EXPECT_GE(last.json.capacity(), room);
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.take(t0).spans, 0u);  // nothing left: an empty batch
 }
 
 TEST(BatchQueue, a_flush_makes_everything_due_until_the_queue_is_empty) {
@@ -151,7 +173,7 @@ TEST(BatchQueue, a_flush_makes_everything_due_until_the_queue_is_empty) {
   EXPECT_EQ(q.due(), t0 + 5000ms);
   q.flush_requested();
   EXPECT_EQ(q.due(), Clock::time_point::min());
-  EXPECT_EQ(q.take(t0).size(), 1u);
+  EXPECT_EQ(q.take(t0).spans, 1u);
   (void)q.push(named(9));
   EXPECT_EQ(q.due(), t0 + 5000ms);  // the flush ended with the queue empty
 }

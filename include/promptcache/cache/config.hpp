@@ -49,6 +49,10 @@ struct ServiceOptions {
   // of truth more than half of this ago is dropped by the store (its clock), so no fill can
   // outlive the tombstone that must stop it. At least 2 s.
   std::chrono::seconds tombstone_ttl{60};
+  // A CLIENT span for each call an operation makes to Redis, named by the command it sends
+  // (GET, SET, EVALSHA…; db.system redis), a child of the operation's span: for debugging
+  // (each traced read then records two spans), off by default. PROMPTCACHE_TRACE_REDIS.
+  bool redis_command_spans = false;
 };
 
 // CacheConfig{} is the in-process store (no Redis): for tests and single-process programs;
@@ -80,7 +84,12 @@ struct CacheConfig {
   // the exporter when no tracer is handed in.
   telemetry::OtlpConfig tracing;
 
-  [[nodiscard]] const ServiceOptions& service_options() const noexcept { return service; }
+  // `service`, with redis_command_spans from `tracing` (PROMPTCACHE_TRACE_REDIS).
+  [[nodiscard]] ServiceOptions service_options() const {
+    ServiceOptions options = service;
+    options.redis_command_spans = options.redis_command_spans || tracing.redis_command_spans;
+    return options;
+  }
   // What store::make_store chooses the store from (store/factory.hpp); `tracking`: the near
   // tier listening to the clients' invalidations, if any.
   [[nodiscard]] store::StoreSpec store_spec(

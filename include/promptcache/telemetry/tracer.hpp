@@ -22,6 +22,11 @@ class Span {
  public:
   virtual ~Span() = default;  // ends the span
   virtual void set_attribute(std::string_view key, AttributeValue value) = 0;
+  // A text attribute (the common case): a tracer may build it in place, without the
+  // AttributeValue's own copy first.
+  virtual void set_text(std::string_view key, std::string_view value) {
+    set_attribute(key, std::string(value));
+  }
   // An "exception" event with exception.message, and the span's status set to error.
   virtual void record_exception(std::string_view message) = 0;
   // The span's status set to error without an event (a server's 5xx answer, say).
@@ -59,7 +64,7 @@ class ScopedSpan {
   }
   // Values are converted only when the span is recorded: free with the no-op tracer.
   void set(std::string_view key, std::string_view value) {
-    if (span_) span_->set_attribute(key, std::string(value));
+    if (span_) span_->set_text(key, value);
   }
   void set(std::string_view key, const char* value) { set(key, std::string_view(value)); }
   void set(std::string_view key, bool value) {

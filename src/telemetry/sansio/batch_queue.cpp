@@ -4,38 +4,57 @@
 
 namespace promptcache::telemetry {
 
+namespace {
+constexpr std::size_t spare_buffers = 4;  // a full queue's batches, at the default limits
+}  // namespace
+
 BatchQueue::BatchQueue(BatchLimits limits, Clock::time_point now)
     : limits_(limits), last_take_(now) {
   limits_.max_queue = std::max<std::size_t>(limits_.max_queue, 1);
   limits_.max_batch = std::clamp<std::size_t>(limits_.max_batch, 1, limits_.max_queue);
 }
 
-bool BatchQueue::push(SpanData span) {
-  if (queue_.size() >= limits_.max_queue) {
+bool BatchQueue::push(std::string_view encoded_span) {
+  if (size_ >= limits_.max_queue) {
     ++dropped_;
     return false;
   }
-  queue_.push_back(std::move(span));
+  if (batches_.empty() || batches_.back().spans >= limits_.max_batch) {
+    EncodedBatch fresh;
+    if (!spare_.empty()) {
+      fresh.json = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    batches_.push_back(std::move(fresh));
+  }
+  EncodedBatch& last = batches_.back();
+  if (last.spans > 0) last.json += ',';
+  last.json += encoded_span;
+  ++last.spans;
+  ++size_;
   return true;
 }
 
 BatchQueue::Clock::time_point BatchQueue::due() const noexcept {
-  if (queue_.empty()) return Clock::time_point::max();
-  if (flushing_ || queue_.size() >= limits_.max_batch) return Clock::time_point::min();
+  if (size_ == 0) return Clock::time_point::max();
+  if (flushing_ || size_ >= limits_.max_batch) return Clock::time_point::min();
   return last_take_ + limits_.schedule_delay;
 }
 
-std::vector<SpanData> BatchQueue::take(Clock::time_point now) {
-  const std::size_t n = std::min(queue_.size(), limits_.max_batch);
-  std::vector<SpanData> batch;
-  batch.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
+EncodedBatch BatchQueue::take(Clock::time_point now) {
   last_take_ = now;
-  if (queue_.empty()) flushing_ = false;
+  if (batches_.empty()) return {};
+  EncodedBatch batch = std::move(batches_.front());
+  batches_.pop_front();
+  size_ -= batch.spans;
+  if (size_ == 0) flushing_ = false;
   return batch;
+}
+
+void BatchQueue::recycle(EncodedBatch&& batch) {
+  if (spare_.size() >= spare_buffers) return;
+  batch.json.clear();  // its room kept
+  spare_.push_back(std::move(batch.json));
 }
 
 }  // namespace promptcache::telemetry

@@ -1,17 +1,22 @@
-// The batch span processor's queue, without a thread or a clock: finished spans wait here
-// until a batch is full or the schedule delay has passed since the last export, up to a bound
-// past which new spans are dropped and counted (OTEL_BSP_* of the OpenTelemetry SDK spec).
-// The exporter's thread drives it: push from any thread (under the exporter's lock), due() to
-// decide when to wake, take() for the next batch.
+// The batch span processor's queue, without a thread or a clock: finished spans, already
+// encoded (otlp_span_json), wait here until a batch is full or the schedule delay has passed
+// since the last export, up to a bound past which new spans are dropped and counted (OTEL_BSP_*
+// of the OpenTelemetry SDK spec). The exporter's thread drives it: push from any thread (under
+// the exporter's lock), due() to decide when to wake, take() for the next batch, recycle() to
+// hand its buffer back.
+//
+// Spans are queued as text, in batches made as they come: a span's recording thread encodes it
+// and only its bytes cross to the exporter's thread — no span object is freed on another thread
+// than the one that made it, and a batch's buffer is used again (no allocation once warm).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
+#include <string_view>
 #include <vector>
-
-#include "telemetry/sansio/span_data.hpp"
 
 namespace promptcache::telemetry {
 
@@ -21,30 +26,43 @@ struct BatchLimits {
   std::chrono::milliseconds schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
 };
 
+// Encoded spans, oldest first: their OTLP/JSON objects separated by commas (the inside of an
+// export request's "spans" array).
+struct EncodedBatch {
+  std::string json;
+  std::size_t spans = 0;
+};
+
 class BatchQueue {
  public:
   using Clock = std::chrono::steady_clock;
 
   explicit BatchQueue(BatchLimits limits, Clock::time_point now = Clock::time_point{});
 
-  // Queues a finished span; false (and counted as dropped) when the queue is full.
-  bool push(SpanData span);
+  // Queues a finished span's JSON object; false (and counted as dropped) when the queue is
+  // full.
+  bool push(std::string_view encoded_span);
   // When the next batch is due: now if a full batch waits or a flush was asked, the schedule
   // delay after the last take if anything waits, never (time_point::max) when empty.
   [[nodiscard]] Clock::time_point due() const noexcept;
-  // Up to max_batch spans, oldest first; the schedule restarts at `now`.
-  [[nodiscard]] std::vector<SpanData> take(Clock::time_point now);
+  // Up to max_batch spans, oldest first (none when empty); the schedule restarts at `now`.
+  [[nodiscard]] EncodedBatch take(Clock::time_point now);
+  // A taken batch's buffer, for a later batch (a few are kept; the rest freed).
+  void recycle(EncodedBatch&& batch);
   // Everything queued is due now (a shutdown's or a caller's flush), until the queue is empty.
-  void flush_requested() noexcept { flushing_ = !queue_.empty(); }
+  void flush_requested() noexcept { flushing_ = size_ > 0; }
 
-  [[nodiscard]] std::size_t size() const noexcept { return queue_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return queue_.empty(); }
+  // Spans queued.
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
   [[nodiscard]] const BatchLimits& limits() const noexcept { return limits_; }
 
  private:
   BatchLimits limits_;
-  std::deque<SpanData> queue_;
+  std::deque<EncodedBatch> batches_;  // each at most max_batch spans; the last one filling
+  std::vector<std::string> spare_;    // recycled buffers
+  std::size_t size_ = 0;
   Clock::time_point last_take_;
   std::uint64_t dropped_ = 0;
   bool flushing_ = false;

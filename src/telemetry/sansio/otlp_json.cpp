@@ -1,5 +1,6 @@
 #include "telemetry/sansio/otlp_json.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <type_traits>
@@ -103,11 +104,25 @@ bool is_root(const SpanId& parent) {
   return true;
 }
 
-void span(std::string& out, const SpanData& s) {
+// An id's lowercase hex, appended (no string of its own).
+template <std::size_t N>
+void hex(std::string& out, const std::array<std::uint8_t, N>& id) {
+  static constexpr char digits[] = "0123456789abcdef";
+  const std::size_t at = out.size();
+  out.resize(at + 2 * N);
+  for (std::size_t i = 0; i < N; ++i) {
+    out[at + 2 * i] = digits[id[i] >> 4];
+    out[at + 2 * i + 1] = digits[id[i] & 0xf];
+  }
+}
+
+}  // namespace
+
+void otlp_span_json(std::string& out, const SpanData& s) {
   out += R"({"traceId":")";
-  out += to_hex(s.trace_id);
+  hex(out, s.trace_id);
   out += R"(","spanId":")";
-  out += to_hex(s.span_id);
+  hex(out, s.span_id);
   out += '"';
   if (!s.trace_state.empty()) {
     out += R"(,"traceState":)";
@@ -115,13 +130,13 @@ void span(std::string& out, const SpanData& s) {
   }
   if (!is_root(s.parent_span_id)) {
     out += R"(,"parentSpanId":")";
-    out += to_hex(s.parent_span_id);
+    hex(out, s.parent_span_id);
     out += '"';
   }
   out += R"(,"name":)";
   text(out, s.name);
   out += R"(,"kind":)";
-  out += std::to_string(static_cast<int>(s.kind));
+  out += static_cast<char>('0' + static_cast<int>(s.kind));
   out += R"(,"startTimeUnixNano":)";
   int64(out, s.start_ns);
   out += R"(,"endTimeUnixNano":)";
@@ -135,7 +150,7 @@ void span(std::string& out, const SpanData& s) {
   out += R"(,"status":{)";
   if (s.status != StatusCode::unset) {
     out += R"("code":)";
-    out += std::to_string(static_cast<int>(s.status));
+    out += static_cast<char>('0' + static_cast<int>(s.status));
     if (!s.status_message.empty()) {
       out += R"(,"message":)";
       text(out, s.status_message);
@@ -144,18 +159,21 @@ void span(std::string& out, const SpanData& s) {
   out += "}}";
 }
 
-}  // namespace
-
 std::string otlp_json(const Resource& resource, const Scope& scope,
                       std::span<const SpanData> spans) {
+  std::string encoded;
+  for (const SpanData& s : spans) {
+    if (!encoded.empty()) encoded += ',';
+    otlp_span_json(encoded, s);
+  }
   std::string out;
-  otlp_json_append(out, resource, scope, spans);
+  otlp_json_append(out, resource, scope, encoded);
   return out;
 }
 
 void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
-                      std::span<const SpanData> spans) {
-  out.reserve(out.size() + 256 + spans.size() * 768);
+                      std::string_view encoded_spans) {
+  out.reserve(out.size() + 256 + encoded_spans.size());
   out += R"({"resourceSpans":[{"resource":{"attributes":)";
   attributes(out, resource.attributes);
   out += R"(},"scopeSpans":[{"scope":{"name":)";
@@ -164,9 +182,9 @@ void otlp_json_append(std::string& out, const Resource& resource, const Scope& s
     out += R"(,"version":)";
     text(out, scope.version);
   }
-  out += R"(},"spans":)";
-  array(out, spans, [&out](const SpanData& s) { span(out, s); });
-  out += "}]}]}";
+  out += R"(},"spans":[)";
+  out += encoded_spans;
+  out += "]}]}]}";
 }
 
 }  // namespace promptcache::telemetry

@@ -26,8 +26,12 @@ struct Scope {
 
 [[nodiscard]] std::string otlp_json(const Resource& resource, const Scope& scope,
                                     std::span<const SpanData> spans);
-// The same, appended to `out` (an exporter reuses one buffer: no allocation once warm).
+// One span's JSON object, appended to `out`: what a recording thread queues (BatchQueue).
+void otlp_span_json(std::string& out, const SpanData& span);
+// The export request around spans already encoded (`encoded_spans`: their objects separated by
+// commas, an EncodedBatch's text), appended to `out` (an exporter reuses one buffer: no
+// allocation once warm).
 void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
-                      std::span<const SpanData> spans);
+                      std::string_view encoded_spans);
 
 }  // namespace promptcache::telemetry
