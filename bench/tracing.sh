@@ -74,7 +74,7 @@ EOF
 esac
 
 # Three servers on one database and one Redis: untraced, traced, sampled out.
-declare -A url
+declare -A url pid
 start_mode() {  # mode VAR=value...
   local mode=$1 port
   shift
@@ -84,6 +84,7 @@ start_mode() {  # mode VAR=value...
     --listen "127.0.0.1:$port" --db "sqlite://$work/bench.db" --threads 1 \
     >"$work/$mode/serve.out" 2>"$work/$mode/serve.log" &
   pids+=($!)
+  pid[$mode]=$!
   for _ in $(seq 100); do grep -q listening "$work/$mode/serve.out" 2>/dev/null && break; sleep 0.05; done
   url[$mode]="http://127.0.0.1:$port"
 }
@@ -93,18 +94,25 @@ start_mode sampled_out OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_TRACES_SAMPL
 populate_analyses "${url[untraced]}" "$keys" "$work/paths.txt" "$work/analysis.json"
 write_paths_lua "$work/paths.lua"
 
-run_wrk() {  # url -> requests/s
-  PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d"$duration" -s "$work/paths.lua" "$1" |
-    awk '/Requests\/sec/ { print $2 }'
+cpu_ticks() {  # pid -> user+system clock ticks so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+run_wrk() {  # mode -> "requests/s cpu-microseconds-per-request" (the server's own CPU)
+  local before after out
+  before=$(cpu_ticks "${pid[$1]}")
+  out=$(PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d"$duration" -s "$work/paths.lua" "${url[$1]}")
+  after=$(cpu_ticks "${pid[$1]}")
+  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    '/Requests\/sec/ { rps = $2 } /requests in/ { n = $1 } END { printf "%s %.2f\n", rps, ticks / hz * 1e6 / n }' <<<"$out"
 }
 for mode in untraced traced sampled_out; do  # warm-up: every cache and connection
   PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d2s -s "$work/paths.lua" "${url[$mode]}" >/dev/null
 done
 results=()
 for _ in $(seq "$rounds"); do
-  u=$(run_wrk "${url[untraced]}")
-  t=$(run_wrk "${url[traced]}")
-  s=$(run_wrk "${url[sampled_out]}")
+  u=$(run_wrk untraced)
+  t=$(run_wrk traced)
+  s=$(run_wrk sampled_out)
   results+=("$u $t $s")
 done
 exported=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="exported"\}/ { print $2 }')
@@ -115,16 +123,23 @@ import json, sys
 receiver, exported, dropped, failed = sys.argv[1:5]
 rounds = []
 for r in sys.argv[5:]:
-    u, t, s = map(float, r.split())
+    u, ucpu, t, tcpu, s, scpu = map(float, r.split())
     rounds.append({"untraced": u, "traced": t, "sampled_out": s,
-                   "traced_cost": round(1 - t / u, 3), "sampled_out_cost": round(1 - s / u, 3)})
+                   "traced_cost": round(1 - t / u, 3), "sampled_out_cost": round(1 - s / u, 3),
+                   "cpu_us_per_request": {"untraced": ucpu, "traced": tcpu, "sampled_out": scpu},
+                   "traced_cpu_cost": round(tcpu / ucpu - 1, 3),
+                   "sampled_out_cpu_cost": round(scpu / ucpu - 1, 3)})
     print(json.dumps({"workload": "http_get tracing", **rounds[-1]}))
 def median(key):
     return sorted(r[key] for r in rounds)[len(rounds) // 2]
 print(json.dumps({"workload": "http_get tracing summary", "receiver": receiver, "rounds": len(rounds),
                   "spans_exported": int(exported), "spans_dropped": int(dropped),
                   "spans_failed": int(failed or 0),
-                  "traced_cost": median("traced_cost"), "sampled_out_cost": median("sampled_out_cost")}))
+                  "traced_cost": median("traced_cost"), "sampled_out_cost": median("sampled_out_cost"),
+                  "traced_cpu_cost": median("traced_cpu_cost"),
+                  "sampled_out_cpu_cost": median("sampled_out_cpu_cost")}))
 print("tracing cost: traced %.1f %% (target <= 10), sampled out %.1f %% (target <= 2); median of %d rounds" % (
     100 * median("traced_cost"), 100 * median("sampled_out_cost"), len(rounds)))
+print("server CPU per request: traced +%.1f %%, sampled out +%.1f %% (median of %d rounds)" % (
+    100 * median("traced_cpu_cost"), 100 * median("sampled_out_cpu_cost"), len(rounds)))
 PY

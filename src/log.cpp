@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <string_view>
 
@@ -106,8 +107,27 @@ void append_fields(std::string& out, std::string_view text) {
 
 }  // namespace
 
-LogTraceScope::LogTraceScope(std::string trace_id, std::string span_id)
-    : trace_id_(std::move(trace_id)), span_id_(std::move(span_id)), outer_(current_trace) {
+LogTraceScope::LogTraceScope(std::string_view trace_id, std::string_view span_id) noexcept
+    : trace_len_(std::min(trace_id.size(), sizeof trace_id_)),
+      span_len_(std::min(span_id.size(), sizeof span_id_)),
+      outer_(current_trace) {
+  std::memcpy(trace_id_, trace_id.data(), trace_len_);
+  std::memcpy(span_id_, span_id.data(), span_len_);
+  current_trace = this;
+}
+
+LogTraceScope::LogTraceScope(std::span<const std::uint8_t, 16> trace_id,
+                             std::span<const std::uint8_t, 8> span_id) noexcept
+    : trace_len_(sizeof trace_id_), span_len_(sizeof span_id_), outer_(current_trace) {
+  static constexpr char digits[] = "0123456789abcdef";
+  const auto hex = [](std::span<const std::uint8_t> bytes, char* out) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      out[2 * i] = digits[bytes[i] >> 4];
+      out[2 * i + 1] = digits[bytes[i] & 0xf];
+    }
+  };
+  hex(trace_id, trace_id_);
+  hex(span_id, span_id_);
   current_trace = this;
 }
 
@@ -144,9 +164,9 @@ class JsonLogFormatter final : public spdlog::formatter {
     append_fields(out, text);
     if (current_trace != nullptr) {
       out += R"(,"trace_id":)";
-      json_string_append(out, current_trace->trace_id_);
+      json_string_append(out, current_trace->trace_id());
       out += R"(,"span_id":)";
-      json_string_append(out, current_trace->span_id_);
+      json_string_append(out, current_trace->span_id());
     }
     out += "}\n";
     dest.append(out.data(), out.data() + out.size());

@@ -4,8 +4,12 @@
 // its own spdlog logger — its sinks, its format, its level — with set_logger().
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include <spdlog/formatter.h>
 #include <spdlog/logger.h>
@@ -27,16 +31,25 @@ void set_logger(std::shared_ptr<spdlog::logger> logger);
 // The trace a log line belongs to, for the lines this thread logs while the scope lives. Set it
 // around the log call only, never across a co_await: a coroutine's thread runs other requests
 // while it waits.
+// Ids as hex text (at most 32 and 16 characters kept), or as the ids' bytes (a trace id's 16, a
+// span id's 8: written as hex when a line is formatted). Allocates nothing.
 class LogTraceScope {
  public:
-  LogTraceScope(std::string trace_id, std::string span_id);
+  LogTraceScope(std::string_view trace_id, std::string_view span_id) noexcept;
+  LogTraceScope(std::span<const std::uint8_t, 16> trace_id,
+                std::span<const std::uint8_t, 8> span_id) noexcept;
   ~LogTraceScope();
   LogTraceScope(const LogTraceScope&) = delete;
   LogTraceScope& operator=(const LogTraceScope&) = delete;
 
  private:
-  std::string trace_id_;
-  std::string span_id_;
+  [[nodiscard]] std::string_view trace_id() const noexcept { return {trace_id_, trace_len_}; }
+  [[nodiscard]] std::string_view span_id() const noexcept { return {span_id_, span_len_}; }
+
+  char trace_id_[32];
+  char span_id_[16];
+  std::size_t trace_len_ = 0;
+  std::size_t span_len_ = 0;
   const LogTraceScope* outer_;
   friend class JsonLogFormatter;
 };

@@ -242,7 +242,7 @@ void Api::account(const Request::header_type& h, const Outcome& out, unsigned st
   metrics_.request(out.route, status, elapsed);
   std::optional<LogTraceScope> in_trace;  // around the log call only: no co_await here
   if (trace != nullptr)
-    in_trace.emplace(telemetry::to_hex(trace->trace_id), telemetry::to_hex(trace->span_id));
+    in_trace.emplace(trace->trace_id, trace->span_id);  // no text made unless a line is
   access_log_->info("method={} path={} status={} duration_us={} cache={}",
                     std::string_view(h.method_string()), LoggedPath{path_of(h.target())}, status,
                     std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count(),

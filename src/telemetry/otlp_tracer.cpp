@@ -281,22 +281,10 @@ class RecordingSpan final : public Span {
     SpanDataPool::give_back(std::move(data_));
   }
   void set_attribute(std::string_view key, AttributeValue value) override {
-    if (Attribute* a = find(key)) {
-      a->value = std::move(value);
-      return;
-    }
-    data_->attributes.push_back({std::string(key), std::move(value)});
+    data_->attributes.set(key, std::move(value));
   }
   void set_text(std::string_view key, std::string_view value) override {
-    if (Attribute* a = find(key)) {
-      a->value = std::string(value);
-      return;
-    }
-    // Made in place: the key and the value are built once, in the vector's room.
-    data_->attributes.emplace_back();
-    Attribute& added = data_->attributes.back();
-    added.key = key;
-    added.value.emplace<std::string>(value);
+    data_->attributes.set_text(key, value);  // in the slot's room: no allocation once warm
   }
   void record_exception(std::string_view message) override {
     data_->events.push_back(
@@ -310,13 +298,6 @@ class RecordingSpan final : public Span {
   void update_name(std::string_view name) override { data_->name = name; }
 
  private:
-  Attribute* find(std::string_view key) {
-    for (auto& a : data_->attributes) {
-      if (a.key == key) return &a;
-    }
-    return nullptr;
-  }
-
   std::shared_ptr<Pipeline> pipeline_;
   std::unique_ptr<SpanData> data_;
 };

@@ -8,13 +8,19 @@ namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
+// An id's hex at `out` (2 N characters).
 template <std::size_t N>
-std::string hex(const std::array<std::uint8_t, N>& id) {
-  std::string out(2 * N, '0');
+void hex_at(char* out, const std::array<std::uint8_t, N>& id) {
   for (std::size_t i = 0; i < N; ++i) {
     out[2 * i] = hex_digits[id[i] >> 4];
     out[2 * i + 1] = hex_digits[id[i] & 15];
   }
+}
+
+template <std::size_t N>
+std::string hex(const std::array<std::uint8_t, N>& id) {
+  std::string out(2 * N, '0');
+  hex_at(out.data(), id);
   return out;
 }
 
@@ -76,8 +82,11 @@ std::string to_hex(const SpanId& id) {
 }
 
 std::string format_traceparent(const SpanContext& context) {
-  return "00-" + hex(context.trace_id) + "-" + hex(context.span_id) +
-         (context.sampled ? "-01" : "-00");
+  std::string out = "00-________________________________-________________-00";  // one allocation
+  hex_at(out.data() + 3, context.trace_id);
+  hex_at(out.data() + 36, context.span_id);
+  if (context.sampled) out[54] = '1';
+  return out;
 }
 
 std::optional<SpanContext> parse_traceparent(std::string_view header,

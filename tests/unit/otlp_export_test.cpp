@@ -108,6 +108,30 @@ TEST(OtlpJson, hostile_text_stays_valid_json_and_odd_doubles_are_named) {
   EXPECT_EQ(attrs["inf"].at("doubleValue"), "-Infinity");
 }
 
+TEST(OtlpJson, a_key_set_again_is_replaced_and_a_cleared_span_starts_empty) {
+  Attributes a;
+  a.set_text("cache.key", "k1");
+  a.set("cache.hit", false);
+  a.set_text("cache.key", "k2");  // replaced, not added
+  a.set("cache.hit", true);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(a.begin()[0].value), "k2");
+  EXPECT_EQ(std::get<bool>(a.begin()[1].value), true);
+  a.clear();  // a pooled span's next use
+  EXPECT_TRUE(a.empty());
+  a.set("cache.hit", std::int64_t{7});  // a slot that held text now holds a number
+  a.set_text("cache.tier", "redis");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a.begin()[0].key, "cache.hit");
+  EXPECT_EQ(std::get<std::int64_t>(a.begin()[0].value), 7);
+  EXPECT_EQ(std::get<std::string>(a.begin()[1].value), "redis");
+  SpanData s;
+  s.attributes = a;
+  const auto attrs = attribute_map(encoded_span(s).at("attributes"));
+  EXPECT_EQ(attrs.size(), 2u);  // the cleared ones are not encoded
+  EXPECT_EQ(attrs.at("cache.tier").at("stringValue"), "redis");
+}
+
 using Clock = BatchQueue::Clock;
 const Clock::time_point t0 = Clock::time_point{} + 1000s;
 

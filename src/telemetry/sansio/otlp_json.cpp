@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "promptcache/json_text.hpp"
@@ -10,8 +11,37 @@
 namespace promptcache::telemetry {
 namespace {
 
+// Whether `s` is printable ASCII without a quote or a backslash: written as it is. Most keys
+// and values are; checked eight bytes at a time.
+bool plain(std::string_view s) noexcept {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL;
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  const auto has_byte = [&](std::uint64_t w, unsigned char b) {
+    const std::uint64_t x = w ^ (ones * b);
+    return ((x - ones) & ~x & highs) != 0;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    // A byte at or past 0x80, below 0x20 (w - 0x20 borrows into its high bit), '"' or '\\'.
+    if (((w | (w - ones * 0x20)) & highs) != 0 || has_byte(w, '"') || has_byte(w, '\\')) {
+      return false;
+    }
+  }
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 void text(std::string& out, std::string_view s) {
-  if (valid_utf8(s)) {
+  if (plain(s)) {
+    out += '"';
+    out += s;
+    out += '"';
+  } else if (valid_utf8(s)) {
     json_string_append(out, s);
   } else {
     json_string_append(out, repaired_utf8(s));
@@ -75,7 +105,8 @@ void array(std::string& out, const List& list, Write write) {
   out += ']';
 }
 
-void attributes(std::string& out, const std::vector<Attribute>& list) {
+template <class List>
+void attributes(std::string& out, const List& list) {
   array(out, list, [&out](const Attribute& a) {
     out += R"({"key":)";
     text(out, a.key);

@@ -2,8 +2,11 @@
 // span ends, encoded by otlp_json.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "promptcache/telemetry/span_context.hpp"
@@ -14,6 +17,47 @@ namespace promptcache::telemetry {
 struct Attribute {
   std::string key;
   AttributeValue value;
+};
+
+// A span's attributes, each key once (set() replaces). clear() keeps the slots — their keys'
+// and text values' room — for the next span that reuses this one (the tracer pools SpanData):
+// setting an attribute then allocates nothing once warm.
+class Attributes {
+ public:
+  Attributes() = default;
+  Attributes(std::initializer_list<Attribute> list) : slots_(list), size_(list.size()) {}
+
+  // The attribute's value slot, added if the key is new.
+  AttributeValue& slot(std::string_view key) {
+    for (std::size_t i = 0; i < size_; ++i) {
+      if (slots_[i].key == key) return slots_[i].value;
+    }
+    if (size_ == slots_.size()) slots_.emplace_back();
+    Attribute& a = slots_[size_++];
+    a.key.assign(key.data(), key.size());
+    return a.value;
+  }
+  void set(std::string_view key, AttributeValue value) { slot(key) = std::move(value); }
+  // A text value, written into the slot's own string when it held one.
+  void set_text(std::string_view key, std::string_view value) {
+    AttributeValue& v = slot(key);
+    if (auto* text = std::get_if<std::string>(&v)) {
+      text->assign(value.data(), value.size());
+    } else {
+      v.emplace<std::string>(value);
+    }
+  }
+  void clear() noexcept { size_ = 0; }
+  void reserve(std::size_t n) { slots_.reserve(n); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] const Attribute* begin() const noexcept { return slots_.data(); }
+  [[nodiscard]] const Attribute* end() const noexcept { return slots_.data() + size_; }
+
+ private:
+  std::vector<Attribute> slots_;  // the first size_ are the span's
+  std::size_t size_ = 0;
 };
 
 struct SpanEvent {
@@ -34,7 +78,7 @@ struct SpanData {
   std::string trace_state;
   std::uint64_t start_ns = 0;  // since the Unix epoch
   std::uint64_t end_ns = 0;
-  std::vector<Attribute> attributes;
+  Attributes attributes;
   std::vector<SpanEvent> events;
   StatusCode status = StatusCode::unset;
   std::string status_message;
