@@ -1,5 +1,7 @@
 #include "cache/service_operation.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -109,6 +111,11 @@ void ServiceCore::Operation::raise(error_code ec, std::string_view why) const {
 
 void ServiceCore::Operation::log(std::string_view why) const {
   const OpText& text = op_text[op_];
+  // The line carries the operation's trace (JSON logs): around the call only, no co_await.
+  std::optional<LogTraceScope> in_trace;
+  if (const auto* context = span_.parent_for_children()) {
+    in_trace.emplace(context->trace_id, context->span_id);
+  }
   logger()->log(text.severe ? spdlog::level::err : spdlog::level::warn,
                 "{} op={} {}={} error=\"{}\"", text.failure, text.name,
                 subject_names[static_cast<int>(subject_)].field, subject_text(), why);

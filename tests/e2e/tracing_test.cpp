@@ -19,6 +19,7 @@
 #include "support/http_client.hpp"
 #include "support/otlp_receiver.hpp"
 #include "support/process.hpp"
+#include "support/redis_server.hpp"
 #include "support/serve_process.hpp"
 
 namespace promptcache::testing {
@@ -290,6 +291,68 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
   EXPECT_EQ(
       in_trace('1').size() + in_trace('2').size() + in_trace('3').size() + in_trace('4').size(),
       spans.size());
+}
+
+TEST(Tracing, redis_commands_are_spans_when_asked_and_a_cache_failure_is_logged_in_its_trace) {
+  OtlpReceiver receiver;
+  RedisServer redis;
+  TempDir dir;
+  ServeProcess server = traced_serve(dir, receiver.endpoint(),
+                                     {{"REDIS_URL", redis.url()},
+                                      {"PROMPTCACHE_TRACE_REDIS", "true"},
+                                      {"PROMPTCACHE_LOG_FORMAT", "json"}});
+  HttpClient c(server.port());
+  const auto traceparent = [](char trace) {
+    return HttpHeaders{
+        {"traceparent", fmt::format("00-{}-{}-01", std::string(32, trace), caller_span)}};
+  };
+  const std::string body =
+      R"({"prompt":"redis","user_id":"carol","quality_scores":{},"improvement_suggestions":[]})";
+  const HttpResponse created = c.request("POST", "/v1/analyses", body, traceparent('5'));
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const std::string path =
+      fmt::format("/v1/analyses/{}?user_id=carol",
+                  std::string(json::parse(created.body).at("prompt_hash").as_string()));
+  EXPECT_EQ(c.request("GET", path, {}, traceparent('6')).status, 200u);
+  redis.stop();  // the next read fails: logged in its request's trace
+  EXPECT_EQ(
+      c.request("GET", fmt::format("/v1/analyses/{}?user_id=dave", hash), {}, traceparent('7'))
+          .status,
+      404u);
+  const Spans spans = after_shutdown(server, receiver);
+  const auto in_trace = [&](char trace) {
+    Spans out;
+    for (const auto& s : spans) {
+      if (text_of(s.at("traceId")) == std::string(32, trace)) out.push_back(s);
+    }
+    return out;
+  };
+  const Spans write = in_trace('5');
+  const json::object script = one_span(write, "EVALSHA");  // a versioned write is the script
+  EXPECT_TRUE(child_of(script, one_span(write, "cache_set")));
+  EXPECT_EQ(script.at("kind"), 3);  // CLIENT
+  EXPECT_EQ(attr(script, "db.system"), "redis");
+  EXPECT_EQ(attr(script, "db.operation"), "EVALSHA");
+  const Spans read = in_trace('6');
+  const json::object get = one_span(read, "GET");
+  EXPECT_TRUE(child_of(get, one_span(read, "cache_get")));
+  EXPECT_EQ(attr(get, "db.system"), "redis");
+
+  // The failed read's warning carries its trace (JSON logs), and its span the error.
+  const json::object failed_read = one_span(in_trace('7'), "cache_get");
+  ASSERT_FALSE(failed_read.empty());
+  EXPECT_EQ(failed_read.at("status").at("code"), 2);
+  std::istringstream lines(server.stderr_text());
+  std::string line;
+  int in_its_trace = 0;
+  while (std::getline(lines, line)) {
+    if (line.find("cache get failed") == std::string::npos) continue;
+    const json::object o = json::parse(line).as_object();
+    EXPECT_EQ(text_of(o.at("trace_id")), std::string(32, '7')) << line;
+    EXPECT_EQ(text_of(o.at("span_id")), text_of(failed_read.at("spanId"))) << line;
+    ++in_its_trace;
+  }
+  EXPECT_EQ(in_its_trace, 1) << server.stderr_text();
 }
 
 TEST(Tracing, a_request_without_a_valid_traceparent_starts_a_trace_of_its_own) {
