@@ -187,42 +187,48 @@ Spans after_shutdown(ServeProcess& server, const OtlpReceiver& receiver) {
   return ::testing::AssertionSuccess();
 }
 
+// A sampled traceparent of the caller's in the trace whose id is `trace` 32 times.
+HttpHeaders in_trace(char trace) {
+  return HttpHeaders{
+      {"traceparent", fmt::format("00-{}-{}-01", std::string(32, trace), caller_span)}};
+}
+
+// The spans of that trace.
+Spans of_trace(const Spans& spans, char trace) {
+  Spans out;
+  std::copy_if(spans.begin(), spans.end(), std::back_inserter(out), [&](const json::object& s) {
+    return text_of(s.at("traceId")) == std::string(32, trace);
+  });
+  return out;
+}
+
+// POSTs an analysis of `prompt` for `user` in `trace`; its prompt_hash (empty on failure).
+std::string create_in_trace(HttpClient& c, std::string_view prompt, std::string_view user,
+                            char trace) {
+  const std::string body = fmt::format(
+      R"({{"prompt":"{}","user_id":"{}","quality_scores":{{}},"improvement_suggestions":[]}})",
+      prompt, user);
+  const HttpResponse created = c.request("POST", "/v1/analyses", body, in_trace(trace));
+  EXPECT_EQ(created.status, 201u) << created.body;
+  if (created.status != 201u) return {};
+  return std::string(json::parse(created.body).at("prompt_hash").as_string());
+}
+
 TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_span) {
   OtlpReceiver receiver;
   TempDir dir;
   ServeProcess server = traced_serve(dir, receiver.endpoint());
   HttpClient c(server.port());
-  const auto traceparent = [](char trace) {
-    return HttpHeaders{
-        {"traceparent", fmt::format("00-{}-{}-01", std::string(32, trace), caller_span)}};
-  };
   // A write (the database, then the cache), a hit, a miss (the database through the cache's
   // load, the "not found" remembered), a delete.
-  const std::string body =
-      R"({"prompt":"traced","user_id":"alice","quality_scores":{},"improvement_suggestions":[]})";
-  const HttpResponse created = c.request("POST", "/v1/analyses", body, traceparent('1'));
-  ASSERT_EQ(created.status, 201u) << created.body;
-  const std::string created_hash =
-      std::string(json::parse(created.body).at("prompt_hash").as_string());
-  EXPECT_EQ(c.request("GET", fmt::format("/v1/analyses/{}?user_id=alice", created_hash), {},
-                      traceparent('2'))
-                .status,
-            200u);
-  EXPECT_EQ(c.request("GET", fmt::format("/v1/analyses/{}?user_id=bob", hash), {}, traceparent('3'))
-                .status,
-            404u);
-  EXPECT_EQ(c.request("DELETE", fmt::format("/v1/analyses/{}?user_id=alice", created_hash), {},
-                      traceparent('4'))
-                .status,
-            200u);
+  const std::string created_hash = create_in_trace(c, "traced", "alice", '1');
+  ASSERT_FALSE(created_hash.empty());
+  const std::string path = fmt::format("/v1/analyses/{}?user_id=alice", created_hash);
+  EXPECT_EQ(c.request("GET", path, {}, in_trace('2')).status, 200u);
+  const std::string missing = fmt::format("/v1/analyses/{}?user_id=bob", hash);
+  EXPECT_EQ(c.request("GET", missing, {}, in_trace('3')).status, 404u);
+  EXPECT_EQ(c.request("DELETE", path, {}, in_trace('4')).status, 200u);
   const Spans spans = after_shutdown(server, receiver);
-  const auto in_trace = [&](char trace) {
-    Spans out;
-    for (const auto& s : spans) {
-      if (text_of(s.at("traceId")) == std::string(32, trace)) out.push_back(s);
-    }
-    return out;
-  };
   const auto server_of = [](const Spans& trace) {
     const Spans servers = of_kind(trace, 2);
     EXPECT_EQ(servers.size(), 1u);
@@ -234,7 +240,7 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
   }
 
   {  // POST: INSERT, then cache_set of the row's version
-    const Spans trace = in_trace('1');
+    const Spans trace = of_trace(spans, '1');
     EXPECT_EQ(trace.size(), 3u);
     const json::object request = server_of(trace);
     const json::object insert = one_span(trace, "INSERT prompt_analysis_results");
@@ -251,7 +257,7 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
     EXPECT_EQ(attr(set, "cache.version"), "1");
   }
   {  // GET, a hit: the read alone, no load and no database
-    const Spans trace = in_trace('2');
+    const Spans trace = of_trace(spans, '2');
     EXPECT_EQ(trace.size(), 2u);
     const json::object request = server_of(trace);
     const json::object read = one_span(trace, "cache_get");
@@ -262,7 +268,7 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
     EXPECT_TRUE(of_kind(trace, 3).empty());
   }
   {  // GET, a miss: the read, then the load — the database's SELECT, the "not found" stored
-    const Spans trace = in_trace('3');
+    const Spans trace = of_trace(spans, '3');
     EXPECT_EQ(trace.size(), 5u);
     const json::object request = server_of(trace);
     const json::object read = one_span(trace, "cache_get");
@@ -279,7 +285,7 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
     EXPECT_TRUE(child_of(fill, load));
   }
   {  // DELETE: the row, then the tombstone
-    const Spans trace = in_trace('4');
+    const Spans trace = of_trace(spans, '4');
     EXPECT_EQ(trace.size(), 3u);
     const json::object request = server_of(trace);
     EXPECT_TRUE(child_of(one_span(trace, "DELETE prompt_analysis_results"), request));
@@ -288,9 +294,9 @@ TEST(Tracing, a_requests_cache_and_database_calls_are_children_of_its_server_spa
     EXPECT_EQ(attr(tombstone, "cache.version"), "2");
   }
   // Nothing outside the callers' traces: no cache span is a trace of its own.
-  EXPECT_EQ(
-      in_trace('1').size() + in_trace('2').size() + in_trace('3').size() + in_trace('4').size(),
-      spans.size());
+  EXPECT_EQ(of_trace(spans, '1').size() + of_trace(spans, '2').size() +
+                of_trace(spans, '3').size() + of_trace(spans, '4').size(),
+            spans.size());
 }
 
 TEST(Tracing, redis_commands_are_spans_when_asked_and_a_cache_failure_is_logged_in_its_trace) {
@@ -302,44 +308,27 @@ TEST(Tracing, redis_commands_are_spans_when_asked_and_a_cache_failure_is_logged_
                                       {"PROMPTCACHE_TRACE_REDIS", "true"},
                                       {"PROMPTCACHE_LOG_FORMAT", "json"}});
   HttpClient c(server.port());
-  const auto traceparent = [](char trace) {
-    return HttpHeaders{
-        {"traceparent", fmt::format("00-{}-{}-01", std::string(32, trace), caller_span)}};
-  };
-  const std::string body =
-      R"({"prompt":"redis","user_id":"carol","quality_scores":{},"improvement_suggestions":[]})";
-  const HttpResponse created = c.request("POST", "/v1/analyses", body, traceparent('5'));
-  ASSERT_EQ(created.status, 201u) << created.body;
-  const std::string path =
-      fmt::format("/v1/analyses/{}?user_id=carol",
-                  std::string(json::parse(created.body).at("prompt_hash").as_string()));
-  EXPECT_EQ(c.request("GET", path, {}, traceparent('6')).status, 200u);
+  const std::string created_hash = create_in_trace(c, "redis", "carol", '5');
+  ASSERT_FALSE(created_hash.empty());
+  const std::string path = fmt::format("/v1/analyses/{}?user_id=carol", created_hash);
+  EXPECT_EQ(c.request("GET", path, {}, in_trace('6')).status, 200u);
   redis.stop();  // the next read fails: logged in its request's trace
-  EXPECT_EQ(
-      c.request("GET", fmt::format("/v1/analyses/{}?user_id=dave", hash), {}, traceparent('7'))
-          .status,
-      404u);
+  const std::string missing = fmt::format("/v1/analyses/{}?user_id=dave", hash);
+  EXPECT_EQ(c.request("GET", missing, {}, in_trace('7')).status, 404u);
   const Spans spans = after_shutdown(server, receiver);
-  const auto in_trace = [&](char trace) {
-    Spans out;
-    for (const auto& s : spans) {
-      if (text_of(s.at("traceId")) == std::string(32, trace)) out.push_back(s);
-    }
-    return out;
-  };
-  const Spans write = in_trace('5');
+  const Spans write = of_trace(spans, '5');
   const json::object script = one_span(write, "EVALSHA");  // a versioned write is the script
   EXPECT_TRUE(child_of(script, one_span(write, "cache_set")));
   EXPECT_EQ(script.at("kind"), 3);  // CLIENT
   EXPECT_EQ(attr(script, "db.system"), "redis");
   EXPECT_EQ(attr(script, "db.operation"), "EVALSHA");
-  const Spans read = in_trace('6');
+  const Spans read = of_trace(spans, '6');
   const json::object get = one_span(read, "GET");
   EXPECT_TRUE(child_of(get, one_span(read, "cache_get")));
   EXPECT_EQ(attr(get, "db.system"), "redis");
 
   // The failed read's warning carries its trace (JSON logs), and its span the error.
-  const json::object failed_read = one_span(in_trace('7'), "cache_get");
+  const json::object failed_read = one_span(of_trace(spans, '7'), "cache_get");
   ASSERT_FALSE(failed_read.empty());
   EXPECT_EQ(failed_read.at("status").at("code"), 2);
   std::istringstream lines(server.stderr_text());
