@@ -11,6 +11,8 @@
 namespace promptcache::telemetry {
 namespace {
 
+using namespace std::string_view_literals;  // literals appended without a strlen
+
 // Whether `s` is printable ASCII without a quote or a backslash: written as it is. Most keys
 // and values are; checked eight bytes at a time.
 bool plain(std::string_view s) noexcept {
@@ -64,18 +66,18 @@ void any_value(std::string& out, const AttributeValue& value) {
       [&out](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, bool>) {
-          out += v ? R"({"boolValue":true})" : R"({"boolValue":false})";
+          out += v ? R"({"boolValue":true})"sv : R"({"boolValue":false})"sv;
         } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          out += R"({"intValue":)";
+          out += R"({"intValue":)"sv;
           int64(out, v);
           out += '}';
         } else if constexpr (std::is_same_v<T, double>) {
           // JSON has no NaN or infinity: the mapping's strings for them.
-          out += R"({"doubleValue":)";
+          out += R"({"doubleValue":)"sv;
           if (std::isnan(v)) {
-            out += R"("NaN")";
+            out += R"("NaN")"sv;
           } else if (std::isinf(v)) {
-            out += v > 0 ? R"("Infinity")" : R"("-Infinity")";
+            out += v > 0 ? R"("Infinity")"sv : R"("-Infinity")"sv;
           } else {
             char digits[32];
             const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
@@ -84,7 +86,7 @@ void any_value(std::string& out, const AttributeValue& value) {
           }
           out += '}';
         } else {
-          out += R"({"stringValue":)";
+          out += R"({"stringValue":)"sv;
           text(out, v);
           out += '}';
         }
@@ -108,9 +110,9 @@ void array(std::string& out, const List& list, Write write) {
 template <class List>
 void attributes(std::string& out, const List& list) {
   array(out, list, [&out](const Attribute& a) {
-    out += R"({"key":)";
+    out += R"({"key":)"sv;
     text(out, a.key);
-    out += R"(,"value":)";
+    out += R"(,"value":)"sv;
     any_value(out, a.value);
     out += '}';
   });
@@ -118,11 +120,11 @@ void attributes(std::string& out, const List& list) {
 
 void events(std::string& out, const std::vector<SpanEvent>& list) {
   array(out, list, [&out](const SpanEvent& e) {
-    out += R"({"timeUnixNano":)";
+    out += R"({"timeUnixNano":)"sv;
     int64(out, e.time_ns);
-    out += R"(,"name":)";
+    out += R"(,"name":)"sv;
     text(out, e.name);
-    out += R"(,"attributes":)";
+    out += R"(,"attributes":)"sv;
     attributes(out, e.attributes);
     out += '}';
   });
@@ -150,44 +152,44 @@ void hex(std::string& out, const std::array<std::uint8_t, N>& id) {
 }  // namespace
 
 void otlp_span_json(std::string& out, const SpanData& s) {
-  out += R"({"traceId":")";
+  out += R"({"traceId":")"sv;
   hex(out, s.trace_id);
-  out += R"(","spanId":")";
+  out += R"(","spanId":")"sv;
   hex(out, s.span_id);
   out += '"';
   if (!s.trace_state.empty()) {
-    out += R"(,"traceState":)";
+    out += R"(,"traceState":)"sv;
     text(out, s.trace_state);
   }
   if (!is_root(s.parent_span_id)) {
-    out += R"(,"parentSpanId":")";
+    out += R"(,"parentSpanId":")"sv;
     hex(out, s.parent_span_id);
     out += '"';
   }
-  out += R"(,"name":)";
+  out += R"(,"name":)"sv;
   text(out, s.name);
-  out += R"(,"kind":)";
+  out += R"(,"kind":)"sv;
   out += static_cast<char>('0' + static_cast<int>(s.kind));
-  out += R"(,"startTimeUnixNano":)";
+  out += R"(,"startTimeUnixNano":)"sv;
   int64(out, s.start_ns);
-  out += R"(,"endTimeUnixNano":)";
+  out += R"(,"endTimeUnixNano":)"sv;
   int64(out, s.end_ns);
-  out += R"(,"attributes":)";
+  out += R"(,"attributes":)"sv;
   attributes(out, s.attributes);
   if (!s.events.empty()) {
-    out += R"(,"events":)";
+    out += R"(,"events":)"sv;
     events(out, s.events);
   }
-  out += R"(,"status":{)";
+  out += R"(,"status":{)"sv;
   if (s.status != StatusCode::unset) {
-    out += R"("code":)";
+    out += R"("code":)"sv;
     out += static_cast<char>('0' + static_cast<int>(s.status));
     if (!s.status_message.empty()) {
-      out += R"(,"message":)";
+      out += R"(,"message":)"sv;
       text(out, s.status_message);
     }
   }
-  out += "}}";
+  out += "}}"sv;
 }
 
 std::string otlp_json(const Resource& resource, const Scope& scope,
@@ -205,17 +207,17 @@ std::string otlp_json(const Resource& resource, const Scope& scope,
 void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
                       std::string_view encoded_spans) {
   out.reserve(out.size() + 256 + encoded_spans.size());
-  out += R"({"resourceSpans":[{"resource":{"attributes":)";
+  out += R"({"resourceSpans":[{"resource":{"attributes":)"sv;
   attributes(out, resource.attributes);
-  out += R"(},"scopeSpans":[{"scope":{"name":)";
+  out += R"(},"scopeSpans":[{"scope":{"name":)"sv;
   text(out, scope.name);
   if (!scope.version.empty()) {
-    out += R"(,"version":)";
+    out += R"(,"version":)"sv;
     text(out, scope.version);
   }
-  out += R"(},"spans":[)";
+  out += R"(},"spans":[)"sv;
   out += encoded_spans;
-  out += "]}]}]}";
+  out += "]}]}]}"sv;
 }
 
 }  // namespace promptcache::telemetry
