@@ -74,14 +74,20 @@ EOF
     ;;
 esac
 
-# Three servers on one database and one Redis: untraced, traced, sampled out.
+# Three servers on one database and one Redis: untraced, traced, sampled out. A process's own
+# luck (where its memory and threads land) moves its throughput by a few per cent for its whole
+# life, as much as what is measured: each round starts the three afresh.
 declare -A url pid
-start_mode() {  # mode VAR=value...
+start_mode() {  # mode -> started, its url and pid set
   local mode=$1 port
-  shift
+  local -a env_of=()
+  case "$mode" in
+    traced) env_of=(OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_BSP_SCHEDULE_DELAY=200) ;;
+    sampled_out) env_of=(OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_TRACES_SAMPLER=always_off) ;;
+  esac
   mkdir -p "$work/$mode"
   port=$(free_port)
-  env "$@" REDIS_URL="redis://127.0.0.1:$redis_port" "$promptcache_bin" serve \
+  env "${env_of[@]}" REDIS_URL="redis://127.0.0.1:$redis_port" "$promptcache_bin" serve \
     --listen "127.0.0.1:$port" --db "sqlite://$work/bench.db" --threads 1 \
     >"$work/$mode/serve.out" 2>"$work/$mode/serve.log" &
   pids+=($!)
@@ -89,11 +95,14 @@ start_mode() {  # mode VAR=value...
   for _ in $(seq 100); do grep -q listening "$work/$mode/serve.out" 2>/dev/null && break; sleep 0.05; done
   url[$mode]="http://127.0.0.1:$port"
 }
+stop_mode() {  # mode -> stopped (SIGTERM: the traced one flushes its spans)
+  kill "${pid[$1]}" 2>/dev/null || true
+  wait "${pid[$1]}" 2>/dev/null || true
+}
 start_mode untraced
-start_mode traced OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_BSP_SCHEDULE_DELAY=200
-start_mode sampled_out OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_TRACES_SAMPLER=always_off
 populate_analyses "${url[untraced]}" "$keys" "$work/paths.txt" "$work/analysis.json"
 write_paths_lua "$work/paths.lua"
+stop_mode untraced
 
 cpu_ticks() {  # pid -> user+system clock ticks so far
   awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -106,13 +115,19 @@ run_wrk() {  # mode -> "requests/s cpu-microseconds-per-request" (the server's o
   awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
     '/Requests\/sec/ { rps = $2 } /requests in/ { n = $1 } END { printf "%s %.2f\n", rps, ticks / hz * 1e6 / n }' <<<"$out"
 }
-for mode in untraced traced sampled_out; do  # warm-up: every cache and connection
-  PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d2s -s "$work/paths.lua" "${url[$mode]}" >/dev/null
-done
+metric() {  # mode outcome -> promptcache_otel_spans_total{outcome=...}
+  curl -s "${url[$1]}/metrics" | awk -v o="$2" '$1 == "promptcache_otel_spans_total{outcome=\"" o "\"}" { print $2 }'
+}
 results=()
 declare -A got
 modes=(untraced traced sampled_out)
+exported=0 dropped=0 failed=0
 for round in $(seq "$rounds"); do
+  for mode in "${modes[@]}"; do
+    start_mode "$mode"
+    # Warm-up: every cache and connection.
+    PATHS_FILE="$work/paths.txt" wrk -t1 -c"$conns" -d1s -s "$work/paths.lua" "${url[$mode]}" >/dev/null
+  done
   # Each round in another order (untraced first, then second, then third…): the machine's
   # drift within a round then favours no mode.
   for i in 0 1 2; do
@@ -120,10 +135,11 @@ for round in $(seq "$rounds"); do
     got[$mode]=$(run_wrk "$mode")
   done
   results+=("${got[untraced]} ${got[traced]} ${got[sampled_out]}")
+  exported=$((exported + $(metric traced exported)))
+  dropped=$((dropped + $(metric traced dropped)))
+  failed=$((failed + $(metric traced failed)))
+  for mode in "${modes[@]}"; do stop_mode "$mode"; done
 done
-exported=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="exported"\}/ { print $2 }')
-dropped=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="dropped"\}/ { print $2 }')
-failed=$(curl -s "${url[traced]}/metrics" | awk '/promptcache_otel_spans_total\{outcome="failed"\}/ { print $2 }')
 python3 - "$receiver_kind" "$exported" "$dropped" "$failed" "${results[@]}" <<'PY'
 import json, sys
 receiver, exported, dropped, failed = sys.argv[1:5]

@@ -1,10 +1,10 @@
-// make_otlp_tracer: spans recorded as SpanData, encoded by the thread that ends them and queued
-// as text in a BatchQueue, exported from one thread of the tracer's own through HttpPoster,
-// each batch retried as after_attempt() says.
+// make_otlp_tracer: spans recorded as SpanData, written as records (span_record.hpp) by the
+// thread that ends them and queued in a BatchQueue; one thread of the tracer's own encodes each
+// batch as OTLP/JSON and exports it through HttpPoster, retried as after_attempt() says.
 //
-// What a span costs its thread: its SpanData comes from a small per-thread pool (its vectors'
-// and strings' room kept), and nothing it allocates is freed on another thread — the exporter
-// gets bytes, copied into a batch buffer that is itself reused.
+// What a span costs its thread: its SpanData comes from a small per-thread pool (its
+// attributes' slots and strings' room kept), its record is a few copies into a batch buffer
+// that is itself reused, and nothing it allocates is freed on another thread.
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -22,6 +22,7 @@
 #include "telemetry/sansio/export_retry.hpp"
 #include "telemetry/sansio/http_exchange.hpp"
 #include "telemetry/sansio/otlp_json.hpp"
+#include "telemetry/sansio/span_record.hpp"
 
 namespace promptcache::telemetry {
 namespace {
@@ -68,14 +69,14 @@ class Pipeline {
             BatchLimits{config.max_queue_size, config.max_export_batch_size, config.schedule_delay},
             SteadyClock::now()) {}
 
-  // A finished span, encoded (otlp_span_json).
-  void end(std::string_view encoded_span) {
+  // A finished span's record.
+  void end(std::string_view record) {
     std::lock_guard lock(mutex_);
     if (stopped_) {
       ++dropped_after_stop_;
       return;
     }
-    (void)queue_.push(encoded_span);
+    (void)queue_.push(record);
     // The thread sleeps without a deadline while the queue is empty, and until the schedule
     // otherwise: told of the first span, and of a full batch.
     if (queue_.size() == 1 || queue_.size() == queue_.limits().max_batch) wake_.notify_one();
@@ -154,7 +155,13 @@ class Pipeline {
     const Scope scope{"promptcache", PROMPTCACHE_VERSION};
     const HttpTarget target = parse_http_target(config_.endpoint);
     body_.clear();  // its room kept from export to export: no fresh pages to fault in
-    otlp_json_append(body_, resource, scope, batch.json);
+    spans_json_.clear();
+    std::string_view records = batch.records;
+    while (!records.empty() && read_span_record(records, scratch_)) {
+      if (!spans_json_.empty()) spans_json_ += ',';
+      otlp_span_json(spans_json_, scratch_);
+    }
+    otlp_json_append(body_, resource, scope, spans_json_);
     const std::string head = post_head(target.host_header, target.path, config_.headers,
                                        body_.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
@@ -226,7 +233,10 @@ class Pipeline {
   std::atomic<std::uint64_t> failed_spans_{0};
   std::atomic<std::uint64_t> failed_exports_{0};
   SteadyClock::time_point last_warning_{};
-  std::string body_;  // the export request's body (the exporter's thread only)
+  // The exporter's thread only, each reused from export to export:
+  SpanData scratch_;        // a record read back
+  std::string spans_json_;  // the batch's spans as JSON
+  std::string body_;        // the export request's body
   std::minstd_rand rng_{std::random_device{}()};
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
 };
@@ -273,11 +283,12 @@ class RecordingSpan final : public Span {
       : pipeline_(std::move(pipeline)), data_(std::move(data)) {}
   ~RecordingSpan() override {
     data_->end_ns = unix_nanos();
-    // Encoded here, into this thread's buffer: only the bytes go to the exporter's thread.
-    thread_local std::string encoded;
-    encoded.clear();
-    otlp_span_json(encoded, *data_);
-    pipeline_->end(encoded);
+    // Its record, written here into this thread's buffer: only the bytes go to the exporter's
+    // thread, which encodes them.
+    thread_local std::string record;
+    record.clear();
+    write_span_record(record, *data_);
+    pipeline_->end(record);
     SpanDataPool::give_back(std::move(data_));
   }
   void set_attribute(std::string_view key, AttributeValue value) override {

@@ -13,6 +13,7 @@
 #include "telemetry/sansio/export_retry.hpp"
 #include "telemetry/sansio/http_exchange.hpp"
 #include "telemetry/sansio/otlp_json.hpp"
+#include "telemetry/sansio/span_record.hpp"
 
 namespace promptcache::telemetry {
 namespace {
@@ -132,12 +133,51 @@ TEST(OtlpJson, a_key_set_again_is_replaced_and_a_cleared_span_starts_empty) {
   EXPECT_EQ(attrs.at("cache.tier").at("stringValue"), "redis");
 }
 
+TEST(SpanRecord, a_span_read_back_from_its_record_encodes_as_the_span_itself) {
+  SpanData first = sample_span();
+  first.trace_state = "vendor=opaque";
+  first.attributes.set_text("user_agent.original", "a\"b\xff");  // text as it came
+  SpanData second;
+  second.name = "cache_get";
+  second.attributes.set("cache.hit", true);
+  std::string records;
+  write_span_record(records, first);
+  write_span_record(records, second);
+
+  SpanData scratch;
+  scratch.attributes.set_text("left.over", "from an earlier record");
+  std::string_view in = records;
+  std::vector<std::string> encoded;
+  while (!in.empty()) {
+    ASSERT_TRUE(read_span_record(in, scratch));
+    otlp_span_json(encoded.emplace_back(), scratch);
+  }
+  ASSERT_EQ(encoded.size(), 2u);
+  std::string expected_first;
+  otlp_span_json(expected_first, first);
+  std::string expected_second;
+  otlp_span_json(expected_second, second);
+  EXPECT_EQ(encoded[0], expected_first);
+  EXPECT_EQ(encoded[1], expected_second);  // nothing of the first (nor the left-over) in it
+}
+
+TEST(SpanRecord, a_record_cut_short_anywhere_is_refused_and_nothing_is_consumed) {
+  std::string record;
+  write_span_record(record, sample_span());
+  for (std::size_t n = 0; n < record.size(); ++n) {
+    std::string_view in(record.data(), n);
+    SpanData into;
+    EXPECT_FALSE(read_span_record(in, into)) << n;
+    EXPECT_EQ(in.size(), n) << n;
+  }
+}
+
 using Clock = BatchQueue::Clock;
 const Clock::time_point t0 = Clock::time_point{} + 1000s;
 
-// A span's encoded text, as a recording thread queues it.
+// A stand-in for a span's record, as a recording thread queues it.
 std::string named(int i) {
-  return "{\"name\":\"" + std::to_string(i) + "\"}";
+  return "<record " + std::to_string(i) + ">";  // two are past std::string's inner room
 }
 
 TEST(BatchQueue, spans_past_the_bound_are_dropped_and_counted) {
@@ -161,8 +201,7 @@ TEST(BatchQueue, a_batch_is_due_when_full_or_when_the_delay_has_passed) {
   EXPECT_EQ(q.due(), Clock::time_point::min());  // a full batch: now
   const auto batch = q.take(t0 + 1s);
   EXPECT_EQ(batch.spans, 3u);
-  // Oldest first, as the inside of a JSON array.
-  EXPECT_EQ("[" + batch.json + "]", R"([{"name":"1"},{"name":"2"},{"name":"3"}])");
+  EXPECT_EQ(batch.records, named(1) + named(2) + named(3));  // oldest first
   EXPECT_TRUE(q.empty());
   (void)q.push(named(4));
   EXPECT_EQ(q.due(), t0 + 1s + 5000ms);  // the schedule restarted at the take
@@ -173,19 +212,19 @@ TEST(BatchQueue, batches_are_cut_at_the_batch_size_and_their_buffers_used_again)
   for (int i = 1; i <= 5; ++i) (void)q.push(named(i));
   EXPECT_EQ(q.size(), 5u);
   auto first = q.take(t0);
-  EXPECT_EQ(first.json, R"({"name":"1"},{"name":"2"})");
-  const std::size_t room = first.json.capacity();
-  const char* buffer = first.json.data();
+  EXPECT_EQ(first.records, named(1) + named(2));
+  const std::size_t room = first.records.capacity();
+  const char* buffer = first.records.data();
   q.recycle(std::move(first));
-  EXPECT_EQ(q.take(t0).json, R"({"name":"3"},{"name":"4"})");
+  EXPECT_EQ(q.take(t0).records, named(3) + named(4));
   EXPECT_EQ(q.size(), 1u);
   (void)q.push(named(6));  // fills the batch holding 5
   (void)q.push(named(7));  // a new batch: in the recycled buffer
-  EXPECT_EQ(q.take(t0).json, R"({"name":"5"},{"name":"6"})");
+  EXPECT_EQ(q.take(t0).records, named(5) + named(6));
   const auto last = q.take(t0);
-  EXPECT_EQ(last.json, R"({"name":"7"})");
-  EXPECT_EQ(last.json.data(), buffer);
-  EXPECT_GE(last.json.capacity(), room);
+  EXPECT_EQ(last.records, named(7));
+  EXPECT_EQ(last.records.data(), buffer);
+  EXPECT_GE(last.records.capacity(), room);
   EXPECT_TRUE(q.empty());
   EXPECT_EQ(q.take(t0).spans, 0u);  // nothing left: an empty batch
 }

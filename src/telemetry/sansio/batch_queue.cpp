@@ -14,7 +14,7 @@ BatchQueue::BatchQueue(BatchLimits limits, Clock::time_point now)
   limits_.max_batch = std::clamp<std::size_t>(limits_.max_batch, 1, limits_.max_queue);
 }
 
-bool BatchQueue::push(std::string_view encoded_span) {
+bool BatchQueue::push(std::string_view record) {
   if (size_ >= limits_.max_queue) {
     ++dropped_;
     return false;
@@ -22,14 +22,13 @@ bool BatchQueue::push(std::string_view encoded_span) {
   if (batches_.empty() || batches_.back().spans >= limits_.max_batch) {
     EncodedBatch fresh;
     if (!spare_.empty()) {
-      fresh.json = std::move(spare_.back());
+      fresh.records = std::move(spare_.back());
       spare_.pop_back();
     }
     batches_.push_back(std::move(fresh));
   }
   EncodedBatch& last = batches_.back();
-  if (last.spans > 0) last.json += ',';
-  last.json += encoded_span;
+  last.records += record;
   ++last.spans;
   ++size_;
   return true;
@@ -53,8 +52,8 @@ EncodedBatch BatchQueue::take(Clock::time_point now) {
 
 void BatchQueue::recycle(EncodedBatch&& batch) {
   if (spare_.size() >= spare_buffers) return;
-  batch.json.clear();  // its room kept
-  spare_.push_back(std::move(batch.json));
+  batch.records.clear();  // its room kept
+  spare_.push_back(std::move(batch.records));
 }
 
 }  // namespace promptcache::telemetry

@@ -1,13 +1,14 @@
-// The batch span processor's queue, without a thread or a clock: finished spans, already
-// encoded (otlp_span_json), wait here until a batch is full or the schedule delay has passed
+// The batch span processor's queue, without a thread or a clock: finished spans, as records of
+// bytes (span_record.hpp), wait here until a batch is full or the schedule delay has passed
 // since the last export, up to a bound past which new spans are dropped and counted (OTEL_BSP_*
 // of the OpenTelemetry SDK spec). The exporter's thread drives it: push from any thread (under
 // the exporter's lock), due() to decide when to wake, take() for the next batch, recycle() to
 // hand its buffer back.
 //
-// Spans are queued as text, in batches made as they come: a span's recording thread encodes it
-// and only its bytes cross to the exporter's thread — no span object is freed on another thread
-// than the one that made it, and a batch's buffer is used again (no allocation once warm).
+// Spans are queued as bytes, in batches made as they come: a span's recording thread writes its
+// record and only those bytes cross to the exporter's thread — no span object is freed on
+// another thread than the one that made it, and a batch's buffer is used again (no allocation
+// once warm).
 #pragma once
 
 #include <chrono>
@@ -26,10 +27,9 @@ struct BatchLimits {
   std::chrono::milliseconds schedule_delay{5000};  // OTEL_BSP_SCHEDULE_DELAY
 };
 
-// Encoded spans, oldest first: their OTLP/JSON objects separated by commas (the inside of an
-// export request's "spans" array).
+// Spans' records, oldest first, one after the other.
 struct EncodedBatch {
-  std::string json;
+  std::string records;
   std::size_t spans = 0;
 };
 
@@ -39,9 +39,8 @@ class BatchQueue {
 
   explicit BatchQueue(BatchLimits limits, Clock::time_point now = Clock::time_point{});
 
-  // Queues a finished span's JSON object; false (and counted as dropped) when the queue is
-  // full.
-  bool push(std::string_view encoded_span);
+  // Queues a finished span's record; false (and counted as dropped) when the queue is full.
+  bool push(std::string_view record);
   // When the next batch is due: now if a full batch waits or a flush was asked, the schedule
   // delay after the last take if anything waits, never (time_point::max) when empty.
   [[nodiscard]] Clock::time_point due() const noexcept;
