@@ -232,7 +232,7 @@ void Api::end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Respo
   }
   // The answer carries the trace it belongs to, sampled or not: the caller can find it.
   if (span.context().valid()) {
-    res.set("traceparent", telemetry::format_traceparent(span.context()));
+    res.set("traceparent", telemetry::traceparent_text(span.context()).view());
     if (!span.context().trace_state.empty()) res.set("tracestate", span.context().trace_state);
   }
 }

@@ -1,6 +1,7 @@
 #include "promptcache/telemetry/span_context.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 namespace promptcache::telemetry {
@@ -81,12 +82,18 @@ std::string to_hex(const SpanId& id) {
   return hex(id);
 }
 
-std::string format_traceparent(const SpanContext& context) {
-  std::string out = "00-________________________________-________________-00";  // one allocation
-  hex_at(out.data() + 3, context.trace_id);
-  hex_at(out.data() + 36, context.span_id);
-  if (context.sampled) out[54] = '1';
+TraceparentText traceparent_text(const SpanContext& context) noexcept {
+  TraceparentText out;
+  std::memcpy(out.text, "00-", 3);
+  hex_at(out.text + 3, context.trace_id);
+  out.text[35] = '-';
+  hex_at(out.text + 36, context.span_id);
+  std::memcpy(out.text + 52, context.sampled ? "-01" : "-00", 3);
   return out;
+}
+
+std::string format_traceparent(const SpanContext& context) {
+  return std::string(traceparent_text(context).view());
 }
 
 std::optional<SpanContext> parse_traceparent(std::string_view header,

@@ -31,6 +31,12 @@ struct SpanContext {
 
 // The traceparent header of a context: "00-<trace id>-<span id>-<flags>".
 [[nodiscard]] std::string format_traceparent(const SpanContext& context);
+// The same text in place, without an allocation (a response header per request).
+struct TraceparentText {
+  char text[55];
+  [[nodiscard]] std::string_view view() const noexcept { return {text, sizeof text}; }
+};
+[[nodiscard]] TraceparentText traceparent_text(const SpanContext& context) noexcept;
 
 // A traceparent header as W3C Trace Context level 1 reads it: version 00 exactly (55
 // characters); a later version's first four fields, whatever follows them; version ff, upper
