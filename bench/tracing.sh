@@ -4,8 +4,10 @@
 # (a SERVER span and its cache spans per request, exported), and configured but sampled out
 # (OTEL_TRACES_SAMPLER=always_off). The three servers run side by side and are measured in
 # turn, ROUNDS times; each round's cost is 1 - traced/untraced (and sampled-out/untraced) of
-# that round, and the median round is the figure. The order of the three rotates from round to
-# round.
+# that round, and the median round is the figure. The order rotates from round to round. A
+# fourth server, untraced too (`control`), is measured the same way: its "cost" against the
+# first is what this machine's noise alone makes of two identical servers — a cost below it
+# is not told apart from none.
 # Targets: traced <= 10 %, sampled out <= 2 %.
 #
 # The receiver: RECEIVER=sink (the default) is nginx answering every export 200 without
@@ -84,6 +86,7 @@ start_mode() {  # mode -> started, its url and pid set
   case "$mode" in
     traced) env_of=(OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_BSP_SCHEDULE_DELAY=200) ;;
     sampled_out) env_of=(OTEL_EXPORTER_OTLP_ENDPOINT="$receiver" OTEL_TRACES_SAMPLER=always_off) ;;
+    control) env_of=(PROMPTCACHE_BENCH_CONTROL=1) ;;  # untraced, as `untraced`
   esac
   mkdir -p "$work/$mode"
   port=$(free_port)
@@ -120,7 +123,7 @@ metric() {  # mode outcome -> promptcache_otel_spans_total{outcome=...}
 }
 results=()
 declare -A got
-modes=(untraced traced sampled_out)
+modes=(untraced traced sampled_out control)
 exported=0 dropped=0 failed=0
 for round in $(seq "$rounds"); do
   for mode in "${modes[@]}"; do
@@ -130,11 +133,11 @@ for round in $(seq "$rounds"); do
   done
   # Each round in another order (untraced first, then second, then third…): the machine's
   # drift within a round then favours no mode.
-  for i in 0 1 2; do
-    mode=${modes[$(((i + round) % 3))]}
+  for i in 0 1 2 3; do
+    mode=${modes[$(((i + round) % 4))]}
     got[$mode]=$(run_wrk "$mode")
   done
-  results+=("${got[untraced]} ${got[traced]} ${got[sampled_out]}")
+  results+=("${got[untraced]} ${got[traced]} ${got[sampled_out]} ${got[control]}")
   exported=$((exported + $(metric traced exported)))
   dropped=$((dropped + $(metric traced dropped)))
   failed=$((failed + $(metric traced failed)))
@@ -145,12 +148,15 @@ import json, sys
 receiver, exported, dropped, failed = sys.argv[1:5]
 rounds = []
 for r in sys.argv[5:]:
-    u, ucpu, t, tcpu, s, scpu = map(float, r.split())
-    rounds.append({"untraced": u, "traced": t, "sampled_out": s,
+    u, ucpu, t, tcpu, s, scpu, c, ccpu = map(float, r.split())
+    rounds.append({"untraced": u, "traced": t, "sampled_out": s, "control": c,
                    "traced_cost": round(1 - t / u, 3), "sampled_out_cost": round(1 - s / u, 3),
-                   "cpu_us_per_request": {"untraced": ucpu, "traced": tcpu, "sampled_out": scpu},
+                   "control_cost": round(1 - c / u, 3),
+                   "cpu_us_per_request": {"untraced": ucpu, "traced": tcpu, "sampled_out": scpu,
+                                          "control": ccpu},
                    "traced_cpu_cost": round(tcpu / ucpu - 1, 3),
-                   "sampled_out_cpu_cost": round(scpu / ucpu - 1, 3)})
+                   "sampled_out_cpu_cost": round(scpu / ucpu - 1, 3),
+                   "control_cpu_cost": round(ccpu / ucpu - 1, 3)})
     print(json.dumps({"workload": "http_get tracing", **rounds[-1]}))
 def median(key):
     return sorted(r[key] for r in rounds)[len(rounds) // 2]
@@ -158,10 +164,16 @@ print(json.dumps({"workload": "http_get tracing summary", "receiver": receiver, 
                   "spans_exported": int(exported), "spans_dropped": int(dropped),
                   "spans_failed": int(failed or 0),
                   "traced_cost": median("traced_cost"), "sampled_out_cost": median("sampled_out_cost"),
+                  "control_cost": median("control_cost"),
+                  "control_cost_spread": [min(r["control_cost"] for r in rounds),
+                                          max(r["control_cost"] for r in rounds)],
                   "traced_cpu_cost": median("traced_cpu_cost"),
-                  "sampled_out_cpu_cost": median("sampled_out_cpu_cost")}))
+                  "sampled_out_cpu_cost": median("sampled_out_cpu_cost"),
+                  "control_cpu_cost": median("control_cpu_cost")}))
 print("tracing cost: traced %.1f %% (target <= 10), sampled out %.1f %% (target <= 2); median of %d rounds" % (
     100 * median("traced_cost"), 100 * median("sampled_out_cost"), len(rounds)))
 print("server CPU per request: traced +%.1f %%, sampled out +%.1f %% (median of %d rounds)" % (
     100 * median("traced_cpu_cost"), 100 * median("sampled_out_cpu_cost"), len(rounds)))
+print("noise floor (an identical untraced server): %.1f %% fewer requests/s, CPU %+.1f %%" % (
+    100 * median("control_cost"), 100 * median("control_cpu_cost")))
 PY
