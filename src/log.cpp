@@ -118,26 +118,18 @@ LogTraceScope::LogTraceScope(std::string_view trace_id, std::string_view span_id
 
 LogTraceScope::LogTraceScope(std::span<const std::uint8_t, 16> trace_id,
                              std::span<const std::uint8_t, 8> span_id) noexcept
-    : trace_bytes_(trace_id.data()),
-      span_bytes_(span_id.data()),
-      trace_len_(sizeof trace_id_),
-      span_len_(sizeof span_id_),
-      outer_(current_trace) {
-  current_trace = this;
-}
-
-void LogTraceScope::fill() const noexcept {
-  if (trace_bytes_ == nullptr) return;  // text given, or made already
+    : trace_len_(sizeof trace_id_), span_len_(sizeof span_id_), outer_(current_trace) {
+  // Lowercase hex, as the ids are written everywhere else (telemetry::write_hex, a layer up).
   static constexpr char digits[] = "0123456789abcdef";
-  const auto hex = [](const std::uint8_t* bytes, std::size_t n, char* out) {
-    for (std::size_t i = 0; i < n; ++i) {
+  const auto hex = [](std::span<const std::uint8_t> bytes, char* out) {
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
       out[2 * i] = digits[bytes[i] >> 4];
       out[2 * i + 1] = digits[bytes[i] & 0xf];
     }
   };
-  hex(trace_bytes_, sizeof trace_id_ / 2, trace_id_);
-  hex(span_bytes_, sizeof span_id_ / 2, span_id_);
-  trace_bytes_ = nullptr;
+  hex(trace_id, trace_id_);
+  hex(span_id, span_id_);
+  current_trace = this;
 }
 
 LogTraceScope::~LogTraceScope() {

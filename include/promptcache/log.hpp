@@ -32,8 +32,7 @@ void set_logger(std::shared_ptr<spdlog::logger> logger);
 // around the log call only, never across a co_await: a coroutine's thread runs other requests
 // while it waits.
 // Ids as hex text (at most 32 and 16 characters kept), or as the ids' bytes (a trace id's 16, a
-// span id's 8, referred to — they must outlive the scope — and written as hex only when a JSON
-// line is formatted). Allocates nothing.
+// span id's 8). Allocates nothing.
 class LogTraceScope {
  public:
   LogTraceScope(std::string_view trace_id, std::string_view span_id) noexcept;
@@ -44,22 +43,11 @@ class LogTraceScope {
   LogTraceScope& operator=(const LogTraceScope&) = delete;
 
  private:
-  [[nodiscard]] std::string_view trace_id() const noexcept {
-    fill();
-    return {trace_id_, trace_len_};
-  }
-  [[nodiscard]] std::string_view span_id() const noexcept {
-    fill();
-    return {span_id_, span_len_};
-  }
+  [[nodiscard]] std::string_view trace_id() const noexcept { return {trace_id_, trace_len_}; }
+  [[nodiscard]] std::string_view span_id() const noexcept { return {span_id_, span_len_}; }
 
-  // The ids' text, made from the bytes when first asked.
-  void fill() const noexcept;
-
-  mutable const std::uint8_t* trace_bytes_ = nullptr;  // the bytes, until fill()
-  const std::uint8_t* span_bytes_ = nullptr;
-  mutable char trace_id_[32];
-  mutable char span_id_[16];
+  char trace_id_[32];
+  char span_id_[16];
   std::size_t trace_len_ = 0;
   std::size_t span_len_ = 0;
   const LogTraceScope* outer_;

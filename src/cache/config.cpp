@@ -37,6 +37,7 @@ void read_store(CacheConfig& cfg, const net::ClientConfig::Getenv& getenv,
 
 void read_service(ServiceOptions& service, const net::EnvReader& env) {
   env.count("PROMPTCACHE_DEFAULT_TTL", service.default_ttl, 0, 1ll << 40);
+  env.flag("PROMPTCACHE_TRACE_REDIS", service.redis_command_spans);
   env.percent("PROMPTCACHE_TTL_JITTER_PERCENT", service.ttl_jitter, 50);
   env.count("PROMPTCACHE_NEGATIVE_TTL_SECONDS", service.negative_ttl, 0, 1ll << 40);
   env.count("PROMPTCACHE_STALE_GRACE_SECONDS", service.stale_grace, 0, 1ll << 40);

@@ -210,9 +210,6 @@ OtlpConfig OtlpConfig::from_env(const Getenv& getenv) {
   read_sampler(getenv, c);
   read_batch(getenv, c);
   read_resource(getenv, c);
-  if (auto v = getenv("PROMPTCACHE_TRACE_REDIS")) {
-    c.redis_command_spans = truth("PROMPTCACHE_TRACE_REDIS", *v);
-  }
   bool disabled = false;
   if (auto v = getenv("OTEL_SDK_DISABLED")) disabled = truth("OTEL_SDK_DISABLED", *v);
   if (auto v = getenv("OTEL_TRACES_EXPORTER")) {

@@ -65,9 +65,17 @@ class Pipeline {
  public:
   explicit Pipeline(const OtlpConfig& config)
       : config_(config),
+        target_(parse_http_target(config.endpoint)),
         queue_(
             BatchLimits{config.max_queue_size, config.max_export_batch_size, config.schedule_delay},
-            SteadyClock::now()) {}
+            SteadyClock::now()) {
+    resource_.attributes.push_back({"service.name", config_.service_name});
+    for (const auto& [k, v] : config_.resource_attributes) {
+      if (k != "service.name") resource_.attributes.push_back({k, v});
+    }
+    resource_.attributes.push_back({"telemetry.sdk.name", std::string("promptcache")});
+    resource_.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
+  }
 
   // A finished span's record.
   void end(std::string_view record) {
@@ -112,7 +120,7 @@ class Pipeline {
 
   // The exporter's thread.
   void run() {
-    HttpPoster poster(parse_http_target(config_.endpoint));
+    HttpPoster poster(target_);
     std::unique_lock lock(mutex_);
     for (;;) {
       const auto now = SteadyClock::now();
@@ -145,24 +153,17 @@ class Pipeline {
 
  private:
   void export_batch(HttpPoster& poster, const EncodedBatch& batch) {
-    Resource resource;
-    resource.attributes.push_back({"service.name", config_.service_name});
-    for (const auto& [k, v] : config_.resource_attributes) {
-      if (k != "service.name") resource.attributes.push_back({k, v});
-    }
-    resource.attributes.push_back({"telemetry.sdk.name", std::string("promptcache")});
-    resource.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
-    const Scope scope{"promptcache", PROMPTCACHE_VERSION};
-    const HttpTarget target = parse_http_target(config_.endpoint);
+    static const Scope scope{"promptcache", PROMPTCACHE_VERSION};
     body_.clear();  // its room kept from export to export: no fresh pages to fault in
-    spans_json_.clear();
+    otlp_json_open(body_, resource_, scope);
     std::string_view records = batch.records;
-    while (!records.empty() && read_span_record(records, scratch_)) {
-      if (!spans_json_.empty()) spans_json_ += ',';
-      otlp_span_json(spans_json_, scratch_);
+    for (bool first = true; !records.empty() && read_span_record(records, scratch_);
+         first = false) {
+      if (!first) body_ += ',';
+      otlp_span_json(body_, scratch_);
     }
-    otlp_json_append(body_, resource, scope, spans_json_);
-    const std::string head = post_head(target.host_header, target.path, config_.headers,
+    otlp_json_close(body_);
+    const std::string head = post_head(target_.host_header, target_.path, config_.headers,
                                        body_.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
     for (int attempt = 1;; ++attempt) {
@@ -220,6 +221,8 @@ class Pipeline {
   }
 
   const OtlpConfig config_;
+  Resource resource_;  // what every export names: service.name and the rest
+  HttpTarget target_;  // the endpoint, parsed
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // the thread: a full batch, a flush, a stop
   std::condition_variable idle_;  // the flushers: the queue ran empty
@@ -234,9 +237,8 @@ class Pipeline {
   std::atomic<std::uint64_t> failed_exports_{0};
   SteadyClock::time_point last_warning_{};
   // The exporter's thread only, each reused from export to export:
-  SpanData scratch_;        // a record read back
-  std::string spans_json_;  // the batch's spans as JSON
-  std::string body_;        // the export request's body
+  SpanData scratch_;  // a record read back
+  std::string body_;  // the export request's body
   std::minstd_rand rng_{std::random_device{}()};
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
 };

@@ -9,19 +9,10 @@ namespace {
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
-// An id's hex at `out` (2 N characters).
-template <std::size_t N>
-void hex_at(char* out, const std::array<std::uint8_t, N>& id) {
-  for (std::size_t i = 0; i < N; ++i) {
-    out[2 * i] = hex_digits[id[i] >> 4];
-    out[2 * i + 1] = hex_digits[id[i] & 15];
-  }
-}
-
 template <std::size_t N>
 std::string hex(const std::array<std::uint8_t, N>& id) {
   std::string out(2 * N, '0');
-  hex_at(out.data(), id);
+  write_hex(out.data(), id);
   return out;
 }
 
@@ -82,12 +73,19 @@ std::string to_hex(const SpanId& id) {
   return hex(id);
 }
 
+void write_hex(char* out, std::span<const std::uint8_t> bytes) noexcept {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = hex_digits[bytes[i] >> 4];
+    out[2 * i + 1] = hex_digits[bytes[i] & 15];
+  }
+}
+
 TraceparentText traceparent_text(const SpanContext& context) noexcept {
   TraceparentText out;
   std::memcpy(out.text, "00-", 3);
-  hex_at(out.text + 3, context.trace_id);
+  write_hex(out.text + 3, context.trace_id);
   out.text[35] = '-';
-  hex_at(out.text + 36, context.span_id);
+  write_hex(out.text + 36, context.span_id);
   std::memcpy(out.text + 52, context.sampled ? "-01" : "-00", 3);
   return out;
 }

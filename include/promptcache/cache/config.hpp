@@ -70,7 +70,8 @@ struct CacheConfig {
   LocalStoreOptions local;  // PROMPTCACHE_LOCAL_MAX_ENTRIES, PROMPTCACHE_LOCAL_MAX_BYTES
   // The service's own options: PROMPTCACHE_DEFAULT_TTL, _TTL_JITTER_PERCENT (0–50),
   // _COMPRESS_THRESHOLD, _BREAKER_FAILURES, _BREAKER_OPEN_SECONDS, _NEGATIVE_TTL_SECONDS,
-  // _STALE_GRACE_SECONDS, _EARLY_REFRESH_PERCENT (0–50), _LEASE_MS, _TOMBSTONE_SECONDS.
+  // _STALE_GRACE_SECONDS, _EARLY_REFRESH_PERCENT (0–50), _LEASE_MS, _TOMBSTONE_SECONDS,
+  // PROMPTCACHE_TRACE_REDIS.
   ServiceOptions service;
   // The near tier (with Redis only): PROMPTCACHE_NEAR_CACHE=on, bounded by
   // PROMPTCACHE_NEAR_MAX_ENTRIES (10 000) and PROMPTCACHE_NEAR_MAX_BYTES (64 MiB), no entry kept
@@ -84,12 +85,7 @@ struct CacheConfig {
   // the exporter when no tracer is handed in.
   telemetry::OtlpConfig tracing;
 
-  // `service`, with redis_command_spans from `tracing` (PROMPTCACHE_TRACE_REDIS).
-  [[nodiscard]] ServiceOptions service_options() const {
-    ServiceOptions options = service;
-    options.redis_command_spans = options.redis_command_spans || tracing.redis_command_spans;
-    return options;
-  }
+  [[nodiscard]] const ServiceOptions& service_options() const noexcept { return service; }
   // What store::make_store chooses the store from (store/factory.hpp); `tracking`: the near
   // tier listening to the clients' invalidations, if any.
   [[nodiscard]] store::StoreSpec store_spec(

@@ -39,9 +39,6 @@ struct OtlpConfig {
   // service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES's, else the default.
   std::string service_name = "promptcache";
   Pairs resource_attributes;  // OTEL_RESOURCE_ATTRIBUTES, percent-decoded
-  // One CLIENT span per Redis command under each cache operation (PROMPTCACHE_TRACE_REDIS):
-  // for debugging, off by default.
-  bool redis_command_spans = false;
 
   // Reads the variables; ConfigError naming the variable for a value it cannot use (a header's
   // value is never repeated in the message).

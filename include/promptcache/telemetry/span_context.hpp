@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,8 @@ struct SpanContext {
 // Lowercase hex of an id, as traceparent and OTLP/JSON write it.
 [[nodiscard]] std::string to_hex(const TraceId& id);
 [[nodiscard]] std::string to_hex(const SpanId& id);
+// The same, written at `out` (2 × bytes.size() characters): no string of its own.
+void write_hex(char* out, std::span<const std::uint8_t> bytes) noexcept;
 
 // The traceparent header of a context: "00-<trace id>-<span id>-<flags>".
 [[nodiscard]] std::string format_traceparent(const SpanContext& context);

@@ -140,13 +140,9 @@ bool is_root(const SpanId& parent) {
 // An id's lowercase hex, appended (no string of its own).
 template <std::size_t N>
 void hex(std::string& out, const std::array<std::uint8_t, N>& id) {
-  static constexpr char digits[] = "0123456789abcdef";
   const std::size_t at = out.size();
   out.resize(at + 2 * N);
-  for (std::size_t i = 0; i < N; ++i) {
-    out[at + 2 * i] = digits[id[i] >> 4];
-    out[at + 2 * i + 1] = digits[id[i] & 0xf];
-  }
+  write_hex(out.data() + at, id);
 }
 
 }  // namespace
@@ -194,19 +190,19 @@ void otlp_span_json(std::string& out, const SpanData& s) {
 
 std::string otlp_json(const Resource& resource, const Scope& scope,
                       std::span<const SpanData> spans) {
-  std::string encoded;
-  for (const SpanData& s : spans) {
-    if (!encoded.empty()) encoded += ',';
-    otlp_span_json(encoded, s);
-  }
   std::string out;
-  otlp_json_append(out, resource, scope, encoded);
+  otlp_json_open(out, resource, scope);
+  bool first = true;
+  for (const SpanData& s : spans) {
+    if (!first) out += ',';
+    first = false;
+    otlp_span_json(out, s);
+  }
+  otlp_json_close(out);
   return out;
 }
 
-void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
-                      std::string_view encoded_spans) {
-  out.reserve(out.size() + 256 + encoded_spans.size());
+void otlp_json_open(std::string& out, const Resource& resource, const Scope& scope) {
   out += R"({"resourceSpans":[{"resource":{"attributes":)"sv;
   attributes(out, resource.attributes);
   out += R"(},"scopeSpans":[{"scope":{"name":)"sv;
@@ -216,7 +212,9 @@ void otlp_json_append(std::string& out, const Resource& resource, const Scope& s
     text(out, scope.version);
   }
   out += R"(},"spans":[)"sv;
-  out += encoded_spans;
+}
+
+void otlp_json_close(std::string& out) {
   out += "]}]}]}"sv;
 }
 

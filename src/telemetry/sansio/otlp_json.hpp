@@ -28,10 +28,10 @@ struct Scope {
                                     std::span<const SpanData> spans);
 // One span's JSON object, appended to `out`: what a recording thread queues (BatchQueue).
 void otlp_span_json(std::string& out, const SpanData& span);
-// The export request around spans already encoded (`encoded_spans`: their objects separated by
-// commas, an EncodedBatch's text), appended to `out` (an exporter reuses one buffer: no
+// The export request in two halves around its spans' objects (written between them with
+// otlp_span_json, separated by commas), appended to `out` (an exporter reuses one buffer: no
 // allocation once warm).
-void otlp_json_append(std::string& out, const Resource& resource, const Scope& scope,
-                      std::string_view encoded_spans);
+void otlp_json_open(std::string& out, const Resource& resource, const Scope& scope);
+void otlp_json_close(std::string& out);
 
 }  // namespace promptcache::telemetry
