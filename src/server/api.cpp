@@ -232,8 +232,13 @@ void Api::end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Respo
   }
   // The answer carries the trace it belongs to, sampled or not: the caller can find it.
   if (span.context().valid()) {
-    res.set("traceparent", telemetry::traceparent_text(span.context()).view());
-    if (!span.context().trace_state.empty()) res.set("tracestate", span.context().trace_state);
+    // Inserted, not set: the answer has no trace field yet, and a name given with
+    // field::unknown is not looked up.
+    res.insert(http::field::unknown, "traceparent",
+               telemetry::traceparent_text(span.context()).view());
+    if (!span.context().trace_state.empty()) {
+      res.insert(http::field::unknown, "tracestate", span.context().trace_state);
+    }
   }
 }
 

@@ -133,9 +133,14 @@ void read_endpoint(const OtlpConfig::Getenv& getenv, OtlpConfig& c) {
   const char* which = nullptr;
   if (auto p = either(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL",
                       which)) {
-    if (trimmed(*p) != "http/json") {
-      throw ConfigError(
-          fmt::format("{}: only http/json is supported, got \"{}\"", which, trimmed(*p)));
+    const std::string protocol = trimmed(*p);
+    if (protocol == "http/protobuf") {
+      c.protocol = OtlpProtocol::http_protobuf;
+    } else if (protocol == "http/json") {
+      c.protocol = OtlpProtocol::http_json;
+    } else {
+      throw ConfigError(fmt::format(
+          "{}: http/protobuf or http/json, not \"{}\" (grpc is not supported)", which, protocol));
     }
   }
 }
@@ -229,10 +234,11 @@ std::string OtlpConfig::describe() const {
   std::string names;
   for (const auto& h : headers) names += (names.empty() ? "" : ",") + h.first;
   return fmt::format(
-      "tracing to {} (OTLP/HTTP JSON) service.name={} sampler={} batch={} queue={} "
+      "tracing to {} (OTLP/HTTP {}) service.name={} sampler={} batch={} queue={} "
       "delay_ms={} timeout_ms={} headers=[{}]",
-      redact_url(endpoint), service_name, sampler.describe(), max_export_batch_size, max_queue_size,
-      schedule_delay.count(), timeout.count(), names);
+      redact_url(endpoint), protocol == OtlpProtocol::http_json ? "JSON" : "protobuf", service_name,
+      sampler.describe(), max_export_batch_size, max_queue_size, schedule_delay.count(),
+      timeout.count(), names);
 }
 
 }  // namespace promptcache::telemetry

@@ -7,6 +7,7 @@
 // that is itself reused, and nothing it allocates is freed on another thread.
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "telemetry/sansio/export_retry.hpp"
 #include "telemetry/sansio/http_exchange.hpp"
 #include "telemetry/sansio/otlp_json.hpp"
+#include "telemetry/sansio/otlp_proto.hpp"
 #include "telemetry/sansio/span_record.hpp"
 
 namespace promptcache::telemetry {
@@ -77,17 +79,16 @@ class Pipeline {
     resource_.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
   }
 
-  // A finished span's record.
-  void end(std::string_view record) {
-    std::lock_guard lock(mutex_);
-    if (stopped_) {
-      ++dropped_after_stop_;
+  // A finished span: its record written straight into the batch it joins (sized first, outside
+  // the lock). A span with text that is not UTF-8 (a hostile header) is repaired on the way.
+  void end(const SpanData& span) {
+    if (!utf8_throughout(span)) {
+      std::string record;
+      write_span_record(record, span);
+      end(record.size(), [&](char* at) { std::memcpy(at, record.data(), record.size()); });
       return;
     }
-    (void)queue_.push(record);
-    // The thread sleeps without a deadline while the queue is empty, and until the schedule
-    // otherwise: told of the first span, and of a full batch.
-    if (queue_.size() == 1 || queue_.size() == queue_.limits().max_batch) wake_.notify_one();
+    end(span_record_size(span), [&](char* at) { write_span_record(at, span); });
   }
 
   ExporterStats stats() const {
@@ -155,23 +156,31 @@ class Pipeline {
   void export_batch(HttpPoster& poster, const EncodedBatch& batch) {
     static const Scope scope{"promptcache", PROMPTCACHE_VERSION};
     body_.clear();  // its room kept from export to export: no fresh pages to fault in
-    otlp_json_open(body_, resource_, scope);
-    std::string_view records = batch.records;
-    for (bool first = true; !records.empty() && read_span_record(records, scratch_);
-         first = false) {
-      if (!first) body_ += ',';
-      otlp_span_json(body_, scratch_);
+    const bool json = config_.protocol == OtlpProtocol::http_json;
+    if (json) {
+      otlp_json_open(body_, resource_, scope);
+      std::string_view records = batch.records;
+      for (bool first = true; !records.empty() && read_span_record(records, scratch_);
+           first = false) {
+        if (!first) body_ += ',';
+        otlp_span_json(body_, scratch_);
+      }
+      otlp_json_close(body_);
+    } else {
+      // The records are the spans' protobuf: behind the envelope as they are.
+      otlp_proto_open(body_, resource_, scope, batch.records.size());
+      body_ += batch.records;
     }
-    otlp_json_close(body_);
     const std::string head = post_head(target_.host_header, target_.path, config_.headers,
+                                       json ? "application/json" : "application/x-protobuf",
                                        body_.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
     for (int attempt = 1;; ++attempt) {
       const auto timeout = attempt_timeout();
       const HttpPoster::Outcome out = poster.post(head, body_, timeout);
       if (out.status >= 200 && out.status < 300) {
-        const std::uint64_t rejected =
-            std::min<std::uint64_t>(rejected_spans(out.body), batch.spans);
+        const std::uint64_t rejected = std::min<std::uint64_t>(
+            json ? rejected_spans(out.body) : otlp_proto_rejected_spans(out.body), batch.spans);
         exported_.fetch_add(batch.spans - rejected, std::memory_order_relaxed);
         failed_spans_.fetch_add(rejected, std::memory_order_relaxed);
         return;
@@ -218,6 +227,19 @@ class Pipeline {
                    redact_url(config_.endpoint), why, spans,
                    retrying ? "will be sent again" : "given up",
                    failed_exports_.load(std::memory_order_relaxed));
+  }
+
+  template <class Write>
+  void end(std::size_t size, Write write) {
+    std::lock_guard lock(mutex_);
+    if (stopped_) {
+      ++dropped_after_stop_;
+      return;
+    }
+    if (char* at = queue_.push(size)) write(at);
+    // The thread sleeps without a deadline while the queue is empty, and until the schedule
+    // otherwise: told of the first span, and of a full batch.
+    if (queue_.size() == 1 || queue_.size() == queue_.limits().max_batch) wake_.notify_one();
   }
 
   const OtlpConfig config_;
@@ -272,7 +294,9 @@ class SpanDataPool {
   }
 
  private:
-  static constexpr std::size_t kept = 64;  // spans open at once on a thread, about
+  // Spans open at once on a thread, about: a SERVER span and a cache span for each request in
+  // flight (50 connections' worth keep 100 open). Past it, spans are made and freed afresh.
+  static constexpr std::size_t kept = 256;
   static std::vector<std::unique_ptr<SpanData>>& list() {
     thread_local std::vector<std::unique_ptr<SpanData>> free;
     return free;
@@ -285,12 +309,8 @@ class RecordingSpan final : public Span {
       : pipeline_(std::move(pipeline)), data_(std::move(data)) {}
   ~RecordingSpan() override {
     data_->end_ns = unix_nanos();
-    // Its record, written here into this thread's buffer: only the bytes go to the exporter's
-    // thread, which encodes them.
-    thread_local std::string record;
-    record.clear();
-    write_span_record(record, *data_);
-    pipeline_->end(record);
+    // Its record, written by this thread into the batch: only bytes go to the exporter's thread.
+    pipeline_->end(*data_);
     SpanDataPool::give_back(std::move(data_));
   }
   void set_attribute(std::string_view key, AttributeValue value) override {

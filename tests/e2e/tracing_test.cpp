@@ -117,10 +117,12 @@ std::uint64_t wait_for_metric(HttpClient& c, std::string_view series,
   }
 }
 
-TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_carries_it) {
+// A request in the caller's trace, exported in `encoding` ("protobuf" or "json") as `env` asks:
+// the SERVER span with every field and attribute, the answer's trace context, the resource.
+void expect_server_span_in_callers_trace(const EnvVars& env, std::string_view encoding) {
   OtlpReceiver receiver;
   TempDir dir;
-  ServeProcess server = traced_serve(dir, receiver.endpoint());
+  ServeProcess server = traced_serve(dir, receiver.endpoint(), env);
   HttpClient c(server.port());
   const HttpResponse r =
       c.request("GET", fmt::format("/v1/analyses/{}?user_id=alice&secret_query=1", hash), {},
@@ -165,6 +167,19 @@ TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_car
   const json::value request = receiver.requests().at(0);
   const auto& resource = request.at("resourceSpans").at(0).at("resource").as_object();
   EXPECT_EQ(attr(resource, "service.name"), "promptcache");
+  const auto& scope = request.at("resourceSpans").at(0).at("scopeSpans").at(0).at("scope");
+  EXPECT_EQ(text_of(scope.at("name")), "promptcache");
+  for (const auto& r : receiver.requests()) EXPECT_EQ(text_of(r.at("encoding")), encoding);
+}
+
+TEST(Tracing, a_request_is_a_server_span_in_the_callers_trace_and_the_answer_carries_it) {
+  // OTLP/HTTP protobuf unless asked otherwise, as the standard's exporters.
+  expect_server_span_in_callers_trace({}, "protobuf");
+}
+
+TEST(Tracing, otlp_json_carries_the_same_span_when_asked) {
+  // The receiver takes JSON only as exactly "Content-Type: application/json".
+  expect_server_span_in_callers_trace({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}, "json");
 }
 
 // Stops serve (its shutdown flushes the queue) and returns the spans the receiver got.

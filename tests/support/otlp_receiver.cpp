@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -78,6 +79,16 @@ std::string OtlpReceiver::endpoint() const {
 }
 
 std::vector<json::value> OtlpReceiver::requests() const {
+  // Every request the receiver has started on, recorded: it records one after answering it,
+  // so an exporter that has finished may be ahead of the file by a moment.
+  const auto count_lines = [](const std::string& path) {
+    const std::string text = detail::read_file(path);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (count_lines(out_path_ + ".started") > count_lines(out_path_) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   std::vector<json::value> out;
   std::istringstream lines(detail::read_file(out_path_));
   std::string line;

@@ -1,18 +1,23 @@
-// The exporter's sans-IO parts: the OTLP/JSON body (otlp_json), the batch queue, the retry
-// decision and the HTTP exchange's bytes — and OtlpConfig::from_env. No socket, no clock.
+// The exporter's sans-IO parts: the OTLP/JSON body (otlp_json), the span records and the
+// OTLP/protobuf body (span_record, otlp_proto), the batch queue, the retry decision and the HTTP
+// exchange's bytes — and OtlpConfig::from_env. No socket, no clock.
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <map>
 
 #include "promptcache/error.hpp"
+#include "promptcache/json_text.hpp"
 #include "promptcache/redact.hpp"
 #include "promptcache/telemetry/otlp.hpp"
 #include "telemetry/sansio/batch_queue.hpp"
 #include "telemetry/sansio/export_retry.hpp"
 #include "telemetry/sansio/http_exchange.hpp"
 #include "telemetry/sansio/otlp_json.hpp"
+#include "telemetry/sansio/otlp_proto.hpp"
+#include "telemetry/sansio/protobuf.hpp"
 #include "telemetry/sansio/span_record.hpp"
 
 namespace promptcache::telemetry {
@@ -137,6 +142,7 @@ TEST(SpanRecord, a_span_read_back_from_its_record_encodes_as_the_span_itself) {
   SpanData first = sample_span();
   first.trace_state = "vendor=opaque";
   first.attributes.set_text("user_agent.original", "a\"b\xff");  // text as it came
+  first.attributes.set("delta", std::int64_t{-3});               // a ten-byte varint
   SpanData second;
   second.name = "cache_get";
   second.attributes.set("cache.hit", true);
@@ -170,6 +176,143 @@ TEST(SpanRecord, a_record_cut_short_anywhere_is_refused_and_nothing_is_consumed)
     EXPECT_FALSE(read_span_record(in, into)) << n;
     EXPECT_EQ(in.size(), n) << n;
   }
+}
+
+std::string bytes(std::initializer_list<int> list) {
+  std::string out;
+  for (int b : list) out += static_cast<char>(b);
+  return out;
+}
+
+TEST(SpanRecord, is_the_spans_field_of_scope_spans_byte_for_byte) {
+  SpanData s;
+  s.trace_id.fill(0x11);
+  s.span_id.fill(0x22);
+  s.name = "a";
+  s.kind = SpanKind::server;
+  s.start_ns = 1;
+  s.end_ns = 2;
+  s.attributes.set("k", std::int64_t{5});
+  std::string record;
+  write_span_record(record, s);
+  const std::string expected =
+      bytes({0x12, 60}) +                                // ScopeSpans.spans, 60 bytes
+      bytes({0x0a, 16}) + std::string(16, '\x11') +      // trace_id
+      bytes({0x12, 8}) + std::string(8, '\x22') +        // span_id
+      bytes({0x2a, 1, 'a'}) +                            // name
+      bytes({0x30, 2}) +                                 // kind: SERVER
+      bytes({0x39, 1, 0, 0, 0, 0, 0, 0, 0}) +            // start_time_unix_nano
+      bytes({0x41, 2, 0, 0, 0, 0, 0, 0, 0}) +            // end_time_unix_nano
+      bytes({0x4a, 7, 0x0a, 1, 'k', 0x12, 2, 0x18, 5});  // attributes: {k: int_value 5}
+  EXPECT_EQ(record, expected);
+}
+
+TEST(SpanRecord, text_that_is_not_utf8_is_repaired_as_it_is_written) {
+  SpanData s = sample_span();
+  s.name = "bad \xc3";
+  s.attributes.set_text("user_agent.original", "\xff\xfe");
+  std::string record;
+  write_span_record(record, s);
+  std::string_view in = record;
+  SpanData back;
+  ASSERT_TRUE(read_span_record(in, back));
+  EXPECT_TRUE(valid_utf8(back.name));
+  const auto* agent =
+      std::find_if(back.attributes.begin(), back.attributes.end(),
+                   [](const Attribute& a) { return a.key == "user_agent.original"; });
+  ASSERT_NE(agent, back.attributes.end());
+  EXPECT_TRUE(valid_utf8(std::get<std::string>(agent->value)));
+}
+
+TEST(Protobuf, a_message_longer_than_127_bytes_takes_a_two_byte_length) {
+  for (const std::size_t n : {std::size_t{0}, std::size_t{5}, std::size_t{127}, std::size_t{128},
+                              std::size_t{200}, std::size_t{20000}}) {
+    std::string out = "x";
+    const std::size_t body = protobuf::open(out, 3);
+    out.append(n, 'b');
+    protobuf::close(out, body);
+    protobuf::Reader r(std::string_view(out).substr(1));
+    unsigned field = 0;
+    protobuf::Wire wire{};
+    std::string_view inside;
+    ASSERT_TRUE(r.tag(field, wire)) << n;
+    EXPECT_EQ(field, 3u);
+    EXPECT_EQ(wire, protobuf::Wire::len);
+    ASSERT_TRUE(r.bytes(inside)) << n;
+    EXPECT_EQ(inside, std::string(n, 'b'));
+    EXPECT_TRUE(r.done());
+    EXPECT_EQ(out.size(), 1 + 1 + protobuf::varint_size(n) + n);
+  }
+}
+
+TEST(Protobuf, a_reader_refuses_what_runs_past_its_input) {
+  std::uint64_t v = 0;
+  std::string_view b;
+  EXPECT_FALSE(protobuf::Reader(bytes({0x80})).varint(v));            // cut short
+  EXPECT_FALSE(protobuf::Reader(std::string(11, '\x80')).varint(v));  // over ten bytes
+  EXPECT_FALSE(protobuf::Reader(bytes({5, 'a', 'b'})).bytes(b));      // length past the end
+  EXPECT_FALSE(protobuf::Reader(bytes({1, 2, 3})).fixed64(v));
+  protobuf::Reader ok(bytes({0xac, 0x02}));
+  EXPECT_TRUE(ok.varint(v));
+  EXPECT_EQ(v, 300u);
+}
+
+TEST(OtlpProto, the_envelope_holds_the_records_as_they_are) {
+  SpanData second;
+  second.name = "cache_get";
+  second.trace_id.fill(7);
+  second.span_id.fill(8);
+  const std::vector<SpanData> spans{sample_span(), second};
+  const std::string body =
+      otlp_proto({{{"service.name", std::string("svc")}}}, Scope{"promptcache", "0.1.0"}, spans);
+  // ExportTraceServiceRequest.resource_spans(1) > ResourceSpans.scope_spans(2) > the records.
+  const auto only = [](std::string_view message, unsigned wanted, std::string_view& inside,
+                       std::string_view* before = nullptr) {
+    protobuf::Reader r(message);
+    unsigned field = 0;
+    protobuf::Wire wire{};
+    std::string_view seen;
+    while (r.tag(field, wire) && r.bytes(seen)) {
+      if (field == wanted) {
+        inside = seen;
+        return r.done();
+      }
+      if (before != nullptr) *before = seen;
+    }
+    return false;
+  };
+  std::string_view resource_spans;
+  std::string_view scope_spans;
+  std::string_view resource;
+  ASSERT_TRUE(only(body, 1, resource_spans));
+  ASSERT_TRUE(only(resource_spans, 2, scope_spans, &resource));
+  EXPECT_NE(resource.find("svc"), std::string_view::npos);
+  // The scope (field 1), then every span's record.
+  protobuf::Reader r(scope_spans);
+  unsigned field = 0;
+  protobuf::Wire wire{};
+  std::string_view scope;
+  ASSERT_TRUE(r.tag(field, wire) && r.bytes(scope));
+  EXPECT_EQ(field, 1u);
+  EXPECT_NE(scope.find("0.1.0"), std::string_view::npos);
+  std::string_view records = r.rest();
+  std::string expected;
+  for (const SpanData& s : spans) write_span_record(expected, s);
+  EXPECT_EQ(records, expected);
+  SpanData back;
+  ASSERT_TRUE(read_span_record(records, back));
+  ASSERT_TRUE(read_span_record(records, back));
+  EXPECT_EQ(back.name, "cache_get");
+  EXPECT_TRUE(records.empty());
+}
+
+TEST(OtlpProto, a_partial_success_names_the_rejected_spans) {
+  // ExportTraceServiceResponse{partial_success{rejected_spans: 3, error_message: "x"}}
+  EXPECT_EQ(otlp_proto_rejected_spans(bytes({0x0a, 5, 0x08, 3, 0x12, 1, 'x'})), 3u);
+  EXPECT_EQ(otlp_proto_rejected_spans(""), 0u);
+  EXPECT_EQ(otlp_proto_rejected_spans(bytes({0x0a, 0})), 0u);
+  EXPECT_EQ(otlp_proto_rejected_spans(bytes({0x0a, 9, 0x08})), 0u);     // cut short
+  EXPECT_EQ(otlp_proto_rejected_spans("{\"partialSuccess\":{}}"), 0u);  // not protobuf
 }
 
 using Clock = BatchQueue::Clock;
@@ -287,8 +430,8 @@ TEST(ExportRetry, retry_after_sets_the_pause_in_seconds_or_as_a_date_and_is_capp
 
 TEST(HttpExchange, the_head_is_one_post_with_the_bodys_length_and_no_injected_lines) {
   const std::string head =
-      post_head("127.0.0.1:4318", "/v1/traces", {{"Authorization", "Bearer abc\r\nX-Evil: 1"}}, 7,
-                "promptcache/0.1.0");
+      post_head("127.0.0.1:4318", "/v1/traces", {{"Authorization", "Bearer abc\r\nX-Evil: 1"}},
+                "application/json", 7, "promptcache/0.1.0");
   EXPECT_EQ(head,
             "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:4318\r\n"
             "Content-Type: application/json\r\nContent-Length: 7\r\n"
@@ -433,6 +576,12 @@ TEST(OtlpConfig, every_variable_is_read_and_checked) {
             {"OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=cache%20ops"},
             {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}});
   EXPECT_EQ(c.timeout, 2500ms);
+  EXPECT_EQ(c.protocol, OtlpProtocol::http_json);
+  EXPECT_EQ(from({}).protocol, OtlpProtocol::http_protobuf);  // the standard's default
+  EXPECT_EQ(from({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"},
+                  {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"}})
+                .protocol,
+            OtlpProtocol::http_protobuf);  // the traces' own variable wins
   EXPECT_EQ(c.sampler.describe(), "parentbased_traceidratio{0.25}");
   EXPECT_EQ(c.schedule_delay, 200ms);
   EXPECT_EQ(c.export_timeout, 3000ms);

@@ -17,6 +17,10 @@
 
 namespace promptcache::telemetry {
 
+// How spans are encoded (OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL): OTLP/HTTP with protobuf, the
+// standard's default, or with JSON.
+enum class OtlpProtocol : std::uint8_t { http_protobuf, http_json };
+
 struct OtlpConfig {
   using Getenv = std::function<std::optional<std::string>(const char*)>;
   using Pairs = std::vector<std::pair<std::string, std::string>>;
@@ -30,12 +34,13 @@ struct OtlpConfig {
   // OTEL_EXPORTER_OTLP_HEADERS (and _TRACES_HEADERS, which wins per name): sent with every
   // export, never logged or shown (describe() shows their names only).
   Pairs headers;
-  std::chrono::milliseconds timeout{10000};         // OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT
-  Sampler sampler;                                  // OTEL_TRACES_SAMPLER, _ARG
-  std::chrono::milliseconds schedule_delay{5000};   // OTEL_BSP_SCHEDULE_DELAY
-  std::chrono::milliseconds export_timeout{30000};  // OTEL_BSP_EXPORT_TIMEOUT
-  std::size_t max_queue_size = 2048;                // OTEL_BSP_MAX_QUEUE_SIZE
-  std::size_t max_export_batch_size = 512;          // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+  OtlpProtocol protocol = OtlpProtocol::http_protobuf;  // OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL
+  std::chrono::milliseconds timeout{10000};             // OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT
+  Sampler sampler;                                      // OTEL_TRACES_SAMPLER, _ARG
+  std::chrono::milliseconds schedule_delay{5000};       // OTEL_BSP_SCHEDULE_DELAY
+  std::chrono::milliseconds export_timeout{30000};      // OTEL_BSP_EXPORT_TIMEOUT
+  std::size_t max_queue_size = 2048;                    // OTEL_BSP_MAX_QUEUE_SIZE
+  std::size_t max_export_batch_size = 512;              // OTEL_BSP_MAX_EXPORT_BATCH_SIZE
   // service.name: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES's, else the default.
   std::string service_name = "promptcache";
   Pairs resource_attributes;  // OTEL_RESOURCE_ATTRIBUTES, percent-decoded

@@ -1,6 +1,7 @@
 #include "telemetry/sansio/batch_queue.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace promptcache::telemetry {
 
@@ -15,9 +16,16 @@ BatchQueue::BatchQueue(BatchLimits limits, Clock::time_point now)
 }
 
 bool BatchQueue::push(std::string_view record) {
+  char* at = push(record.size());
+  if (at == nullptr) return false;
+  std::memcpy(at, record.data(), record.size());
+  return true;
+}
+
+char* BatchQueue::push(std::size_t size) {
   if (size_ >= limits_.max_queue) {
     ++dropped_;
-    return false;
+    return nullptr;
   }
   if (batches_.empty() || batches_.back().spans >= limits_.max_batch) {
     EncodedBatch fresh;
@@ -28,10 +36,11 @@ bool BatchQueue::push(std::string_view record) {
     batches_.push_back(std::move(fresh));
   }
   EncodedBatch& last = batches_.back();
-  last.records += record;
+  const std::size_t at = last.records.size();
+  last.records.resize(at + size);
   ++last.spans;
   ++size_;
-  return true;
+  return last.records.data() + at;
 }
 
 BatchQueue::Clock::time_point BatchQueue::due() const noexcept {

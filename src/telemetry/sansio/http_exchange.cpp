@@ -45,14 +45,17 @@ bool has_token(std::string_view value, std::string_view token) {
 
 std::string post_head(std::string_view host, std::string_view path,
                       const std::vector<std::pair<std::string, std::string>>& headers,
-                      std::size_t body_size, std::string_view user_agent) {
+                      std::string_view content_type, std::size_t body_size,
+                      std::string_view user_agent) {
   std::string out;
   out.reserve(256);
   out += "POST ";
   out += path.empty() ? std::string("/") : without_line_breaks(path);
   out += " HTTP/1.1\r\nHost: ";
   out += without_line_breaks(host);
-  out += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out += "\r\nContent-Type: ";
+  out += without_line_breaks(content_type);
+  out += "\r\nContent-Length: ";
   out += std::to_string(body_size);
   out += "\r\nUser-Agent: ";
   out += without_line_breaks(user_agent);

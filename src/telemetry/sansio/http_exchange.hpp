@@ -16,12 +16,13 @@
 
 namespace promptcache::telemetry {
 
-// The head of "POST <path> HTTP/1.1" with Host, Content-Type: application/json,
+// The head of "POST <path> HTTP/1.1" with Host, Content-Type (`content_type`),
 // Content-Length (of a body of `body_size` bytes, sent after it), User-Agent and `headers`
 // (names and values as given; CR and LF are dropped from them).
 [[nodiscard]] std::string post_head(std::string_view host, std::string_view path,
                                     const std::vector<std::pair<std::string, std::string>>& headers,
-                                    std::size_t body_size, std::string_view user_agent);
+                                    std::string_view content_type, std::size_t body_size,
+                                    std::string_view user_agent);
 
 struct HttpResponse {
   int status = 0;

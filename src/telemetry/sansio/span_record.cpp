@@ -1,174 +1,469 @@
 #include "telemetry/sansio/span_record.hpp"
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <type_traits>
+#include <variant>
+
+#include "promptcache/json_text.hpp"
+#include "telemetry/sansio/protobuf.hpp"
 
 namespace promptcache::telemetry {
 namespace {
 
-template <class T>
-void put(std::string& out, const T& v) {
-  static_assert(std::is_trivially_copyable_v<T>);
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+namespace pb = protobuf;
+
+// The field numbers of trace.proto and common.proto that records use.
+namespace field {
+constexpr unsigned scope_spans_spans = 2;
+constexpr unsigned trace_id = 1, span_id = 2, trace_state = 3, parent_span_id = 4, name = 5,
+                   kind = 6, start = 7, end = 8, attributes = 9, events = 11, status = 15;
+constexpr unsigned event_time = 1, event_name = 2, event_attributes = 3;
+constexpr unsigned status_message = 2, status_code = 3;
+constexpr unsigned key = 1, value = 2;                                                 // KeyValue
+constexpr unsigned string_value = 1, bool_value = 2, int_value = 3, double_value = 4;  // AnyValue
+}  // namespace field
+
+// Every field number a record uses is below 16: each tag is one byte.
+constexpr std::size_t len_field_size(std::size_t n) noexcept {
+  return 1 + pb::varint_size(n) + n;
 }
 
-void put_text(std::string& out, std::string_view s) {
-  put(out, static_cast<std::uint32_t>(s.size()));
-  out.append(s.data(), s.size());
+std::size_t any_value_size(const AttributeValue& value) noexcept {
+  switch (value.index()) {
+    case 0:
+      return 2;  // bool
+    case 1:
+      return 1 + pb::varint_size(static_cast<std::uint64_t>(std::get<std::int64_t>(value)));
+    case 2:
+      return 9;  // double
+    default:
+      return len_field_size(std::get<std::string>(value).size());
+  }
 }
 
-enum class Type : std::uint8_t { boolean, integer, real, text };
+std::size_t key_value_size(const Attribute& a) noexcept {
+  return len_field_size(a.key.size()) + len_field_size(any_value_size(a.value));
+}
 
 template <class List>
-void put_attributes(std::string& out, const List& list) {
-  put(out, static_cast<std::uint32_t>(list.size()));
-  for (const Attribute& a : list) {
-    put_text(out, a.key);
-    std::visit(
-        [&out](const auto& v) {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, bool>) {
-            put(out, Type::boolean);
-            put(out, static_cast<std::uint8_t>(v));
-          } else if constexpr (std::is_same_v<T, std::int64_t>) {
-            put(out, Type::integer);
-            put(out, v);
-          } else if constexpr (std::is_same_v<T, double>) {
-            put(out, Type::real);
-            put(out, v);
-          } else {
-            put(out, Type::text);
-            put_text(out, v);
-          }
-        },
-        a.value);
-  }
+std::size_t attributes_size(const List& list) noexcept {
+  std::size_t n = 0;
+  for (const Attribute& a : list) n += len_field_size(key_value_size(a));
+  return n;
 }
 
-// Reads from a record; every read checks the room left (a short record fails, never overruns).
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <class T>
-  bool get(T& v) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    if (in_.size() < sizeof v) return false;
-    std::memcpy(&v, in_.data(), sizeof v);
-    in_.remove_prefix(sizeof v);
-    return true;
-  }
-  bool text(std::string_view& s) {
-    std::uint32_t n = 0;
-    if (!get(n) || in_.size() < n) return false;
-    s = in_.substr(0, n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  bool text(std::string& s) {
-    std::string_view v;
-    if (!text(v)) return false;
-    s.assign(v.data(), v.size());
-    return true;
-  }
-  // One attribute's value into `slot`.
-  bool value(AttributeValue& slot) {
-    Type type{};
-    if (!get(type)) return false;
-    switch (type) {
-      case Type::boolean: {
-        std::uint8_t b = 0;
-        if (!get(b)) return false;
-        slot = b != 0;
-        return true;
-      }
-      case Type::integer: {
-        std::int64_t i = 0;
-        if (!get(i)) return false;
-        slot = i;
-        return true;
-      }
-      case Type::real: {
-        double d = 0;
-        if (!get(d)) return false;
-        slot = d;
-        return true;
-      }
-      case Type::text: {
-        std::string_view s;
-        if (!text(s)) return false;
-        if (auto* held = std::get_if<std::string>(&slot)) {
-          held->assign(s.data(), s.size());
-        } else {
-          slot.emplace<std::string>(s);
-        }
-        return true;
-      }
-    }
-    return false;
-  }
-  [[nodiscard]] std::string_view rest() const noexcept { return in_; }
+std::size_t event_size(const SpanEvent& e) noexcept {
+  return 9 + len_field_size(e.name.size()) + attributes_size(e.attributes);
+}
 
- private:
-  std::string_view in_;
+bool has_status(const SpanData& s) noexcept {
+  return s.status != StatusCode::unset || !s.status_message.empty();
+}
+
+std::size_t status_size(const SpanData& s) noexcept {
+  return (s.status_message.empty() ? 0 : len_field_size(s.status_message.size())) + 1 +
+         pb::varint_size(static_cast<std::uint64_t>(s.status));
+}
+
+bool is_zero(const SpanId& id) noexcept {
+  for (auto b : id) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// The Span message's size: what write_span_record writes after its tag and length.
+std::size_t span_size(const SpanData& s) noexcept {
+  std::size_t n = len_field_size(sizeof s.trace_id) + len_field_size(sizeof s.span_id);
+  if (!s.trace_state.empty()) n += len_field_size(s.trace_state.size());
+  if (!is_zero(s.parent_span_id)) n += len_field_size(sizeof s.parent_span_id);
+  n += len_field_size(s.name.size());
+  n += 1 + pb::varint_size(static_cast<std::uint64_t>(s.kind));
+  n += 9 + 9;  // start, end
+  n += attributes_size(s.attributes);
+  for (const SpanEvent& e : s.events) n += len_field_size(event_size(e));
+  if (has_status(s)) n += len_field_size(status_size(s));
+  return n;
+}
+
+// Writes at a place sized beforehand: no bound is checked here, the sizes above are the bound.
+struct Cursor {
+  char* at;
+
+  void varint(std::uint64_t v) noexcept { at += pb::write_varint(at, v); }
+  void tag(unsigned number, pb::Wire wire) noexcept {
+    *at++ = static_cast<char>((number << 3) | static_cast<unsigned>(wire));
+  }
+  void len(unsigned number, std::size_t n) noexcept {
+    tag(number, pb::Wire::len);
+    varint(n);
+  }
+  void bytes(unsigned number, std::string_view v) noexcept {
+    len(number, v.size());
+    std::memcpy(at, v.data(), v.size());
+    at += v.size();
+  }
+  void uint(unsigned number, std::uint64_t v) noexcept {
+    tag(number, pb::Wire::varint);
+    varint(v);
+  }
+  void fixed64(unsigned number, std::uint64_t v) noexcept {
+    tag(number, pb::Wire::i64);
+    std::memcpy(at, &v, sizeof v);
+    at += sizeof v;
+  }
+  void attribute(unsigned number, const Attribute& a) noexcept {
+    len(number, key_value_size(a));
+    bytes(field::key, a.key);
+    len(field::value, any_value_size(a.value));
+    switch (a.value.index()) {
+      case 0:
+        uint(field::bool_value, std::get<bool>(a.value) ? 1 : 0);
+        break;
+      case 1:
+        uint(field::int_value, static_cast<std::uint64_t>(std::get<std::int64_t>(a.value)));
+        break;
+      case 2:
+        fixed64(field::double_value, std::bit_cast<std::uint64_t>(std::get<double>(a.value)));
+        break;
+      default:
+        bytes(field::string_value, std::get<std::string>(a.value));
+    }
+  }
+  template <class List>
+  void attributes(unsigned number, const List& list) noexcept {
+    for (const Attribute& a : list) attribute(number, a);
+  }
 };
 
-bool read_attributes(Reader& r, Attributes& into) {
-  std::uint32_t n = 0;
-  if (!r.get(n)) return false;
-  into.clear();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    std::string_view key;
-    if (!r.text(key) || !r.value(into.slot(key))) return false;
+// No byte at or past 0x80: ASCII, so UTF-8. Most text is; checked eight bytes at a time.
+bool ascii(std::string_view s) noexcept {
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    if ((w & 0x8080808080808080ULL) != 0) return false;
+  }
+  for (; i < s.size(); ++i) {
+    if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
   }
   return true;
 }
 
-bool read_attributes(Reader& r, std::vector<Attribute>& into) {
-  std::uint32_t n = 0;
-  if (!r.get(n)) return false;
-  into.clear();
-  for (std::uint32_t i = 0; i < n; ++i) {
-    Attribute& a = into.emplace_back();
-    if (!r.text(a.key) || !r.value(a.value)) return false;
+bool utf8(std::string_view s) noexcept {
+  return ascii(s) || valid_utf8(s);
+}
+
+bool utf8_value(const AttributeValue& v) noexcept {
+  const auto* text = std::get_if<std::string>(&v);
+  return text == nullptr || utf8(*text);
+}
+
+template <class List>
+bool utf8_attributes(const List& list) noexcept {
+  for (const Attribute& a : list) {
+    if (!utf8(a.key) || !utf8_value(a.value)) return false;
   }
   return true;
+}
+
+// Whether every text of the span is UTF-8, as protobuf's string fields must be.
+bool texts_are_utf8(const SpanData& s) noexcept {
+  if (!utf8(s.name) || !utf8(s.trace_state) || !utf8(s.status_message) ||
+      !utf8_attributes(s.attributes)) {
+    return false;
+  }
+  for (const SpanEvent& e : s.events) {
+    if (!utf8(e.name) || !utf8_attributes(e.attributes)) return false;
+  }
+  return true;
+}
+
+// The span with its texts made UTF-8 (a hostile header, say): the rare path, a copy.
+SpanData repaired(const SpanData& s) {
+  const auto fix_list = [](auto& list) {
+    for (Attribute& a : list) {
+      a.key = repaired_utf8(a.key);
+      if (auto* text = std::get_if<std::string>(&a.value)) *text = repaired_utf8(*text);
+    }
+  };
+  SpanData out = s;
+  out.name = repaired_utf8(s.name);
+  out.trace_state = repaired_utf8(s.trace_state);
+  out.status_message = repaired_utf8(s.status_message);
+  std::vector<Attribute> list(s.attributes.begin(), s.attributes.end());
+  fix_list(list);
+  out.attributes.clear();
+  for (Attribute& a : list) out.attributes.set(a.key, std::move(a.value));
+  for (SpanEvent& e : out.events) {
+    e.name = repaired_utf8(e.name);
+    fix_list(e.attributes);
+  }
+  return out;
+}
+
+std::string_view id_text(std::span<const std::uint8_t> id) noexcept {
+  return {reinterpret_cast<const char*>(id.data()), id.size()};
+}
+
+// An id field's bytes, which must be exactly the id's size.
+template <std::size_t N>
+bool read_id(pb::Reader& r, std::array<std::uint8_t, N>& id) {
+  std::string_view v;
+  if (!r.bytes(v) || v.size() != N) return false;
+  std::memcpy(id.data(), v.data(), N);
+  return true;
+}
+
+bool read_text(pb::Reader& r, std::string& into) {
+  std::string_view v;
+  if (!r.bytes(v)) return false;
+  into.assign(v.data(), v.size());
+  return true;
+}
+
+// An AnyValue message into `slot` (a text value written into the slot's own string).
+bool read_any_value(std::string_view message, AttributeValue& slot) {
+  pb::Reader r(message);
+  bool seen = false;
+  while (!r.done()) {
+    unsigned number = 0;
+    pb::Wire wire{};
+    if (!r.tag(number, wire)) return false;
+    std::uint64_t n = 0;
+    if (number == field::string_value && wire == pb::Wire::len) {
+      std::string_view s;
+      if (!r.bytes(s)) return false;
+      if (auto* held = std::get_if<std::string>(&slot)) {
+        held->assign(s.data(), s.size());
+      } else {
+        slot.emplace<std::string>(s);
+      }
+    } else if (number == field::bool_value && wire == pb::Wire::varint) {
+      if (!r.varint(n)) return false;
+      slot = n != 0;
+    } else if (number == field::int_value && wire == pb::Wire::varint) {
+      if (!r.varint(n)) return false;
+      slot = static_cast<std::int64_t>(n);
+    } else if (number == field::double_value && wire == pb::Wire::i64) {
+      if (!r.fixed64(n)) return false;
+      slot = std::bit_cast<double>(n);
+    } else {
+      if (!r.skip(wire)) return false;
+      continue;
+    }
+    seen = true;
+  }
+  return seen;  // arrays, maps and bytes are not written by this process
+}
+
+// A KeyValue message: its key and its value's message.
+bool read_key_value(std::string_view message, std::string_view& key, std::string_view& value) {
+  pb::Reader r(message);
+  bool has_value = false;
+  while (!r.done()) {
+    unsigned number = 0;
+    pb::Wire wire{};
+    if (!r.tag(number, wire)) return false;
+    if (wire == pb::Wire::len && (number == field::key || number == field::value)) {
+      if (!r.bytes(number == field::key ? key : value)) return false;
+      has_value = has_value || number == field::value;
+    } else if (!r.skip(wire)) {
+      return false;
+    }
+  }
+  return has_value;
+}
+
+bool read_attribute(std::string_view message, Attributes& into) {
+  std::string_view key;
+  std::string_view value;
+  return read_key_value(message, key, value) && read_any_value(value, into.slot(key));
+}
+
+bool read_attribute(std::string_view message, std::vector<Attribute>& into) {
+  std::string_view key;
+  std::string_view value;
+  if (!read_key_value(message, key, value)) return false;
+  Attribute& a = into.emplace_back();
+  a.key.assign(key.data(), key.size());
+  return read_any_value(value, a.value);
+}
+
+bool read_event(std::string_view message, SpanEvent& e) {
+  pb::Reader r(message);
+  while (!r.done()) {
+    unsigned number = 0;
+    pb::Wire wire{};
+    if (!r.tag(number, wire)) return false;
+    std::string_view v;
+    bool ok = false;
+    if (number == field::event_time && wire == pb::Wire::i64) {
+      ok = r.fixed64(e.time_ns);
+    } else if (number == field::event_name && wire == pb::Wire::len) {
+      ok = read_text(r, e.name);
+    } else if (number == field::event_attributes && wire == pb::Wire::len) {
+      ok = r.bytes(v) && read_attribute(v, e.attributes);
+    } else {
+      ok = r.skip(wire);
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool read_status(std::string_view message, SpanData& s) {
+  pb::Reader r(message);
+  while (!r.done()) {
+    unsigned number = 0;
+    pb::Wire wire{};
+    if (!r.tag(number, wire)) return false;
+    std::uint64_t code = 0;
+    bool ok = false;
+    if (number == field::status_message && wire == pb::Wire::len) {
+      ok = read_text(r, s.status_message);
+    } else if (number == field::status_code && wire == pb::Wire::varint) {
+      ok = r.varint(code) && code <= static_cast<std::uint64_t>(StatusCode::error);
+      s.status = static_cast<StatusCode>(code);
+    } else {
+      ok = r.skip(wire);
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void reset(SpanData& s) {
+  s.name.clear();
+  s.kind = SpanKind::internal;
+  s.trace_id = {};
+  s.span_id = {};
+  s.parent_span_id = {};
+  s.trace_state.clear();
+  s.start_ns = s.end_ns = 0;
+  s.attributes.clear();
+  s.events.clear();
+  s.status = StatusCode::unset;
+  s.status_message.clear();
+}
+
+bool read_span(std::string_view message, SpanData& s) {
+  reset(s);
+  pb::Reader r(message);
+  bool has_ids[2] = {false, false};
+  while (!r.done()) {
+    unsigned number = 0;
+    pb::Wire wire{};
+    if (!r.tag(number, wire)) return false;
+    std::string_view v;
+    std::uint64_t n = 0;
+    bool ok = false;
+    const bool len = wire == pb::Wire::len;
+    if (number == field::trace_id && len) {
+      ok = has_ids[0] = read_id(r, s.trace_id);
+    } else if (number == field::span_id && len) {
+      ok = has_ids[1] = read_id(r, s.span_id);
+    } else if (number == field::trace_state && len) {
+      ok = read_text(r, s.trace_state);
+    } else if (number == field::parent_span_id && len) {
+      ok = read_id(r, s.parent_span_id);
+    } else if (number == field::name && len) {
+      ok = read_text(r, s.name);
+    } else if (number == field::kind && wire == pb::Wire::varint) {
+      ok = r.varint(n) && n >= static_cast<std::uint64_t>(SpanKind::internal) &&
+           n <= static_cast<std::uint64_t>(SpanKind::client);
+      s.kind = static_cast<SpanKind>(n);
+    } else if (number == field::start && wire == pb::Wire::i64) {
+      ok = r.fixed64(s.start_ns);
+    } else if (number == field::end && wire == pb::Wire::i64) {
+      ok = r.fixed64(s.end_ns);
+    } else if (number == field::attributes && len) {
+      ok = r.bytes(v) && read_attribute(v, s.attributes);
+    } else if (number == field::events && len) {
+      ok = r.bytes(v) && read_event(v, s.events.emplace_back());
+    } else if (number == field::status && len) {
+      ok = r.bytes(v) && read_status(v, s);
+    } else {
+      ok = r.skip(wire);
+    }
+    if (!ok) return false;
+  }
+  return has_ids[0] && has_ids[1];
 }
 
 }  // namespace
 
-void write_span_record(std::string& out, const SpanData& s) {
-  put(out, s.trace_id);
-  put(out, s.span_id);
-  put(out, s.parent_span_id);
-  put(out, s.kind);
-  put(out, s.status);
-  put(out, s.start_ns);
-  put(out, s.end_ns);
-  put_text(out, s.name);
-  put_text(out, s.trace_state);
-  put_text(out, s.status_message);
-  put_attributes(out, s.attributes);
-  put(out, static_cast<std::uint32_t>(s.events.size()));
+bool utf8_throughout(const SpanData& s) noexcept {
+  return texts_are_utf8(s);
+}
+
+std::size_t span_record_size(const SpanData& s) {
+  const std::size_t body = span_size(s);
+  return 1 + pb::varint_size(body) + body;
+}
+
+char* write_span_record(char* out, const SpanData& s) {
+  Cursor c{out};
+  c.len(field::scope_spans_spans, span_size(s));
+  c.bytes(field::trace_id, id_text(s.trace_id));
+  c.bytes(field::span_id, id_text(s.span_id));
+  if (!s.trace_state.empty()) c.bytes(field::trace_state, s.trace_state);
+  if (!is_zero(s.parent_span_id)) c.bytes(field::parent_span_id, id_text(s.parent_span_id));
+  c.bytes(field::name, s.name);
+  c.uint(field::kind, static_cast<std::uint64_t>(s.kind));
+  c.fixed64(field::start, s.start_ns);
+  c.fixed64(field::end, s.end_ns);
+  c.attributes(field::attributes, s.attributes);
   for (const SpanEvent& e : s.events) {
-    put_text(out, e.name);
-    put(out, e.time_ns);
-    put_attributes(out, e.attributes);
+    c.len(field::events, event_size(e));
+    c.fixed64(field::event_time, e.time_ns);
+    c.bytes(field::event_name, e.name);
+    c.attributes(field::event_attributes, e.attributes);
+  }
+  if (has_status(s)) {
+    c.len(field::status, status_size(s));
+    if (!s.status_message.empty()) c.bytes(field::status_message, s.status_message);
+    c.uint(field::status_code, static_cast<std::uint64_t>(s.status));
+  }
+  return c.at;
+}
+
+void write_span_record(std::string& out, const SpanData& s) {
+  if (!utf8_throughout(s)) {
+    write_span_record(out, repaired(s));
+    return;
+  }
+  const std::size_t at = out.size();
+  out.resize(at + span_record_size(s));
+  write_span_record(out.data() + at, s);
+}
+
+void append_key_values(std::string& out, unsigned number, std::span<const Attribute> list) {
+  for (const Attribute& a : list) {
+    if (!utf8(a.key) || !utf8_value(a.value)) {
+      Attribute fixed{repaired_utf8(a.key), a.value};
+      if (auto* text = std::get_if<std::string>(&fixed.value)) *text = repaired_utf8(*text);
+      append_key_values(out, number, std::span<const Attribute>(&fixed, 1));
+      continue;
+    }
+    const std::size_t at = out.size();
+    out.resize(at + len_field_size(key_value_size(a)));
+    Cursor c{out.data() + at};
+    c.attribute(number, a);
   }
 }
 
 bool read_span_record(std::string_view& in, SpanData& s) {
-  Reader r(in);
-  std::uint32_t events = 0;
-  if (!r.get(s.trace_id) || !r.get(s.span_id) || !r.get(s.parent_span_id) || !r.get(s.kind) ||
-      !r.get(s.status) || !r.get(s.start_ns) || !r.get(s.end_ns) || !r.text(s.name) ||
-      !r.text(s.trace_state) || !r.text(s.status_message) || !read_attributes(r, s.attributes) ||
-      !r.get(events)) {
+  pb::Reader r(in);
+  unsigned number = 0;
+  pb::Wire wire{};
+  std::string_view message;
+  if (!r.tag(number, wire) || number != field::scope_spans_spans || wire != pb::Wire::len ||
+      !r.bytes(message) || !read_span(message, s)) {
     return false;
-  }
-  s.events.resize(events);
-  for (SpanEvent& e : s.events) {
-    if (!r.text(e.name) || !r.get(e.time_ns) || !read_attributes(r, e.attributes)) return false;
   }
   in = r.rest();
   return true;
