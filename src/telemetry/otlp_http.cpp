@@ -107,9 +107,10 @@ struct HttpPoster::Impl {
 
   // One exchange on the open connection; false if the connection failed before any byte of
   // the response came (then a fresh connection may try again).
-  asio::awaitable<bool> exchange(std::string_view head, std::string_view body, Outcome& out) {
+  asio::awaitable<bool> exchange(std::string_view head, Body body, Outcome& out) {
     error_code ec;
-    const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(body)};
+    const std::array<asio::const_buffer, 3> message{asio::buffer(head), asio::buffer(body.first),
+                                                    asio::buffer(body.second)};
     auto write = [&message](auto& s, error_code& e) -> asio::awaitable<std::size_t> {
       co_return co_await asio::async_write(s, message,
                                            asio::redirect_error(asio::use_awaitable, e));
@@ -153,7 +154,7 @@ struct HttpPoster::Impl {
     co_return true;
   }
 
-  asio::awaitable<void> run(std::string_view head, std::string_view body, Outcome& out) {
+  asio::awaitable<void> run(std::string_view head, Body body, Outcome& out) {
     const bool reused = !std::holds_alternative<std::monostate>(socket);
     if (!reused) {
       if (co_await connect(out.error)) co_return;
@@ -180,7 +181,7 @@ HttpPoster::~HttpPoster() {
   impl_->close();
 }
 
-HttpPoster::Outcome HttpPoster::post(std::string_view head, std::string_view body,
+HttpPoster::Outcome HttpPoster::post(std::string_view head, Body body,
                                      std::chrono::milliseconds timeout) {
   Outcome out;
   bool finished = false;

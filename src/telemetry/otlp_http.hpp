@@ -36,9 +36,15 @@ class HttpPoster {
     std::string body;  // its first 4 KiB
     std::string error;
   };
+  // A request's body in two pieces sent one after the other (an export's envelope and the
+  // span records it holds, say: nothing is copied to join them).
+  struct Body {
+    std::string_view first;
+    std::string_view second;
+    [[nodiscard]] std::size_t size() const noexcept { return first.size() + second.size(); }
+  };
   // Sends `head` then `body` (one HTTP message) and reads the response, within `timeout`.
-  [[nodiscard]] Outcome post(std::string_view head, std::string_view body,
-                             std::chrono::milliseconds timeout);
+  [[nodiscard]] Outcome post(std::string_view head, Body body, std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 // make_otlp_tracer: spans recorded as SpanData, written as records (span_record.hpp) by the
-// thread that ends them and queued in a BatchQueue; one thread of the tracer's own encodes each
-// batch as OTLP/JSON and exports it through HttpPoster, retried as after_attempt() says.
+// thread that ends them and queued in a BatchQueue; one thread of the tracer's own exports each
+// batch through HttpPoster — the records as they are behind an OTLP/protobuf envelope, or read
+// back and encoded as OTLP/JSON — retried as after_attempt() says.
 //
 // What a span costs its thread: its SpanData comes from a small per-thread pool (its
 // attributes' slots and strings' room kept), its record is a few copies into a batch buffer
@@ -167,17 +168,17 @@ class Pipeline {
       }
       otlp_json_close(body_);
     } else {
-      // The records are the spans' protobuf: behind the envelope as they are.
+      // The records are the spans' protobuf: sent behind the envelope as they are.
       otlp_proto_open(body_, resource_, scope, batch.records.size());
-      body_ += batch.records;
     }
+    const HttpPoster::Body body{body_, json ? std::string_view() : batch.records};
     const std::string head = post_head(target_.host_header, target_.path, config_.headers,
                                        json ? "application/json" : "application/x-protobuf",
-                                       body_.size(), "promptcache/" PROMPTCACHE_VERSION);
+                                       body.size(), "promptcache/" PROMPTCACHE_VERSION);
     const RetryLimits limits;
     for (int attempt = 1;; ++attempt) {
       const auto timeout = attempt_timeout();
-      const HttpPoster::Outcome out = poster.post(head, body_, timeout);
+      const HttpPoster::Outcome out = poster.post(head, body, timeout);
       if (out.status >= 200 && out.status < 300) {
         const std::uint64_t rejected = std::min<std::uint64_t>(
             json ? rejected_spans(out.body) : otlp_proto_rejected_spans(out.body), batch.spans);

@@ -1,6 +1,7 @@
 #include "promptcache/telemetry/span_context.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <random>
 
@@ -40,20 +41,47 @@ bool all_zero(const std::array<std::uint8_t, N>& id) {
   return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+// xoshiro256** (Blackman and Vigna): 256 bits of state seeded from the system's entropy per
+// thread, a few cycles a word — ids need to be unpredictable enough not to collide, not secret
+// (W3C Trace Context: random or pseudo-random), and a request makes three of them.
+class IdGenerator {
+ public:
+  IdGenerator() {
+    std::random_device device;
+    std::uint64_t seed = (std::uint64_t{device()} << 32) ^ device();
+    for (auto& word : state_) word = splitmix64(seed);
+  }
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = std::rotl(state_[1] * 5, 7) * 9;
+    const std::uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = std::rotl(state_[3], 45);
+    return result;
+  }
+
+ private:
+  static std::uint64_t splitmix64(std::uint64_t& x) noexcept {
+    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::array<std::uint64_t, 4> state_{};
+};
+
 template <std::size_t N>
 std::array<std::uint8_t, N> random_id() {
-  thread_local std::mt19937_64 rng = [] {
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device()};
-    return std::mt19937_64(seed);
-  }();
+  static_assert(N % 8 == 0);
+  thread_local IdGenerator generator;
   std::array<std::uint8_t, N> id{};
   do {
     for (std::size_t i = 0; i < N; i += 8) {
-      std::uint64_t word = rng();
-      for (std::size_t j = i; j < std::min(N, i + 8); ++j, word >>= 8) {
-        id[j] = static_cast<std::uint8_t>(word);
-      }
+      const std::uint64_t word = generator.next();
+      std::memcpy(id.data() + i, &word, sizeof word);
     }
   } while (all_zero(id));
   return id;

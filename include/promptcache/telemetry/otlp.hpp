@@ -1,4 +1,4 @@
-// Exporting spans to an OpenTelemetry collector over OTLP/HTTP (JSON encoding), configured by
+// Exporting spans to an OpenTelemetry collector over OTLP/HTTP (protobuf or JSON), configured by
 // the standard OTEL_* variables. Nothing is exported unless an endpoint is configured.
 #pragma once
 

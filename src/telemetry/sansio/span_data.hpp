@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -25,10 +26,62 @@ struct Attribute {
 class Attributes {
  public:
   Attributes() = default;
-  Attributes(std::initializer_list<Attribute> list) : slots_(list), size_(list.size()) {}
+  Attributes(std::initializer_list<Attribute> list) {
+    for (const Attribute& a : list) set(a.key, a.value);
+  }
 
-  // The attribute's value slot, added if the key is new.
+  // The attribute's value slot, added if the key is new. Its text is not looked at: ascii()
+  // then no longer promises anything.
   AttributeValue& slot(std::string_view key) {
+    ascii_ = false;
+    return find_or_add(key);
+  }
+  void set(std::string_view key, AttributeValue value) {
+    const auto* text = std::get_if<std::string>(&value);
+    const bool plain = is_ascii(key) && (text == nullptr || is_ascii(*text));
+    find_or_add(key) = std::move(value);
+    ascii_ = ascii_ && plain;
+  }
+  // A text value, written into the slot's own string when it held one.
+  void set_text(std::string_view key, std::string_view value) {
+    ascii_ = ascii_ && is_ascii(key) && is_ascii(value);
+    AttributeValue& v = find_or_add(key);
+    if (auto* text = std::get_if<std::string>(&v)) {
+      text->assign(value.data(), value.size());
+    } else {
+      v.emplace<std::string>(value);
+    }
+  }
+  void clear() noexcept {
+    size_ = 0;
+    ascii_ = true;
+  }
+  void reserve(std::size_t n) { slots_.reserve(n); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  // Every key and text value is ASCII (so UTF-8, as protobuf's strings must be): what an
+  // encoder need not check again. Known for what set() and set_text() wrote.
+  [[nodiscard]] bool ascii() const noexcept { return ascii_; }
+  [[nodiscard]] const Attribute* begin() const noexcept { return slots_.data(); }
+  [[nodiscard]] const Attribute* end() const noexcept { return slots_.data() + size_; }
+
+  // No byte at or past 0x80; eight bytes at a time.
+  [[nodiscard]] static bool is_ascii(std::string_view s) noexcept {
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s.data() + i, sizeof w);
+      if ((w & 0x8080808080808080ULL) != 0) return false;
+    }
+    for (; i < s.size(); ++i) {
+      if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
+    }
+    return true;
+  }
+
+ private:
+  AttributeValue& find_or_add(std::string_view key) {
     for (std::size_t i = 0; i < size_; ++i) {
       if (slots_[i].key == key) return slots_[i].value;
     }
@@ -37,27 +90,10 @@ class Attributes {
     a.key.assign(key.data(), key.size());
     return a.value;
   }
-  void set(std::string_view key, AttributeValue value) { slot(key) = std::move(value); }
-  // A text value, written into the slot's own string when it held one.
-  void set_text(std::string_view key, std::string_view value) {
-    AttributeValue& v = slot(key);
-    if (auto* text = std::get_if<std::string>(&v)) {
-      text->assign(value.data(), value.size());
-    } else {
-      v.emplace<std::string>(value);
-    }
-  }
-  void clear() noexcept { size_ = 0; }
-  void reserve(std::size_t n) { slots_.reserve(n); }
 
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-  [[nodiscard]] const Attribute* begin() const noexcept { return slots_.data(); }
-  [[nodiscard]] const Attribute* end() const noexcept { return slots_.data() + size_; }
-
- private:
   std::vector<Attribute> slots_;  // the first size_ are the span's
   std::size_t size_ = 0;
+  bool ascii_ = true;
 };
 
 struct SpanEvent {

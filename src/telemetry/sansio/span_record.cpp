@@ -32,26 +32,23 @@ constexpr std::size_t len_field_size(std::size_t n) noexcept {
 }
 
 std::size_t any_value_size(const AttributeValue& value) noexcept {
-  switch (value.index()) {
-    case 0:
-      return 2;  // bool
-    case 1:
-      return 1 + pb::varint_size(static_cast<std::uint64_t>(std::get<std::int64_t>(value)));
-    case 2:
-      return 9;  // double
-    default:
-      return len_field_size(std::get<std::string>(value).size());
+  if (const auto* text = std::get_if<std::string>(&value)) return len_field_size(text->size());
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    return 1 + pb::varint_size(static_cast<std::uint64_t>(*i));
   }
+  return std::holds_alternative<bool>(value) ? 2 : 9;  // a double: fixed64
 }
 
-std::size_t key_value_size(const Attribute& a) noexcept {
-  return len_field_size(a.key.size()) + len_field_size(any_value_size(a.value));
+std::size_t key_value_size(std::size_t key, std::size_t any_value) noexcept {
+  return len_field_size(key) + len_field_size(any_value);
 }
 
 template <class List>
 std::size_t attributes_size(const List& list) noexcept {
   std::size_t n = 0;
-  for (const Attribute& a : list) n += len_field_size(key_value_size(a));
+  for (const Attribute& a : list) {
+    n += len_field_size(key_value_size(a.key.size(), any_value_size(a.value)));
+  }
   return n;
 }
 
@@ -116,21 +113,18 @@ struct Cursor {
     at += sizeof v;
   }
   void attribute(unsigned number, const Attribute& a) noexcept {
-    len(number, key_value_size(a));
+    const std::size_t any = any_value_size(a.value);
+    len(number, key_value_size(a.key.size(), any));
     bytes(field::key, a.key);
-    len(field::value, any_value_size(a.value));
-    switch (a.value.index()) {
-      case 0:
-        uint(field::bool_value, std::get<bool>(a.value) ? 1 : 0);
-        break;
-      case 1:
-        uint(field::int_value, static_cast<std::uint64_t>(std::get<std::int64_t>(a.value)));
-        break;
-      case 2:
-        fixed64(field::double_value, std::bit_cast<std::uint64_t>(std::get<double>(a.value)));
-        break;
-      default:
-        bytes(field::string_value, std::get<std::string>(a.value));
+    len(field::value, any);
+    if (const auto* text = std::get_if<std::string>(&a.value)) {
+      bytes(field::string_value, *text);
+    } else if (const auto* i = std::get_if<std::int64_t>(&a.value)) {
+      uint(field::int_value, static_cast<std::uint64_t>(*i));
+    } else if (const auto* b = std::get_if<bool>(&a.value)) {
+      uint(field::bool_value, *b ? 1 : 0);
+    } else {
+      fixed64(field::double_value, std::bit_cast<std::uint64_t>(*std::get_if<double>(&a.value)));
     }
   }
   template <class List>
@@ -173,7 +167,7 @@ bool utf8_attributes(const List& list) noexcept {
 // Whether every text of the span is UTF-8, as protobuf's string fields must be.
 bool texts_are_utf8(const SpanData& s) noexcept {
   if (!utf8(s.name) || !utf8(s.trace_state) || !utf8(s.status_message) ||
-      !utf8_attributes(s.attributes)) {
+      (!s.attributes.ascii() && !utf8_attributes(s.attributes))) {
     return false;
   }
   for (const SpanEvent& e : s.events) {
@@ -450,7 +444,7 @@ void append_key_values(std::string& out, unsigned number, std::span<const Attrib
       continue;
     }
     const std::size_t at = out.size();
-    out.resize(at + len_field_size(key_value_size(a)));
+    out.resize(at + len_field_size(key_value_size(a.key.size(), any_value_size(a.value))));
     Cursor c{out.data() + at};
     c.attribute(number, a);
   }
