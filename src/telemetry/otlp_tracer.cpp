@@ -274,9 +274,7 @@ class SpanDataPool {
   static std::unique_ptr<SpanData> take() {
     auto& free = list();
     if (free.empty()) {
-      auto fresh = std::make_unique<SpanData>();
-      fresh->attributes.reserve(12);  // a server span's dozen, without regrowing
-      return fresh;
+      return std::make_unique<SpanData>();
     }
     auto data = std::move(free.back());
     free.pop_back();
@@ -318,7 +316,7 @@ class RecordingSpan final : public Span {
     data_->attributes.set(key, std::move(value));
   }
   void set_text(std::string_view key, std::string_view value) override {
-    data_->attributes.set_text(key, value);  // in the slot's room: no allocation once warm
+    data_->attributes.set_text(key, value);  // encoded in the span's room: none allocated
   }
   void record_exception(std::string_view message) override {
     data_->events.push_back(

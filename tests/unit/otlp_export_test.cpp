@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "promptcache/error.hpp"
@@ -121,16 +122,16 @@ TEST(OtlpJson, a_key_set_again_is_replaced_and_a_cleared_span_starts_empty) {
   a.set_text("cache.key", "k2");  // replaced, not added
   a.set("cache.hit", true);
   ASSERT_EQ(a.size(), 2u);
-  EXPECT_EQ(std::get<std::string>(a.begin()[0].value), "k2");
-  EXPECT_EQ(std::get<bool>(a.begin()[1].value), true);
+  EXPECT_EQ(std::get<std::string>(*a.get("cache.key")), "k2");
+  EXPECT_EQ(std::get<bool>(*a.get("cache.hit")), true);
   a.clear();  // a pooled span's next use
   EXPECT_TRUE(a.empty());
   a.set("cache.hit", std::int64_t{7});  // a slot that held text now holds a number
   a.set_text("cache.tier", "redis");
   ASSERT_EQ(a.size(), 2u);
-  EXPECT_EQ(a.begin()[0].key, "cache.hit");
-  EXPECT_EQ(std::get<std::int64_t>(a.begin()[0].value), 7);
-  EXPECT_EQ(std::get<std::string>(a.begin()[1].value), "redis");
+  EXPECT_EQ(a.decoded()[0].key, "cache.hit");
+  EXPECT_EQ(std::get<std::int64_t>(a.decoded()[0].value), 7);
+  EXPECT_EQ(std::get<std::string>(a.decoded()[1].value), "redis");
   SpanData s;
   s.attributes = a;
   const auto attrs = attribute_map(encoded_span(s).at("attributes"));
@@ -207,6 +208,42 @@ TEST(SpanRecord, is_the_spans_field_of_scope_spans_byte_for_byte) {
   EXPECT_EQ(record, expected);
 }
 
+TEST(SpanRecord, attributes_are_encoded_as_they_are_set_and_a_key_set_again_replaced) {
+  Attributes a;
+  a.set("k", std::int64_t{5});
+  a.set_text("t", "v");
+  EXPECT_EQ(a.encoded(), bytes({0x4a, 7, 0x0a, 1, 'k', 0x12, 2, 0x18, 5}) +
+                             bytes({0x4a, 8, 0x0a, 1, 't', 0x12, 3, 0x0a, 1, 'v'}));
+  a.set("k", true);  // its earlier field goes, the new one comes last
+  EXPECT_EQ(a.encoded(), bytes({0x4a, 8, 0x0a, 1, 't', 0x12, 3, 0x0a, 1, 'v'}) +
+                             bytes({0x4a, 7, 0x0a, 1, 'k', 0x12, 2, 0x10, 1}));
+  a.set_text("t", std::string(200, 'x'));  // lengths past one byte
+  a.set("d", -0.5);
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(std::get<bool>(*a.get("k")), true);
+  EXPECT_EQ(std::get<std::string>(*a.get("t")), std::string(200, 'x'));
+  EXPECT_EQ(std::get<double>(*a.get("d")), -0.5);
+  EXPECT_FALSE(a.get("absent"));
+  a.clear();
+  EXPECT_TRUE(a.encoded().empty());
+  a.set("n", std::int64_t{-1});  // a ten-byte varint
+  EXPECT_EQ(std::get<std::int64_t>(*a.get("n")), -1);
+}
+
+TEST(SpanRecord, attribute_text_that_is_not_utf8_is_repaired_as_it_is_set) {
+  Attributes a;
+  a.set_text("user_agent.original", "caf\xc3\xa9");  // UTF-8: kept as it is
+  a.set_text("k\xff", "\xff\xfe");
+  a.set("x", std::string("bad \xc3"));
+  const std::vector<Attribute> list = a.decoded();
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(std::get<std::string>(list[0].value), "caf\xc3\xa9");
+  for (const Attribute& attribute : list) {
+    EXPECT_TRUE(valid_utf8(attribute.key));
+    EXPECT_TRUE(valid_utf8(std::get<std::string>(attribute.value)));
+  }
+}
+
 TEST(SpanRecord, text_that_is_not_utf8_is_repaired_as_it_is_written) {
   SpanData s = sample_span();
   s.name = "bad \xc3";
@@ -217,11 +254,12 @@ TEST(SpanRecord, text_that_is_not_utf8_is_repaired_as_it_is_written) {
   SpanData back;
   ASSERT_TRUE(read_span_record(in, back));
   EXPECT_TRUE(valid_utf8(back.name));
-  const auto* agent =
-      std::find_if(back.attributes.begin(), back.attributes.end(),
-                   [](const Attribute& a) { return a.key == "user_agent.original"; });
-  ASSERT_NE(agent, back.attributes.end());
-  EXPECT_TRUE(valid_utf8(std::get<std::string>(agent->value)));
+  const auto agent = back.attributes.get("user_agent.original");
+  ASSERT_TRUE(agent);
+  EXPECT_TRUE(valid_utf8(std::get<std::string>(*agent)));
+  for (const SpanEvent& e : back.events) {
+    for (const Attribute& a : e.attributes) EXPECT_TRUE(valid_utf8(a.key));
+  }
 }
 
 TEST(Protobuf, a_message_longer_than_127_bytes_takes_a_two_byte_length) {
@@ -327,11 +365,15 @@ TEST(BatchQueue, spans_past_the_bound_are_dropped_and_counted) {
   BatchQueue q({3, 2, 5000ms}, t0);
   EXPECT_TRUE(q.push(named(1)));
   EXPECT_TRUE(q.push(named(2)));
-  EXPECT_TRUE(q.push(named(3)));
+  char* place = q.push(4);  // a record its writer places itself
+  ASSERT_NE(place, nullptr);
+  std::memcpy(place, "<r3>", 4);
   EXPECT_FALSE(q.push(named(4)));
-  EXPECT_FALSE(q.push(named(5)));
+  EXPECT_EQ(q.push(4), nullptr);
   EXPECT_EQ(q.size(), 3u);
   EXPECT_EQ(q.dropped(), 2u);
+  EXPECT_EQ(q.take(t0).records, named(1) + named(2));
+  EXPECT_EQ(q.take(t0).records, "<r3>");
 }
 
 TEST(BatchQueue, a_batch_is_due_when_full_or_when_the_delay_has_passed) {

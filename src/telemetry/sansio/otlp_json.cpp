@@ -118,6 +118,14 @@ void attributes(std::string& out, const List& list) {
   });
 }
 
+// A span's attributes are kept encoded for protobuf: decoded first (the exporter's thread, into
+// a list whose room it keeps).
+void attributes(std::string& out, const Attributes& list) {
+  thread_local std::vector<Attribute> decoded;
+  list.decode(decoded);
+  attributes(out, decoded);
+}
+
 void events(std::string& out, const std::vector<SpanEvent>& list) {
   array(out, list, [&out](const SpanEvent& e) {
     out += R"({"timeUnixNano":)"sv;

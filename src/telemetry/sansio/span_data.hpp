@@ -4,8 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,9 +20,12 @@ struct Attribute {
   AttributeValue value;
 };
 
-// A span's attributes, each key once (set() replaces). clear() keeps the slots — their keys'
-// and text values' room — for the next span that reuses this one (the tracer pools SpanData):
-// setting an attribute then allocates nothing once warm.
+// A span's attributes, kept as OTLP/protobuf sends them: each a Span.attributes field (9: its
+// tag, its length, the KeyValue message) in the order set, encoded as it is set into a buffer
+// the span keeps — clear() keeps its room (the tracer pools SpanData: no allocation once warm),
+// and a finished span's attributes go into its record in one copy. A key set again replaces
+// its earlier field. Text that is not UTF-8 (a hostile header, say) is repaired as it is set:
+// protobuf receivers refuse a string that is not, and with it the whole batch.
 class Attributes {
  public:
   Attributes() = default;
@@ -30,71 +33,41 @@ class Attributes {
     for (const Attribute& a : list) set(a.key, a.value);
   }
 
-  // The attribute's value slot, added if the key is new. Its text is not looked at: ascii()
-  // then no longer promises anything.
-  AttributeValue& slot(std::string_view key) {
-    ascii_ = false;
-    return find_or_add(key);
-  }
-  void set(std::string_view key, AttributeValue value) {
-    const auto* text = std::get_if<std::string>(&value);
-    const bool plain = is_ascii(key) && (text == nullptr || is_ascii(*text));
-    find_or_add(key) = std::move(value);
-    ascii_ = ascii_ && plain;
-  }
-  // A text value, written into the slot's own string when it held one.
-  void set_text(std::string_view key, std::string_view value) {
-    ascii_ = ascii_ && is_ascii(key) && is_ascii(value);
-    AttributeValue& v = find_or_add(key);
-    if (auto* text = std::get_if<std::string>(&v)) {
-      text->assign(value.data(), value.size());
-    } else {
-      v.emplace<std::string>(value);
-    }
-  }
+  void set(std::string_view key, const AttributeValue& value);
+  void set_text(std::string_view key, std::string_view value);
   void clear() noexcept {
-    size_ = 0;
-    ascii_ = true;
+    bytes_.clear();
+    entries_.clear();
   }
-  void reserve(std::size_t n) { slots_.reserve(n); }
 
-  [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
-  // Every key and text value is ASCII (so UTF-8, as protobuf's strings must be): what an
-  // encoder need not check again. Known for what set() and set_text() wrote.
-  [[nodiscard]] bool ascii() const noexcept { return ascii_; }
-  [[nodiscard]] const Attribute* begin() const noexcept { return slots_.data(); }
-  [[nodiscard]] const Attribute* end() const noexcept { return slots_.data() + size_; }
-
-  // No byte at or past 0x80; eight bytes at a time.
-  [[nodiscard]] static bool is_ascii(std::string_view s) noexcept {
-    std::size_t i = 0;
-    for (; i + 8 <= s.size(); i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, s.data() + i, sizeof w);
-      if ((w & 0x8080808080808080ULL) != 0) return false;
-    }
-    for (; i < s.size(); ++i) {
-      if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
-    }
-    return true;
-  }
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+  // The fields, ready for a Span message.
+  [[nodiscard]] std::string_view encoded() const noexcept { return bytes_; }
+  // Every attribute decoded, in order, into `out` (its strings' room reused).
+  void decode(std::vector<Attribute>& out) const;
+  [[nodiscard]] std::vector<Attribute> decoded() const;
+  // The value set for `key`, if any.
+  [[nodiscard]] std::optional<AttributeValue> get(std::string_view key) const;
 
  private:
-  AttributeValue& find_or_add(std::string_view key) {
-    for (std::size_t i = 0; i < size_; ++i) {
-      if (slots_[i].key == key) return slots_[i].value;
-    }
-    if (size_ == slots_.size()) slots_.emplace_back();
-    Attribute& a = slots_[size_++];
-    a.key.assign(key.data(), key.size());
-    return a.value;
-  }
+  struct Entry {
+    std::uint32_t offset;      // of its field in bytes_
+    std::uint32_t size;        // of its field
+    std::uint32_t key_offset;  // of its key's bytes in bytes_
+    std::uint32_t key_size;
+  };
+  // Appends the field for `key` and a value, `text` standing for a text value (when `value` is
+  // null), after dropping an earlier field of the same key.
+  void put(std::string_view key, const AttributeValue* value, std::string_view text);
 
-  std::vector<Attribute> slots_;  // the first size_ are the span's
-  std::size_t size_ = 0;
-  bool ascii_ = true;
+  std::string bytes_;
+  std::vector<Entry> entries_;
 };
+
+// A KeyValue message read into `out`; false when it is not one this process writes (a key and
+// a string, bool, int or double value).
+[[nodiscard]] bool read_attribute(std::string_view key_value, Attribute& out);
 
 struct SpanEvent {
   std::string name;

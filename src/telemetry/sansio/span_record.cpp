@@ -80,7 +80,7 @@ std::size_t span_size(const SpanData& s) noexcept {
   n += len_field_size(s.name.size());
   n += 1 + pb::varint_size(static_cast<std::uint64_t>(s.kind));
   n += 9 + 9;  // start, end
-  n += attributes_size(s.attributes);
+  n += s.attributes.encoded().size();
   for (const SpanEvent& e : s.events) n += len_field_size(event_size(e));
   if (has_status(s)) n += len_field_size(status_size(s));
   return n;
@@ -106,6 +106,10 @@ struct Cursor {
   void uint(unsigned number, std::uint64_t v) noexcept {
     tag(number, pb::Wire::varint);
     varint(v);
+  }
+  void raw(std::string_view v) noexcept {
+    std::memcpy(at, v.data(), v.size());
+    at += v.size();
   }
   void fixed64(unsigned number, std::uint64_t v) noexcept {
     tag(number, pb::Wire::i64);
@@ -166,8 +170,8 @@ bool utf8_attributes(const List& list) noexcept {
 
 // Whether every text of the span is UTF-8, as protobuf's string fields must be.
 bool texts_are_utf8(const SpanData& s) noexcept {
-  if (!utf8(s.name) || !utf8(s.trace_state) || !utf8(s.status_message) ||
-      (!s.attributes.ascii() && !utf8_attributes(s.attributes))) {
+  // The attributes are UTF-8 as they are set.
+  if (!utf8(s.name) || !utf8(s.trace_state) || !utf8(s.status_message)) {
     return false;
   }
   for (const SpanEvent& e : s.events) {
@@ -188,10 +192,6 @@ SpanData repaired(const SpanData& s) {
   out.name = repaired_utf8(s.name);
   out.trace_state = repaired_utf8(s.trace_state);
   out.status_message = repaired_utf8(s.status_message);
-  std::vector<Attribute> list(s.attributes.begin(), s.attributes.end());
-  fix_list(list);
-  out.attributes.clear();
-  for (Attribute& a : list) out.attributes.set(a.key, std::move(a.value));
   for (SpanEvent& e : out.events) {
     e.name = repaired_utf8(e.name);
     fix_list(e.attributes);
@@ -219,74 +219,6 @@ bool read_text(pb::Reader& r, std::string& into) {
   return true;
 }
 
-// An AnyValue message into `slot` (a text value written into the slot's own string).
-bool read_any_value(std::string_view message, AttributeValue& slot) {
-  pb::Reader r(message);
-  bool seen = false;
-  while (!r.done()) {
-    unsigned number = 0;
-    pb::Wire wire{};
-    if (!r.tag(number, wire)) return false;
-    std::uint64_t n = 0;
-    if (number == field::string_value && wire == pb::Wire::len) {
-      std::string_view s;
-      if (!r.bytes(s)) return false;
-      if (auto* held = std::get_if<std::string>(&slot)) {
-        held->assign(s.data(), s.size());
-      } else {
-        slot.emplace<std::string>(s);
-      }
-    } else if (number == field::bool_value && wire == pb::Wire::varint) {
-      if (!r.varint(n)) return false;
-      slot = n != 0;
-    } else if (number == field::int_value && wire == pb::Wire::varint) {
-      if (!r.varint(n)) return false;
-      slot = static_cast<std::int64_t>(n);
-    } else if (number == field::double_value && wire == pb::Wire::i64) {
-      if (!r.fixed64(n)) return false;
-      slot = std::bit_cast<double>(n);
-    } else {
-      if (!r.skip(wire)) return false;
-      continue;
-    }
-    seen = true;
-  }
-  return seen;  // arrays, maps and bytes are not written by this process
-}
-
-// A KeyValue message: its key and its value's message.
-bool read_key_value(std::string_view message, std::string_view& key, std::string_view& value) {
-  pb::Reader r(message);
-  bool has_value = false;
-  while (!r.done()) {
-    unsigned number = 0;
-    pb::Wire wire{};
-    if (!r.tag(number, wire)) return false;
-    if (wire == pb::Wire::len && (number == field::key || number == field::value)) {
-      if (!r.bytes(number == field::key ? key : value)) return false;
-      has_value = has_value || number == field::value;
-    } else if (!r.skip(wire)) {
-      return false;
-    }
-  }
-  return has_value;
-}
-
-bool read_attribute(std::string_view message, Attributes& into) {
-  std::string_view key;
-  std::string_view value;
-  return read_key_value(message, key, value) && read_any_value(value, into.slot(key));
-}
-
-bool read_attribute(std::string_view message, std::vector<Attribute>& into) {
-  std::string_view key;
-  std::string_view value;
-  if (!read_key_value(message, key, value)) return false;
-  Attribute& a = into.emplace_back();
-  a.key.assign(key.data(), key.size());
-  return read_any_value(value, a.value);
-}
-
 bool read_event(std::string_view message, SpanEvent& e) {
   pb::Reader r(message);
   while (!r.done()) {
@@ -300,7 +232,7 @@ bool read_event(std::string_view message, SpanEvent& e) {
     } else if (number == field::event_name && wire == pb::Wire::len) {
       ok = read_text(r, e.name);
     } else if (number == field::event_attributes && wire == pb::Wire::len) {
-      ok = r.bytes(v) && read_attribute(v, e.attributes);
+      ok = r.bytes(v) && read_attribute(v, e.attributes.emplace_back());
     } else {
       ok = r.skip(wire);
     }
@@ -375,7 +307,9 @@ bool read_span(std::string_view message, SpanData& s) {
     } else if (number == field::end && wire == pb::Wire::i64) {
       ok = r.fixed64(s.end_ns);
     } else if (number == field::attributes && len) {
-      ok = r.bytes(v) && read_attribute(v, s.attributes);
+      thread_local Attribute scratch;  // its strings' room kept
+      ok = r.bytes(v) && read_attribute(v, scratch);
+      if (ok) s.attributes.set(scratch.key, scratch.value);
     } else if (number == field::events && len) {
       ok = r.bytes(v) && read_event(v, s.events.emplace_back());
     } else if (number == field::status && len) {
@@ -410,7 +344,7 @@ char* write_span_record(char* out, const SpanData& s) {
   c.uint(field::kind, static_cast<std::uint64_t>(s.kind));
   c.fixed64(field::start, s.start_ns);
   c.fixed64(field::end, s.end_ns);
-  c.attributes(field::attributes, s.attributes);
+  c.raw(s.attributes.encoded());  // already the Span.attributes fields
   for (const SpanEvent& e : s.events) {
     c.len(field::events, event_size(e));
     c.fixed64(field::event_time, e.time_ns);
