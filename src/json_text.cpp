@@ -448,6 +448,15 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
 
 bool valid_utf8(std::string_view s) noexcept {
   for (std::size_t i = 0; i < s.size();) {
+    // Most text is ASCII: eight bytes at a time while no byte is at or past 0x80.
+    std::uint64_t word;
+    if (i + sizeof word <= s.size()) {
+      std::memcpy(&word, s.data() + i, sizeof word);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += sizeof word;
+        continue;
+      }
+    }
     const std::size_t n = utf8_sequence(s, i);
     if (n == 0) return false;
     i += n;

@@ -83,6 +83,43 @@ inline void close(std::string& out, std::size_t body) {
   }
 }
 
+// A length-delimited field's size with a one-byte tag (field numbers below 16).
+[[nodiscard]] constexpr std::size_t len_field_size(std::size_t length) noexcept {
+  return 1 + varint_size(length) + length;
+}
+
+// Writes fields at a place sized beforehand: the caller's sizes are the bound, nothing is
+// checked here. Field numbers below 16 (one-byte tags).
+struct Cursor {
+  char* at;
+
+  void varint(std::uint64_t v) noexcept { at += write_varint(at, v); }
+  void tag(unsigned field, Wire wire) noexcept {
+    *at++ = static_cast<char>((field << 3) | static_cast<unsigned>(wire));
+  }
+  void len(unsigned field, std::size_t length) noexcept {
+    tag(field, Wire::len);
+    varint(length);
+  }
+  void raw(std::string_view v) noexcept {
+    std::memcpy(at, v.data(), v.size());
+    at += v.size();
+  }
+  void bytes(unsigned field, std::string_view v) noexcept {
+    len(field, v.size());
+    raw(v);
+  }
+  void uint(unsigned field, std::uint64_t v) noexcept {
+    tag(field, Wire::varint);
+    varint(v);
+  }
+  void fixed64(unsigned field, std::uint64_t v) noexcept {
+    tag(field, Wire::i64);
+    std::memcpy(at, &v, sizeof v);
+    at += sizeof v;
+  }
+};
+
 // Reads fields one after another. Every method returns false, reading nothing more, when the
 // input does not hold what it should.
 class Reader {

@@ -18,46 +18,43 @@ constexpr unsigned span_attributes = 9;             // Span.attributes
 constexpr unsigned key_field = 1, value_field = 2;  // KeyValue
 constexpr unsigned string_value = 1, bool_value = 2, int_value = 3, double_value = 4;  // AnyValue
 
-// Each tag written here is one byte (field numbers below 16).
-constexpr std::size_t len_field_size(std::size_t n) noexcept {
-  return 1 + pb::varint_size(n) + n;
+using ValueView = std::variant<bool, std::int64_t, double, std::string_view>;
+
+ValueView view_of(const AttributeValue& value) noexcept {
+  return std::visit([](const auto& v) -> ValueView { return v; }, value);
 }
 
-// No byte at or past 0x80: ASCII, so UTF-8. Most text is; checked eight bytes at a time.
-bool ascii(std::string_view s) noexcept {
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, s.data() + i, sizeof w);
-    if ((w & 0x8080808080808080ULL) != 0) return false;
+std::size_t any_value_size(const ValueView& value) noexcept {
+  if (const auto* text = std::get_if<std::string_view>(&value)) {
+    return pb::len_field_size(text->size());
   }
-  for (; i < s.size(); ++i) {
-    if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    return 1 + pb::varint_size(static_cast<std::uint64_t>(*i));
   }
-  return true;
+  return std::holds_alternative<bool>(value) ? 2 : 9;  // a double: fixed64
 }
 
-bool utf8(std::string_view s) noexcept {
-  return ascii(s) || valid_utf8(s);
+std::size_t key_value_size(std::string_view key, std::size_t any_value) noexcept {
+  return pb::len_field_size(key.size()) + pb::len_field_size(any_value);
 }
 
-// Writes at a place sized beforehand.
-struct Cursor {
-  char* at;
-  void varint(std::uint64_t v) noexcept { at += pb::write_varint(at, v); }
-  void tag(unsigned number, pb::Wire wire) noexcept {
-    *at++ = static_cast<char>((number << 3) | static_cast<unsigned>(wire));
+char* write_field(char* at, unsigned field, std::string_view key, const ValueView& value) noexcept {
+  const std::size_t any = any_value_size(value);
+  pb::Cursor c{at};
+  c.len(field, key_value_size(key, any));
+  c.bytes(key_field, key);
+  c.len(value_field, any);
+  if (const auto* text = std::get_if<std::string_view>(&value)) {
+    c.bytes(string_value, *text);
+  } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    c.uint(int_value, static_cast<std::uint64_t>(*i));
+  } else if (const auto* b = std::get_if<bool>(&value)) {
+    c.uint(bool_value, *b ? 1 : 0);
+  } else {
+    c.fixed64(double_value, std::bit_cast<std::uint64_t>(*std::get_if<double>(&value)));
   }
-  void len(unsigned number, std::size_t n) noexcept {
-    tag(number, pb::Wire::len);
-    varint(n);
-  }
-  void bytes(unsigned number, std::string_view v) noexcept {
-    len(number, v.size());
-    std::memcpy(at, v.data(), v.size());
-    at += v.size();
-  }
-};
+  return c.at;
+}
 
 bool read_any_value(std::string_view message, AttributeValue& slot) {
   pb::Reader r(message);
@@ -120,25 +117,31 @@ bool read_attribute(std::string_view key_value, Attribute& out) {
   return read_any_value(value, out.value);
 }
 
+std::size_t key_value_field_size(const Attribute& attribute) noexcept {
+  return pb::len_field_size(
+      key_value_size(attribute.key, any_value_size(view_of(attribute.value))));
+}
+
+char* write_key_value_field(char* at, unsigned field, const Attribute& attribute) noexcept {
+  return write_field(at, field, attribute.key, view_of(attribute.value));
+}
+
 void Attributes::set(std::string_view key, const AttributeValue& value) {
-  if (const auto* text = std::get_if<std::string>(&value)) {
-    set_text(key, *text);
-  } else {
-    put(key, &value, {});
-  }
+  put(key, view_of(value));
 }
 
 void Attributes::set_text(std::string_view key, std::string_view value) {
-  put(key, nullptr, value);
+  put(key, value);
 }
 
-void Attributes::put(std::string_view key, const AttributeValue* value, std::string_view text) {
-  if (!utf8(key) || (value == nullptr && !utf8(text))) {
-    const std::string fixed_key = utf8(key) ? std::string(key) : repaired_utf8(key);
-    if (value != nullptr) {
-      put(fixed_key, value, {});
+void Attributes::put(std::string_view key, const ValueView& value) {
+  const auto* text = std::get_if<std::string_view>(&value);
+  if (!valid_utf8(key) || (text != nullptr && !valid_utf8(*text))) {
+    const std::string fixed_key = repaired_utf8(key);
+    if (text == nullptr) {
+      put(fixed_key, value);
     } else {
-      put(fixed_key, nullptr, utf8(text) ? std::string(text) : repaired_utf8(text));
+      put(fixed_key, std::string_view(repaired_utf8(*text)));
     }
     return;
   }
@@ -156,45 +159,17 @@ void Attributes::put(std::string_view key, const AttributeValue* value, std::str
     }
     break;
   }
-  std::size_t any = 0;
-  std::uint64_t number = 0;
-  if (value == nullptr) {
-    any = len_field_size(text.size());
-  } else if (const auto* i = std::get_if<std::int64_t>(value)) {
-    number = static_cast<std::uint64_t>(*i);
-    any = 1 + pb::varint_size(number);
-  } else if (const auto* b = std::get_if<bool>(value)) {
-    number = *b ? 1 : 0;
-    any = 2;
-  } else {
-    number = std::bit_cast<std::uint64_t>(*std::get_if<double>(value));
-    any = 9;
-  }
-  const std::size_t kv = len_field_size(key.size()) + len_field_size(any);
-  const std::size_t field = len_field_size(kv);
-  if (bytes_.size() + field > std::numeric_limits<std::uint32_t>::max()) {
+  const std::size_t kv = key_value_size(key, any_value_size(value));
+  const std::size_t size = pb::len_field_size(kv);
+  if (bytes_.size() + size > std::numeric_limits<std::uint32_t>::max()) {
     throw std::length_error("a span's attributes past 4 GiB");
   }
   const std::size_t offset = bytes_.size();
-  bytes_.resize(offset + field);
-  Cursor c{bytes_.data() + offset};
-  c.len(span_attributes, kv);
-  c.len(key_field, key.size());
-  const std::size_t key_offset = static_cast<std::size_t>(c.at - bytes_.data());
-  std::memcpy(c.at, key.data(), key.size());
-  c.at += key.size();
-  c.len(value_field, any);
-  if (value == nullptr) {
-    c.bytes(string_value, text);
-  } else if (std::holds_alternative<double>(*value)) {
-    c.tag(double_value, pb::Wire::i64);
-    std::memcpy(c.at, &number, sizeof number);
-    c.at += sizeof number;
-  } else {
-    c.tag(std::holds_alternative<bool>(*value) ? bool_value : int_value, pb::Wire::varint);
-    c.varint(number);
-  }
-  entries_.push_back({static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(field),
+  bytes_.resize(offset + size);
+  write_field(bytes_.data() + offset, span_attributes, key, value);
+  // The key's bytes follow the field's tag and length, then the key's own.
+  const std::size_t key_offset = offset + 1 + pb::varint_size(kv) + 1 + pb::varint_size(key.size());
+  entries_.push_back({static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(size),
                       static_cast<std::uint32_t>(key_offset),
                       static_cast<std::uint32_t>(key.size())});
 }

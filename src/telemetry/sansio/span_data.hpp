@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "promptcache/telemetry/span_context.hpp"
@@ -57,9 +58,9 @@ class Attributes {
     std::uint32_t key_offset;  // of its key's bytes in bytes_
     std::uint32_t key_size;
   };
-  // Appends the field for `key` and a value, `text` standing for a text value (when `value` is
-  // null), after dropping an earlier field of the same key.
-  void put(std::string_view key, const AttributeValue* value, std::string_view text);
+  using ValueView = std::variant<bool, std::int64_t, double, std::string_view>;
+  // Appends the field for `key` and `value`, after dropping an earlier field of the same key.
+  void put(std::string_view key, const ValueView& value);
 
   std::string bytes_;
   std::vector<Entry> entries_;
@@ -68,6 +69,11 @@ class Attributes {
 // A KeyValue message read into `out`; false when it is not one this process writes (a key and
 // a string, bool, int or double value).
 [[nodiscard]] bool read_attribute(std::string_view key_value, Attribute& out);
+
+// The protobuf field `field` holding an attribute's KeyValue message (its key and value UTF-8):
+// its size, and the field written at `at` (that many bytes; returns their end).
+[[nodiscard]] std::size_t key_value_field_size(const Attribute& attribute) noexcept;
+char* write_key_value_field(char* at, unsigned field, const Attribute& attribute) noexcept;
 
 struct SpanEvent {
   std::string name;

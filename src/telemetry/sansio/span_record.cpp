@@ -26,29 +26,12 @@ constexpr unsigned key = 1, value = 2;                                          
 constexpr unsigned string_value = 1, bool_value = 2, int_value = 3, double_value = 4;  // AnyValue
 }  // namespace field
 
-// Every field number a record uses is below 16: each tag is one byte.
-constexpr std::size_t len_field_size(std::size_t n) noexcept {
-  return 1 + pb::varint_size(n) + n;
-}
-
-std::size_t any_value_size(const AttributeValue& value) noexcept {
-  if (const auto* text = std::get_if<std::string>(&value)) return len_field_size(text->size());
-  if (const auto* i = std::get_if<std::int64_t>(&value)) {
-    return 1 + pb::varint_size(static_cast<std::uint64_t>(*i));
-  }
-  return std::holds_alternative<bool>(value) ? 2 : 9;  // a double: fixed64
-}
-
-std::size_t key_value_size(std::size_t key, std::size_t any_value) noexcept {
-  return len_field_size(key) + len_field_size(any_value);
-}
+using pb::len_field_size;
 
 template <class List>
 std::size_t attributes_size(const List& list) noexcept {
   std::size_t n = 0;
-  for (const Attribute& a : list) {
-    n += len_field_size(key_value_size(a.key.size(), any_value_size(a.value)));
-  }
+  for (const Attribute& a : list) n += key_value_field_size(a);
   return n;
 }
 
@@ -86,73 +69,16 @@ std::size_t span_size(const SpanData& s) noexcept {
   return n;
 }
 
-// Writes at a place sized beforehand: no bound is checked here, the sizes above are the bound.
-struct Cursor {
-  char* at;
-
-  void varint(std::uint64_t v) noexcept { at += pb::write_varint(at, v); }
-  void tag(unsigned number, pb::Wire wire) noexcept {
-    *at++ = static_cast<char>((number << 3) | static_cast<unsigned>(wire));
-  }
-  void len(unsigned number, std::size_t n) noexcept {
-    tag(number, pb::Wire::len);
-    varint(n);
-  }
-  void bytes(unsigned number, std::string_view v) noexcept {
-    len(number, v.size());
-    std::memcpy(at, v.data(), v.size());
-    at += v.size();
-  }
-  void uint(unsigned number, std::uint64_t v) noexcept {
-    tag(number, pb::Wire::varint);
-    varint(v);
-  }
-  void raw(std::string_view v) noexcept {
-    std::memcpy(at, v.data(), v.size());
-    at += v.size();
-  }
-  void fixed64(unsigned number, std::uint64_t v) noexcept {
-    tag(number, pb::Wire::i64);
-    std::memcpy(at, &v, sizeof v);
-    at += sizeof v;
-  }
-  void attribute(unsigned number, const Attribute& a) noexcept {
-    const std::size_t any = any_value_size(a.value);
-    len(number, key_value_size(a.key.size(), any));
-    bytes(field::key, a.key);
-    len(field::value, any);
-    if (const auto* text = std::get_if<std::string>(&a.value)) {
-      bytes(field::string_value, *text);
-    } else if (const auto* i = std::get_if<std::int64_t>(&a.value)) {
-      uint(field::int_value, static_cast<std::uint64_t>(*i));
-    } else if (const auto* b = std::get_if<bool>(&a.value)) {
-      uint(field::bool_value, *b ? 1 : 0);
-    } else {
-      fixed64(field::double_value, std::bit_cast<std::uint64_t>(*std::get_if<double>(&a.value)));
-    }
-  }
+// The span's writer: protobuf's, and the KeyValue fields of events.
+struct Cursor : pb::Cursor {
   template <class List>
   void attributes(unsigned number, const List& list) noexcept {
-    for (const Attribute& a : list) attribute(number, a);
+    for (const Attribute& a : list) at = write_key_value_field(at, number, a);
   }
 };
 
-// No byte at or past 0x80: ASCII, so UTF-8. Most text is; checked eight bytes at a time.
-bool ascii(std::string_view s) noexcept {
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, s.data() + i, sizeof w);
-    if ((w & 0x8080808080808080ULL) != 0) return false;
-  }
-  for (; i < s.size(); ++i) {
-    if (static_cast<unsigned char>(s[i]) >= 0x80) return false;
-  }
-  return true;
-}
-
 bool utf8(std::string_view s) noexcept {
-  return ascii(s) || valid_utf8(s);
+  return valid_utf8(s);
 }
 
 bool utf8_value(const AttributeValue& v) noexcept {
@@ -334,7 +260,7 @@ std::size_t span_record_size(const SpanData& s) {
 }
 
 char* write_span_record(char* out, const SpanData& s) {
-  Cursor c{out};
+  Cursor c{{out}};
   c.len(field::scope_spans_spans, span_size(s));
   c.bytes(field::trace_id, id_text(s.trace_id));
   c.bytes(field::span_id, id_text(s.span_id));
@@ -378,9 +304,8 @@ void append_key_values(std::string& out, unsigned number, std::span<const Attrib
       continue;
     }
     const std::size_t at = out.size();
-    out.resize(at + len_field_size(key_value_size(a.key.size(), any_value_size(a.value))));
-    Cursor c{out.data() + at};
-    c.attribute(number, a);
+    out.resize(at + key_value_field_size(a));
+    write_key_value_field(out.data() + at, number, a);
   }
 }
 
