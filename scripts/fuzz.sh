@@ -3,6 +3,9 @@
 #   resp_parser_fuzz   the sans-IO RESP parser (tests/fuzz/resp_parser_fuzz.cpp)
 #   http_request_fuzz  the server's request reading: Beast's parser over a buffer, then the
 #                      framing check (tests/fuzz/http_request_fuzz.cpp)
+#   otlp_fuzz          the trace exporter's reading: a collector's HTTP response (whole and
+#                      chunked) and its protobuf partial success; span records read back and
+#                      written again (tests/fuzz/otlp_fuzz.cpp)
 #
 #   scripts/fuzz.sh [SECONDS]
 #
@@ -70,4 +73,9 @@ fuzz resp_parser_fuzz tests/fuzz/corpus \
 # Beast header-only here (no BOOST_BEAST_SEPARATE_COMPILATION): nothing else to link.
 fuzz http_request_fuzz tests/fuzz/http_corpus -DBOOST_ENABLE_ASSERT_HANDLER \
   src/server/framing.cpp tests/fuzz/http_request_fuzz.cpp || status=1
+fuzz otlp_fuzz tests/fuzz/otlp_corpus \
+  src/telemetry/sansio/http_exchange.cpp src/telemetry/sansio/otlp_json.cpp \
+  src/telemetry/sansio/otlp_proto.cpp src/telemetry/sansio/span_record.cpp \
+  src/telemetry/sansio/span_data.cpp src/json_text.cpp src/telemetry/span_context.cpp \
+  tests/fuzz/otlp_fuzz.cpp -lboost_json || status=1
 exit $status
