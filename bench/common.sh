@@ -119,6 +119,38 @@ need_wrk_and_nginx() {
   fi
 }
 
+# Starts nginx in $1 answering every OTLP trace export 200 without reading it, as a collector
+# on another machine costs this one nothing; sets otlp_sink (its base URL) and otlp_sink_dir.
+start_otlp_sink() {
+  otlp_sink_dir=$1
+  local port
+  port=$(free_port)
+  mkdir -p "$otlp_sink_dir/nginx-tmp"
+  cat >"$otlp_sink_dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $otlp_sink_dir/nginx.pid;
+error_log $otlp_sink_dir/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $otlp_sink_dir/nginx-tmp;
+  client_max_body_size 0;
+  server {
+    listen 127.0.0.1:$port;
+    location = /v1/traces { default_type application/json; return 200 '{}'; }
+  }
+}
+CONF
+  nginx -c "$otlp_sink_dir/nginx.conf"
+  otlp_sink="http://127.0.0.1:$port"
+}
+
+stop_otlp_sink() {
+  if [ -n "${otlp_sink_dir:-}" ] && [ -f "$otlp_sink_dir/nginx.pid" ]; then
+    kill "$(cat "$otlp_sink_dir/nginx.pid")" 2>/dev/null || true
+  fi
+}
+
 # Starts `promptcache serve` on the Redis of start_redis and a SQLite file in $1 (extra flags
 # after it); sets serve_pid and base (its URL).
 start_serve() {

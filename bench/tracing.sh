@@ -32,7 +32,7 @@ chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  stop_otlp_sink
   wait 2>/dev/null || true
   stop_redis
   rm -rf "$work"
@@ -41,25 +41,8 @@ trap cleanup EXIT
 
 case "$receiver_kind" in
   sink)
-    sink_port=$(free_port)
-    mkdir -p "$work/nginx-tmp"
-    cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx-tmp;
-  client_max_body_size 0;
-  server {
-    listen 127.0.0.1:$sink_port;
-    location = /v1/traces { default_type application/json; return 200 '{}'; }
-  }
-}
-EOF
-    nginx -c "$work/nginx.conf"
-    receiver="http://127.0.0.1:$sink_port"
+    start_otlp_sink "$work"
+    receiver=$otlp_sink
     ;;
   mock)
     if [ ! -d "$repo_root/tests/otlp/node_modules" ]; then
@@ -172,7 +155,7 @@ print(json.dumps({"workload": "http_get tracing summary", "receiver": receiver, 
                   "control_cpu_cost": median("control_cpu_cost")}))
 print("tracing cost: traced %.1f %% (target <= 10), sampled out %.1f %% (target <= 2); median of %d rounds" % (
     100 * median("traced_cost"), 100 * median("sampled_out_cost"), len(rounds)))
-print("server CPU per request: traced +%.1f %%, sampled out +%.1f %% (median of %d rounds)" % (
+print("server CPU per request: traced %+.1f %%, sampled out %+.1f %% (median of %d rounds)" % (
     100 * median("traced_cpu_cost"), 100 * median("sampled_out_cpu_cost"), len(rounds)))
 print("noise floor (an identical untraced server): %.1f %% fewer requests/s, CPU %+.1f %%" % (
     100 * median("control_cost"), 100 * median("control_cpu_cost")))
