@@ -290,7 +290,8 @@ TEST(Protobuf, a_reader_refuses_what_runs_past_its_input) {
   EXPECT_FALSE(protobuf::Reader(std::string(11, '\x80')).varint(v));  // over ten bytes
   EXPECT_FALSE(protobuf::Reader(bytes({5, 'a', 'b'})).bytes(b));      // length past the end
   EXPECT_FALSE(protobuf::Reader(bytes({1, 2, 3})).fixed64(v));
-  protobuf::Reader ok(bytes({0xac, 0x02}));
+  const std::string three_hundred = bytes({0xac, 0x02});  // the Reader views it
+  protobuf::Reader ok(three_hundred);
   EXPECT_TRUE(ok.varint(v));
   EXPECT_EQ(v, 300u);
 }
