@@ -1,10 +1,8 @@
 #include "telemetry/sansio/span_record.hpp"
 
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <type_traits>
 #include <variant>
 
 #include "promptcache/json_text.hpp"
@@ -15,15 +13,13 @@ namespace {
 
 namespace pb = protobuf;
 
-// The field numbers of trace.proto and common.proto that records use.
+// The field numbers of trace.proto that records use (KeyValue's are span_data.cpp's).
 namespace field {
 constexpr unsigned scope_spans_spans = 2;
 constexpr unsigned trace_id = 1, span_id = 2, trace_state = 3, parent_span_id = 4, name = 5,
                    kind = 6, start = 7, end = 8, attributes = 9, events = 11, status = 15;
 constexpr unsigned event_time = 1, event_name = 2, event_attributes = 3;
 constexpr unsigned status_message = 2, status_code = 3;
-constexpr unsigned key = 1, value = 2;                                                 // KeyValue
-constexpr unsigned string_value = 1, bool_value = 2, int_value = 3, double_value = 4;  // AnyValue
 }  // namespace field
 
 using pb::len_field_size;
@@ -77,19 +73,15 @@ struct Cursor : pb::Cursor {
   }
 };
 
-bool utf8(std::string_view s) noexcept {
-  return valid_utf8(s);
-}
-
 bool utf8_value(const AttributeValue& v) noexcept {
   const auto* text = std::get_if<std::string>(&v);
-  return text == nullptr || utf8(*text);
+  return text == nullptr || valid_utf8(*text);
 }
 
 template <class List>
 bool utf8_attributes(const List& list) noexcept {
   for (const Attribute& a : list) {
-    if (!utf8(a.key) || !utf8_value(a.value)) return false;
+    if (!valid_utf8(a.key) || !utf8_value(a.value)) return false;
   }
   return true;
 }
@@ -97,11 +89,11 @@ bool utf8_attributes(const List& list) noexcept {
 // Whether every text of the span is UTF-8, as protobuf's string fields must be.
 bool texts_are_utf8(const SpanData& s) noexcept {
   // The attributes are UTF-8 as they are set.
-  if (!utf8(s.name) || !utf8(s.trace_state) || !utf8(s.status_message)) {
+  if (!valid_utf8(s.name) || !valid_utf8(s.trace_state) || !valid_utf8(s.status_message)) {
     return false;
   }
   for (const SpanEvent& e : s.events) {
-    if (!utf8(e.name) || !utf8_attributes(e.attributes)) return false;
+    if (!valid_utf8(e.name) || !utf8_attributes(e.attributes)) return false;
   }
   return true;
 }
@@ -297,7 +289,7 @@ void write_span_record(std::string& out, const SpanData& s) {
 
 void append_key_values(std::string& out, unsigned number, std::span<const Attribute> list) {
   for (const Attribute& a : list) {
-    if (!utf8(a.key) || !utf8_value(a.value)) {
+    if (!valid_utf8(a.key) || !utf8_value(a.value)) {
       Attribute fixed{repaired_utf8(a.key), a.value};
       if (auto* text = std::get_if<std::string>(&fixed.value)) *text = repaired_utf8(*text);
       append_key_values(out, number, std::span<const Attribute>(&fixed, 1));
