@@ -66,8 +66,10 @@ class Api {
 
  private:
   struct Outcome;
-  // The request's SERVER span, and what it records once the response is known.
-  [[nodiscard]] telemetry::ScopedSpan server_span(const Request& req, const Peer& peer) const;
+  // The request's SERVER span (`callers_trace`: it continues the caller's), and what it
+  // records once the response is known.
+  [[nodiscard]] telemetry::ScopedSpan server_span(const Request& req, const Peer& peer,
+                                                  bool& callers_trace) const;
   void end_server_span(telemetry::ScopedSpan& span, const Outcome& out, Response& res) const;
   boost::asio::awaitable<Response> route(Request& req, Outcome& out);
   // The handler of `out.route` (known, its method allowed, the key checked); `target` is

@@ -384,8 +384,17 @@ TEST(Tracing, sampling_off_exports_nothing_and_parent_based_follows_the_callers_
     for (int i = 0; i < 20; ++i) {
       const HttpResponse r = c.request("GET", "/healthz");
       ASSERT_EQ(r.status, 200u);
-      ASSERT_EQ(r.header("traceparent").substr(53), "00");  // unsampled, still told
+      // A trace that started here unsampled is recorded nowhere: not named in the answer.
+      ASSERT_EQ(r.header("traceparent"), "");
     }
+    // A caller's trace is named back, unsampled as it came.
+    const HttpResponse continued =
+        c.request("GET", "/healthz", {},
+                  {{"traceparent", fmt::format("00-{}-{}-01", caller_trace, caller_span)}});
+    const auto answered = telemetry::parse_traceparent(continued.header("traceparent"));
+    ASSERT_TRUE(answered) << continued.header("traceparent");
+    EXPECT_EQ(telemetry::to_hex(answered->trace_id), caller_trace);
+    EXPECT_FALSE(answered->sampled);  // always_off
     EXPECT_TRUE(after_shutdown(server, receiver).empty());
     EXPECT_TRUE(receiver.requests().empty());
   }
@@ -421,7 +430,10 @@ TEST(Tracing, a_ratio_sampler_exports_about_that_share_of_requests) {
   int sampled_answers = 0;
   for (int i = 0; i < requests; ++i) {
     const HttpResponse r = c.request("GET", "/healthz");
-    sampled_answers += r.header("traceparent").substr(53) == "01" ? 1 : 0;
+    // Only a sampled trace that started here is named in the answer.
+    const auto answered = telemetry::parse_traceparent(r.header("traceparent"));
+    EXPECT_TRUE(r.header("traceparent").empty() || (answered && answered->sampled));
+    sampled_answers += answered ? 1 : 0;
   }
   const Spans spans = after_shutdown(server, receiver);
   // Binomial(800, 0.25): mean 200, standard deviation 12.2; ±60 is five of them.
