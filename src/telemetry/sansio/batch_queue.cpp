@@ -1,7 +1,6 @@
 #include "telemetry/sansio/batch_queue.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 namespace promptcache::telemetry {
 
@@ -13,13 +12,6 @@ BatchQueue::BatchQueue(BatchLimits limits, Clock::time_point now)
     : limits_(limits), last_take_(now) {
   limits_.max_queue = std::max<std::size_t>(limits_.max_queue, 1);
   limits_.max_batch = std::clamp<std::size_t>(limits_.max_batch, 1, limits_.max_queue);
-}
-
-bool BatchQueue::push(std::string_view record) {
-  char* at = push(record.size());
-  if (at == nullptr) return false;
-  std::memcpy(at, record.data(), record.size());
-  return true;
 }
 
 char* BatchQueue::push(std::size_t size) {

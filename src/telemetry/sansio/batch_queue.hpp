@@ -39,10 +39,8 @@ class BatchQueue {
 
   explicit BatchQueue(BatchLimits limits, Clock::time_point now = Clock::time_point{});
 
-  // Queues a finished span's record; false (and counted as dropped) when the queue is full.
-  bool push(std::string_view record);
-  // The same, for a record of `size` bytes its caller writes at the place returned (before the
-  // next call); nullptr (and counted as dropped) when the queue is full.
+  // Queues a finished span's record of `size` bytes, which its caller writes at the place
+  // returned (before the next call); nullptr (and counted as dropped) when the queue is full.
   [[nodiscard]] char* push(std::size_t size);
   // When the next batch is due: now if a full batch waits or a flush was asked, the schedule
   // delay after the last take if anything waits, never (time_point::max) when empty.

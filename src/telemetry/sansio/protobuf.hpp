@@ -45,16 +45,6 @@ inline void put_tag(std::string& out, unsigned field, Wire wire) {
   put_varint(out, (std::uint64_t{field} << 3) | static_cast<std::uint8_t>(wire));
 }
 
-inline void put_uint(std::string& out, unsigned field, std::uint64_t v) {
-  put_tag(out, field, Wire::varint);
-  put_varint(out, v);
-}
-
-inline void put_fixed64(std::string& out, unsigned field, std::uint64_t v) {
-  put_tag(out, field, Wire::i64);
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
 inline void put_bytes(std::string& out, unsigned field, std::string_view bytes) {
   put_tag(out, field, Wire::len);
   put_varint(out, bytes.size());

@@ -86,18 +86,6 @@ bool utf8_attributes(const List& list) noexcept {
   return true;
 }
 
-// Whether every text of the span is UTF-8, as protobuf's string fields must be.
-bool texts_are_utf8(const SpanData& s) noexcept {
-  // The attributes are UTF-8 as they are set.
-  if (!valid_utf8(s.name) || !valid_utf8(s.trace_state) || !valid_utf8(s.status_message)) {
-    return false;
-  }
-  for (const SpanEvent& e : s.events) {
-    if (!valid_utf8(e.name) || !utf8_attributes(e.attributes)) return false;
-  }
-  return true;
-}
-
 // The span with its texts made UTF-8 (a hostile header, say): the rare path, a copy.
 SpanData repaired(const SpanData& s) {
   const auto fix_list = [](auto& list) {
@@ -242,8 +230,16 @@ bool read_span(std::string_view message, SpanData& s) {
 
 }  // namespace
 
+// Whether every text of the span is UTF-8, as protobuf's string fields must be.
 bool utf8_throughout(const SpanData& s) noexcept {
-  return texts_are_utf8(s);
+  // The attributes are UTF-8 as they are set.
+  if (!valid_utf8(s.name) || !valid_utf8(s.trace_state) || !valid_utf8(s.status_message)) {
+    return false;
+  }
+  for (const SpanEvent& e : s.events) {
+    if (!valid_utf8(e.name) || !utf8_attributes(e.attributes)) return false;
+  }
+  return true;
 }
 
 std::size_t span_record_size(const SpanData& s) {
