@@ -118,18 +118,33 @@ LogTraceScope::LogTraceScope(std::string_view trace_id, std::string_view span_id
 
 LogTraceScope::LogTraceScope(std::span<const std::uint8_t, 16> trace_id,
                              std::span<const std::uint8_t, 8> span_id) noexcept
-    : trace_len_(sizeof trace_id_), span_len_(sizeof span_id_), outer_(current_trace) {
-  // Lowercase hex, as the ids are written everywhere else (telemetry::write_hex, a layer up).
-  static constexpr char digits[] = "0123456789abcdef";
-  const auto hex = [](std::span<const std::uint8_t> bytes, char* out) {
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-      out[2 * i] = digits[bytes[i] >> 4];
-      out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-  };
-  hex(trace_id, trace_id_);
-  hex(span_id, span_id_);
+    : trace_len_(trace_id.size()), span_len_(span_id.size()), bytes_(true), outer_(current_trace) {
+  std::memcpy(trace_id_, trace_id.data(), trace_len_);
+  std::memcpy(span_id_, span_id.data(), span_len_);
   current_trace = this;
+}
+
+namespace {
+
+// Lowercase hex, as the ids are written everywhere else (telemetry::write_hex, a layer up).
+std::string_view hex(const char* bytes, std::size_t size, char* out) noexcept {
+  static constexpr char digits[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < size; ++i) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = digits[byte >> 4];
+    out[2 * i + 1] = digits[byte & 0xf];
+  }
+  return {out, 2 * size};
+}
+
+}  // namespace
+
+std::string_view LogTraceScope::trace_id(char (&buffer)[32]) const noexcept {
+  return bytes_ ? hex(trace_id_, trace_len_, buffer) : std::string_view(trace_id_, trace_len_);
+}
+
+std::string_view LogTraceScope::span_id(char (&buffer)[16]) const noexcept {
+  return bytes_ ? hex(span_id_, span_len_, buffer) : std::string_view(span_id_, span_len_);
 }
 
 LogTraceScope::~LogTraceScope() {
@@ -164,10 +179,12 @@ class JsonLogFormatter final : public spdlog::formatter {
     json_string_append(out, valid_utf8(text) ? std::string(text) : repaired_utf8(text));
     append_fields(out, text);
     if (current_trace != nullptr) {
+      char trace_hex[32];
+      char span_hex[16];
       out += R"(,"trace_id":)";
-      json_string_append(out, current_trace->trace_id());
+      json_string_append(out, current_trace->trace_id(trace_hex));
       out += R"(,"span_id":)";
-      json_string_append(out, current_trace->span_id());
+      json_string_append(out, current_trace->span_id(span_hex));
     }
     out += "}\n";
     dest.append(out.data(), out.data() + out.size());

@@ -32,7 +32,8 @@ void set_logger(std::shared_ptr<spdlog::logger> logger);
 // around the log call only, never across a co_await: a coroutine's thread runs other requests
 // while it waits.
 // Ids as hex text (at most 32 and 16 characters kept), or as the ids' bytes (a trace id's 16, a
-// span id's 8). Allocates nothing.
+// span id's 8: kept as they are, written as hex only when a line is formatted as JSON).
+// Allocates nothing.
 class LogTraceScope {
  public:
   LogTraceScope(std::string_view trace_id, std::string_view span_id) noexcept;
@@ -43,13 +44,15 @@ class LogTraceScope {
   LogTraceScope& operator=(const LogTraceScope&) = delete;
 
  private:
-  [[nodiscard]] std::string_view trace_id() const noexcept { return {trace_id_, trace_len_}; }
-  [[nodiscard]] std::string_view span_id() const noexcept { return {span_id_, span_len_}; }
+  // The ids as text: as given, or the bytes' hex written into `buffer`.
+  [[nodiscard]] std::string_view trace_id(char (&buffer)[32]) const noexcept;
+  [[nodiscard]] std::string_view span_id(char (&buffer)[16]) const noexcept;
 
-  char trace_id_[32];
-  char span_id_[16];
+  char trace_id_[32];  // the text, or the 16 bytes
+  char span_id_[16];   // the text, or the 8 bytes
   std::size_t trace_len_ = 0;
   std::size_t span_len_ = 0;
+  bool bytes_ = false;  // the ids are bytes, not yet hex
   const LogTraceScope* outer_;
   friend class JsonLogFormatter;
 };

@@ -206,13 +206,10 @@ telemetry::ScopedSpan Api::server_span(const Request& req, const Peer& peer,
   telemetry::ScopedSpan span(tracer, method, telemetry::SpanKind::server,
                              caller ? &*caller : nullptr);
   if (!span.recording()) return span;
+  span.set(peer.span_attributes);  // the connection's, encoded when it was accepted
   span.set("http.request.method", method);
   span.set("url.path", path_of(req.target()));
-  span.set("url.scheme", "http");
   span.set("network.protocol.version", req.version() == 10 ? "1.0" : "1.1");
-  span.set("server.address", peer.server_address);
-  span.set("server.port", static_cast<std::int64_t>(peer.server_port));
-  span.set("client.address", peer.client_address);
   if (auto ua = req.find(http::field::user_agent); ua != req.end()) {
     span.set("user_agent.original", std::string_view(ua->value()));
   }

@@ -349,16 +349,27 @@ asio::awaitable<error_code> HttpServer::read_request(Session& session, beast::fl
   co_return ec;
 }
 
+Peer::Peer(std::string_view client_address, std::string_view server_address,
+           std::uint16_t server_port) {
+  span_attributes.set_text("server.address", server_address);
+  span_attributes.set("server.port", static_cast<std::int64_t>(server_port));
+  span_attributes.set_text("client.address", client_address);
+  span_attributes.set_text("url.scheme", "http");
+}
+
+namespace {
+
+Peer peer_of(const tcp::socket& socket) {
+  error_code ignored;
+  const auto local = socket.local_endpoint(ignored);
+  return Peer(socket.remote_endpoint(ignored).address().to_string(), local.address().to_string(),
+              local.port());
+}
+
+}  // namespace
+
 asio::awaitable<void> HttpServer::session(Worker& w, tcp::socket socket) {
-  Peer peer;
-  {
-    error_code ignored;
-    const auto remote = socket.remote_endpoint(ignored);
-    const auto local = socket.local_endpoint(ignored);
-    peer.client_address = remote.address().to_string();
-    peer.server_address = local.address().to_string();
-    peer.server_port = local.port();
-  }
+  const Peer peer = peer_of(socket);
   beast::tcp_stream stream(std::move(socket));
   auto self = w.sessions.insert(w.sessions.end(), Session{&stream});
   ++active_;

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -37,6 +38,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "promptcache/telemetry/attributes.hpp"
 #include "server/log_throttle.hpp"
 
 namespace promptcache::server {
@@ -61,11 +63,14 @@ struct HttpOptions {
 // less a quarter of it (at most 256) for Redis, the database, logs and the reserve.
 [[nodiscard]] std::size_t default_max_connections();
 
-// The two ends of a request's connection (for the request's span and logs).
+// The two ends of a request's connection as its requests' spans name them (OpenTelemetry's
+// client.address — the remote IP —, server.address — the local IP the client reached —,
+// server.port, and url.scheme): encoded once, when the connection is accepted, and given to
+// each request's span in one copy.
 struct Peer {
-  std::string client_address;  // the remote IP, as text
-  std::string server_address;  // the local IP the client reached
-  std::uint16_t server_port = 0;
+  Peer() : Peer({}, {}, 0) {}
+  Peer(std::string_view client_address, std::string_view server_address, std::uint16_t server_port);
+  telemetry::Attributes span_attributes;
 };
 
 // Answers one request. Runs on the session's thread; may suspend.

@@ -230,6 +230,100 @@ TEST(SpanRecord, attributes_are_encoded_as_they_are_set_and_a_key_set_again_repl
   EXPECT_EQ(std::get<std::int64_t>(*a.get("n")), -1);
 }
 
+TEST(SpanRecord, a_key_of_a_size_seen_before_is_still_found_to_replace) {
+  // Keys are looked for only when a key of their size (mod 64) was set: 1 and 65 share a bit.
+  const std::string long_key(65, 'k');
+  Attributes a;
+  a.set("a", std::int64_t{1});
+  a.set("b", std::int64_t{2});  // the same size, another key: added
+  a.set(long_key, std::int64_t{3});
+  a.set(long_key, std::int64_t{4});
+  a.set("a", std::int64_t{5});
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(std::get<std::int64_t>(*a.get("a")), 5);
+  EXPECT_EQ(std::get<std::int64_t>(*a.get("b")), 2);
+  EXPECT_EQ(std::get<std::int64_t>(*a.get(long_key)), 4);
+  a.clear();  // the sizes seen go with the keys
+  a.set("a", std::int64_t{6});
+  EXPECT_EQ(a.size(), 1u);
+}
+
+TEST(SpanRecord, a_prepared_set_appended_is_as_if_each_were_set) {
+  Attributes peer;
+  peer.set_text("server.address", "127.0.0.1");
+  peer.set("server.port", std::int64_t{8080});
+  peer.set_text("client.address", "10.0.0.7");
+
+  Attributes fresh;  // a fresh span: the set as it is
+  fresh.append(peer);
+  EXPECT_EQ(fresh.encoded(), peer.encoded());
+  fresh.set("server.port", std::int64_t{9090});  // its keys are known: replaced, not added
+  ASSERT_EQ(fresh.size(), 3u);
+  EXPECT_EQ(std::get<std::int64_t>(*fresh.get("server.port")), 9090);
+
+  Attributes later;  // a span with attributes already: each replaces or joins, in order
+  later.set_text("client.address", "set before");
+  later.set_text("http.request.method", "GET");
+  later.append(peer);
+  Attributes expected;
+  expected.set_text("http.request.method", "GET");
+  expected.set_text("server.address", "127.0.0.1");
+  expected.set("server.port", std::int64_t{8080});
+  expected.set_text("client.address", "10.0.0.7");
+  EXPECT_EQ(later.encoded(), expected.encoded());
+  later.set_text("server.address", "::1");  // the appended keys are found again
+  EXPECT_EQ(later.size(), 4u);
+  EXPECT_EQ(std::get<std::string>(*later.get("server.address")), "::1");
+
+  later.append(later);  // itself: every key set again to what it holds
+  EXPECT_EQ(later.size(), 4u);
+  EXPECT_EQ(std::get<std::string>(*later.get("http.request.method")), "GET");
+}
+
+// A tracer of a library user's own, which knows nothing of prepared sets: each attribute
+// reaches it through set_attribute.
+class ListTracer final : public Tracer {
+ public:
+  std::vector<Attribute> seen;
+  StartedSpan start_span(std::string_view, SpanKind, const SpanContext*) override {
+    StartedSpan started;
+    started.context.trace_id[0] = 1;
+    started.context.span_id[0] = 1;
+    started.context.sampled = true;
+    started.span = std::make_unique<ListSpan>(seen);
+    return started;
+  }
+
+ private:
+  class ListSpan final : public Span {
+   public:
+    explicit ListSpan(std::vector<Attribute>& seen) : seen_(seen) {}
+    void set_attribute(std::string_view key, AttributeValue value) override {
+      seen_.push_back({std::string(key), std::move(value)});
+    }
+    void record_exception(std::string_view) override {}
+
+   private:
+    std::vector<Attribute>& seen_;
+  };
+};
+
+TEST(SpanRecord, a_prepared_set_reaches_another_tracer_attribute_by_attribute) {
+  Attributes prepared;
+  prepared.set_text("server.address", "127.0.0.1");
+  prepared.set("server.port", std::int64_t{8080});
+  ListTracer tracer;
+  {
+    ScopedSpan span(&tracer, "GET");
+    span.set(prepared);
+  }
+  ASSERT_EQ(tracer.seen.size(), 2u);
+  EXPECT_EQ(tracer.seen[0].key, "server.address");
+  EXPECT_EQ(std::get<std::string>(tracer.seen[0].value), "127.0.0.1");
+  EXPECT_EQ(tracer.seen[1].key, "server.port");
+  EXPECT_EQ(std::get<std::int64_t>(tracer.seen[1].value), 8080);
+}
+
 TEST(SpanRecord, attribute_text_that_is_not_utf8_is_repaired_as_it_is_set) {
   Attributes a;
   a.set_text("user_agent.original", "caf\xc3\xa9");  // UTF-8: kept as it is

@@ -7,13 +7,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 
+#include "promptcache/telemetry/attributes.hpp"
 #include "promptcache/telemetry/span_context.hpp"
 
 namespace promptcache::telemetry {
-
-using AttributeValue = std::variant<bool, std::int64_t, double, std::string>;
 
 // OTLP's Span.SpanKind (the numbers are the protocol's).
 enum class SpanKind : std::uint8_t { internal = 1, server = 2, client = 3 };
@@ -26,6 +24,11 @@ class Span {
   // AttributeValue's own copy first.
   virtual void set_text(std::string_view key, std::string_view value) {
     set_attribute(key, std::string(value));
+  }
+  // A prepared set's attributes, in its order (a recording tracer appends them as they are
+  // encoded).
+  virtual void set_attributes(const Attributes& prepared) {
+    for (Attribute& a : prepared.decoded()) set_attribute(a.key, std::move(a.value));
   }
   // An "exception" event with exception.message, and the span's status set to error.
   virtual void record_exception(std::string_view message) = 0;
@@ -72,6 +75,10 @@ class ScopedSpan {
   }
   void set(std::string_view key, std::int64_t value) {
     if (span_) span_->set_attribute(key, value);
+  }
+  // A set prepared once for many spans (a connection's peer): cheaper than setting each.
+  void set(const Attributes& prepared) {
+    if (span_) span_->set_attributes(prepared);
   }
   void record_exception(std::string_view message) {
     if (span_) span_->record_exception(message);

@@ -145,21 +145,9 @@ void Attributes::put(std::string_view key, const ValueView& value) {
     }
     return;
   }
-  // A key set again: its earlier field goes (rare: most spans set each key once).
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->key_size != key.size() ||
-        std::memcmp(bytes_.data() + it->key_offset, key.data(), key.size()) != 0) {
-      continue;
-    }
-    const Entry gone = *it;
-    bytes_.erase(gone.offset, gone.size);
-    for (auto later = entries_.erase(it); later != entries_.end(); ++later) {
-      later->offset -= gone.size;
-      later->key_offset -= gone.size;
-    }
-    break;
-  }
-  const std::size_t kv = key_value_size(key, any_value_size(value));
+  erase(key);
+  const std::size_t any = any_value_size(value);
+  const std::size_t kv = key_value_size(key, any);
   const std::size_t size = pb::len_field_size(kv);
   if (bytes_.size() + size > std::numeric_limits<std::uint32_t>::max()) {
     throw std::length_error("a span's attributes past 4 GiB");
@@ -172,6 +160,49 @@ void Attributes::put(std::string_view key, const ValueView& value) {
   entries_.push_back({static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(size),
                       static_cast<std::uint32_t>(key_offset),
                       static_cast<std::uint32_t>(key.size())});
+  key_sizes_ |= size_bit(key.size());
+}
+
+// A key set again: its earlier field goes (rare: most spans set each key once, and a key of a
+// size no earlier key had is not looked for).
+void Attributes::erase(std::string_view key) noexcept {
+  if ((key_sizes_ & size_bit(key.size())) == 0) return;
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->key_size != key.size() ||
+        std::memcmp(bytes_.data() + it->key_offset, key.data(), key.size()) != 0) {
+      continue;
+    }
+    const Entry gone = *it;
+    bytes_.erase(gone.offset, gone.size);
+    for (auto later = entries_.erase(it); later != entries_.end(); ++later) {
+      later->offset -= gone.size;
+      later->key_offset -= gone.size;
+    }
+    return;
+  }
+}
+
+void Attributes::append(const Attributes& other) {
+  if (this == &other) return;  // each of its keys set again: the same set
+  if (empty()) {               // the common case, a fresh span: its fields and entries as they are
+    bytes_.assign(other.bytes_);
+    entries_.assign(other.entries_.begin(), other.entries_.end());
+    key_sizes_ = other.key_sizes_;
+    return;
+  }
+  for (const Entry& e : other.entries_) {
+    const std::string_view key(other.bytes_.data() + e.key_offset, e.key_size);
+    erase(key);
+    if (bytes_.size() + e.size > std::numeric_limits<std::uint32_t>::max()) {
+      throw std::length_error("a span's attributes past 4 GiB");
+    }
+    const std::size_t offset = bytes_.size();
+    bytes_.append(other.bytes_, e.offset, e.size);
+    entries_.push_back({static_cast<std::uint32_t>(offset), e.size,
+                        static_cast<std::uint32_t>(offset + (e.key_offset - e.offset)),
+                        e.key_size});
+    key_sizes_ |= size_bit(e.key_size);
+  }
 }
 
 void Attributes::decode(std::vector<Attribute>& out) const {
