@@ -102,9 +102,17 @@ std::string to_hex(const SpanId& id) {
 }
 
 void write_hex(char* out, std::span<const std::uint8_t> bytes) noexcept {
+  // Each byte's two digits at once (every answer of a traced request writes 24 bytes' worth).
+  static constexpr auto pairs = [] {
+    std::array<char, 512> table{};
+    for (std::size_t b = 0; b < 256; ++b) {
+      table[2 * b] = hex_digits[b >> 4];
+      table[2 * b + 1] = hex_digits[b & 15];
+    }
+    return table;
+  }();
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    out[2 * i] = hex_digits[bytes[i] >> 4];
-    out[2 * i + 1] = hex_digits[bytes[i] & 15];
+    std::memcpy(out + 2 * i, pairs.data() + 2 * std::size_t{bytes[i]}, 2);
   }
 }
 

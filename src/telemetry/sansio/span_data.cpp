@@ -145,7 +145,7 @@ void Attributes::put(std::string_view key, const ValueView& value) {
     }
     return;
   }
-  erase(key);
+  if ((key_sizes_ & size_bit(key.size())) != 0) erase(key);
   const std::size_t any = any_value_size(value);
   const std::size_t kv = key_value_size(key, any);
   const std::size_t size = pb::len_field_size(kv);
@@ -163,10 +163,9 @@ void Attributes::put(std::string_view key, const ValueView& value) {
   key_sizes_ |= size_bit(key.size());
 }
 
-// A key set again: its earlier field goes (rare: most spans set each key once, and a key of a
-// size no earlier key had is not looked for).
+// A key set again: its earlier field goes (rare: most spans set each key once, and the callers
+// look only for a key of a size an earlier key had).
 void Attributes::erase(std::string_view key) noexcept {
-  if ((key_sizes_ & size_bit(key.size())) == 0) return;
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->key_size != key.size() ||
         std::memcmp(bytes_.data() + it->key_offset, key.data(), key.size()) != 0) {
@@ -192,7 +191,7 @@ void Attributes::append(const Attributes& other) {
   }
   for (const Entry& e : other.entries_) {
     const std::string_view key(other.bytes_.data() + e.key_offset, e.key_size);
-    erase(key);
+    if ((key_sizes_ & size_bit(key.size())) != 0) erase(key);
     if (bytes_.size() + e.size > std::numeric_limits<std::uint32_t>::max()) {
       throw std::length_error("a span's attributes past 4 GiB");
     }
