@@ -162,6 +162,8 @@ void expect_server_span_in_callers_trace(const EnvVars& env, std::string_view en
   EXPECT_EQ(attr(span, "server.address"), "127.0.0.1");
   EXPECT_EQ(attr(span, "server.port"), std::to_string(server.port()));
   EXPECT_EQ(attr(span, "client.address"), "127.0.0.1");
+  EXPECT_EQ(attr(span, "url.scheme"), "http");
+  EXPECT_EQ(attr(span, "network.protocol.version"), "1.1");
   EXPECT_EQ(attr(span, "user_agent.original"), "tracing-test/1");
   // The resource names the service.
   const json::value request = receiver.requests().at(0);
