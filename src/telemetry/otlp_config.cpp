@@ -9,6 +9,7 @@
 #include "promptcache/error.hpp"
 #include "promptcache/redact.hpp"
 #include "promptcache/telemetry/otlp.hpp"
+#include "telemetry/otlp_http.hpp"
 
 namespace promptcache::telemetry {
 namespace {
@@ -106,6 +107,11 @@ std::string checked_url(const char* name, std::string url) {
   const bool https = url.starts_with("https://") && url.size() > 8;
   if (!http && !https) {
     throw ConfigError(fmt::format("{}: expected an http:// or https:// URL", name));
+  }
+  // The URL itself is not repeated: it may hold a password.
+  if (!parse_http_target(url).valid) {
+    throw ConfigError(
+        fmt::format("{}: not a usable URL (a host, and a port from 1 to 65535)", name));
   }
   return url;
 }

@@ -5,14 +5,22 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/url/parse.hpp>
 
+#include <pthread.h>
+
 #include <array>
+#include <charconv>
+#include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 #include <variant>
 
 #include "telemetry/sansio/http_exchange.hpp"
@@ -24,8 +32,75 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using Tcp = asio::ip::tcp::socket;
 using Tls = asio::ssl::stream<Tcp>;
+using Endpoint = asio::ip::tcp::endpoint;
+
+// A name lookup running on a thread of its own. The thread fills it in and, if a connection is
+// waiting (`waiter` set), has the poster's io_context wake it; a post that times out takes its
+// waiter away (the thread then tells no one) and a later connection waits on the same lookup.
+// Shared by the thread and the poster: whichever ends last frees it.
+struct PendingLookup : std::enable_shared_from_this<PendingLookup> {
+  std::mutex mutex;
+  bool done = false;
+  std::vector<std::string> addresses;
+  std::string error;
+  asio::io_context* io = nullptr;        // the waiter's, while there is one
+  asio::steady_timer* waiter = nullptr;  // cancelled to wake the waiting connection
+
+  // From the lookup's thread.
+  void finish(std::vector<std::string> found, std::string why) {
+    std::lock_guard lock(mutex);
+    done = true;
+    addresses = std::move(found);
+    error = std::move(why);
+    if (waiter == nullptr) return;
+    asio::post(*io, [self = shared_from_this()]() {
+      std::lock_guard lock(self->mutex);
+      if (self->waiter != nullptr) self->waiter->cancel();
+    });
+  }
+  // From the poster's thread, its io_context stopped: the waiting connection gives up.
+  void abandon() {
+    std::lock_guard lock(mutex);
+    if (waiter != nullptr) waiter->cancel();
+    waiter = nullptr;
+  }
+};
+
+std::shared_ptr<PendingLookup> start_lookup(const NameLookup& lookup, const std::string& host) {
+  auto pending = std::make_shared<PendingLookup>();
+  try {
+    std::thread([pending, lookup, host] {
+      ::pthread_setname_np(::pthread_self(), "otlp-lookup");
+      std::string error;
+      std::vector<std::string> addresses;
+      try {
+        addresses = lookup(host, error);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      pending->finish(std::move(addresses), std::move(error));
+    }).detach();
+  } catch (const std::system_error& e) {  // no thread to be had: the export fails, not the process
+    pending->finish({}, std::string("no thread for the lookup: ") + e.what());
+  }
+  return pending;
+}
 
 }  // namespace
+
+std::vector<std::string> system_name_lookup(const std::string& host, std::string& error) {
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  error_code ec;
+  const auto results = resolver.resolve(host, "0", ec);
+  std::vector<std::string> addresses;
+  if (ec) {
+    error = ec.message();
+    return addresses;
+  }
+  for (const auto& entry : results) addresses.push_back(entry.endpoint().address().to_string());
+  return addresses;
+}
 
 HttpTarget parse_http_target(std::string_view url) {
   HttpTarget t;
@@ -36,7 +111,14 @@ HttpTarget parse_http_target(std::string_view url) {
   if ((scheme != "http" && scheme != "https") || u.host().empty()) return t;
   t.tls = scheme == "https";
   t.host = u.host_address();  // IPv6 without brackets
-  t.port = u.has_port() ? std::string(u.port()) : (t.tls ? "443" : "80");
+  t.port = t.tls ? 443 : 80;
+  if (u.has_port()) {
+    const std::string_view port = u.port();
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), t.port);
+    if (ec != std::errc() || end != port.data() + port.size() || t.port == 0) return t;
+  }
+  // Boost.URL takes "host:4318x" as port 4318 and path "x": not a request target.
+  if (!u.encoded_path().empty() && !u.encoded_path().starts_with('/')) return t;
   t.path = u.encoded_path().empty() ? "/" : std::string(u.encoded_path());
   if (u.has_query()) t.path += "?" + std::string(u.encoded_query());
   t.host_header = std::string(u.encoded_host_and_port());
@@ -45,7 +127,7 @@ HttpTarget parse_http_target(std::string_view url) {
 }
 
 struct HttpPoster::Impl {
-  explicit Impl(HttpTarget t) : target(std::move(t)) {
+  Impl(HttpTarget t, NameLookup l) : target(std::move(t)), lookup(std::move(l)) {
     if (target.tls) {
       tls_context.emplace(asio::ssl::context::tls_client);
       tls_context->set_options(asio::ssl::context::default_workarounds |
@@ -63,17 +145,53 @@ struct HttpPoster::Impl {
     socket.emplace<std::monostate>();
   }
 
-  asio::awaitable<error_code> connect(std::string& error) {
-    close();
+  // The target's addresses: a numeric host as it is, a name through the lookup's thread.
+  asio::awaitable<error_code> resolve(std::vector<Endpoint>& endpoints, std::string& error) {
     error_code ec;
-    asio::ip::tcp::resolver resolver(io);
-    auto endpoints = co_await resolver.async_resolve(target.host, target.port,
-                                                     asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      error = "cannot resolve " + target.host + ": " + ec.message();
+    const auto numeric = asio::ip::make_address(target.host, ec);
+    if (!ec) {
+      endpoints.emplace_back(numeric, target.port);
       co_return ec;
     }
+    if (!pending) pending = start_lookup(lookup, target.host);
+    asio::steady_timer wake(io, asio::steady_timer::time_point::max());
+    bool wait = false;
+    {
+      std::lock_guard lock(pending->mutex);
+      if (!pending->done) {
+        pending->io = &io;
+        pending->waiter = &wake;
+        wait = true;
+      }
+    }
+    if (wait) co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    std::vector<std::string> addresses;
+    {
+      std::lock_guard lock(pending->mutex);
+      pending->waiter = nullptr;
+      if (!pending->done) co_return asio::error::operation_aborted;  // the post gave up
+      addresses = std::move(pending->addresses);
+      error = std::move(pending->error);
+    }
+    pending.reset();
+    for (const std::string& text : addresses) {
+      const auto address = asio::ip::make_address(text, ec);
+      if (!ec) endpoints.emplace_back(address, target.port);
+    }
+    if (endpoints.empty()) {
+      error = "cannot resolve " + target.host + ": " + (error.empty() ? "no address" : error);
+      co_return asio::error::host_not_found;
+    }
+    error.clear();
+    co_return error_code{};
+  }
+
+  asio::awaitable<error_code> connect(std::string& error) {
+    close();
+    std::vector<Endpoint> endpoints;
+    if (const error_code ec = co_await resolve(endpoints, error)) co_return ec;
     if (timed_out) co_return asio::error::operation_aborted;
+    error_code ec;
     Tcp* tcp = nullptr;
     if (target.tls) {
       tcp = &socket.emplace<std::unique_ptr<Tls>>(std::make_unique<Tls>(io, *tls_context))
@@ -169,13 +287,16 @@ struct HttpPoster::Impl {
   }
 
   HttpTarget target;
+  NameLookup lookup;
+  std::shared_ptr<PendingLookup> pending;  // a lookup under way, perhaps given up on by a post
   asio::io_context io{1};
   std::optional<asio::ssl::context> tls_context;
   std::variant<std::monostate, Tcp, std::unique_ptr<Tls>> socket;
   bool timed_out = false;  // the post gave up: the exchange stops at its next step
 };
 
-HttpPoster::HttpPoster(HttpTarget target) : impl_(std::make_unique<Impl>(std::move(target))) {}
+HttpPoster::HttpPoster(HttpTarget target, NameLookup lookup)
+    : impl_(std::make_unique<Impl>(std::move(target), std::move(lookup))) {}
 
 HttpPoster::~HttpPoster() {
   impl_->close();
@@ -197,9 +318,10 @@ HttpPoster::Outcome HttpPoster::post(std::string_view head, Body body,
   impl_->io.run_for(timeout);
   if (!finished) {
     // Timed out: the connection goes (its operations end with operation_aborted) and the
-    // exchange ends there. A name lookup under way is waited for (Asio cannot abandon one).
+    // exchange ends there; a name lookup under way is left to its thread.
     impl_->timed_out = true;
     impl_->close();
+    if (impl_->pending) impl_->pending->abandon();
     impl_->io.restart();
     impl_->io.run();
     out = Outcome{};

@@ -1,12 +1,16 @@
 // The exporter's runner for one HTTP exchange: a connection to the collector (plain or TLS,
 // kept open between exports), the request written, the response read through
-// ResponseParser, all within a timeout. Used from the exporter's thread only.
+// ResponseParser, all within a timeout — the collector's name lookup included. Used from the
+// exporter's thread only.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "telemetry/sansio/export_retry.hpp"
 
@@ -17,15 +21,28 @@ struct HttpTarget {
   bool valid = false;
   bool tls = false;
   std::string host;  // without brackets for IPv6
-  std::string port;
+  std::uint16_t port = 0;
   std::string path;         // with the query, "/" at least
   std::string host_header;  // host[:port] as the Host field writes it
 };
 [[nodiscard]] HttpTarget parse_http_target(std::string_view url);
 
+// A host name's addresses as text (IPv4 or IPv6); none, with `error` saying why, when it has
+// none. It may block as long as the system's resolver takes.
+using NameLookup =
+    std::function<std::vector<std::string>(const std::string& host, std::string& error)>;
+// The system's (getaddrinfo: /etc/hosts, DNS, ... as nsswitch.conf says).
+[[nodiscard]] std::vector<std::string> system_name_lookup(const std::string& host,
+                                                          std::string& error);
+
 class HttpPoster {
  public:
-  explicit HttpPoster(HttpTarget target);
+  // A host that is a name is looked up by `lookup` on a thread of its own, so that a post's
+  // timeout bounds the lookup too: Asio's resolver cannot be abandoned, and a resolver that
+  // hangs (an unreachable DNS server: 5 s a try, several tries) would hold the exporter —
+  // and a shutdown's flush — past its deadline. A lookup a post gave up on is waited for by
+  // the next connection, not started again: one lookup at a time, whatever the retries.
+  explicit HttpPoster(HttpTarget target, NameLookup lookup = system_name_lookup);
   ~HttpPoster();
   HttpPoster(const HttpPoster&) = delete;
   HttpPoster& operator=(const HttpPoster&) = delete;

@@ -11,6 +11,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +23,8 @@
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
 #include "support/serve_process.hpp"
+#include "telemetry/otlp_http.hpp"
+#include "telemetry/sansio/http_exchange.hpp"
 
 namespace promptcache::testing {
 namespace {
@@ -487,6 +491,104 @@ TEST(Tracing, a_receiver_that_is_down_or_slow_costs_no_request_an_error) {
   ServeProcess server = traced_serve(dir, slow.endpoint(), {{"OTEL_EXPORTER_OTLP_TIMEOUT", "300"}});
   HttpClient c(server.port());
   for (int i = 0; i < 50; ++i) ASSERT_EQ(c.request("GET", "/healthz").status, 200u);
+}
+
+// A name lookup that blocks until the test lets it answer (at most a minute, so that a poster
+// that waits for it fails the test rather than hangs it).
+class HeldLookup {
+ public:
+  telemetry::NameLookup lookup() {
+    return [this](const std::string& host, std::string&) -> std::vector<std::string> {
+      std::unique_lock lock(mutex_);
+      ++started_;
+      changed_.wait_for(lock, 60s, [this] { return released_; });
+      ++finished_;
+      changed_.notify_all();
+      EXPECT_EQ(host, "collector.test");
+      return {"127.0.0.1"};
+    };
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  void wait_until_finished(int count) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, 60s, [&] { return finished_ >= count; });
+  }
+  int started() {
+    std::lock_guard lock(mutex_);
+    return started_;
+  }
+  int finished() {
+    std::lock_guard lock(mutex_);
+    return finished_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool released_ = false;
+  int started_ = 0;
+  int finished_ = 0;
+};
+
+// A collector's name whose lookup hangs (an unreachable DNS server) holds an export no longer
+// than its timeout, and so a shutdown no longer than its deadline: the lookup is left to its
+// thread, the next connection waits on that lookup rather than starting another, and once it
+// answers the export goes through.
+TEST(Tracing, a_name_lookup_that_hangs_holds_an_export_no_longer_than_its_timeout) {
+  OtlpReceiver receiver;
+  const telemetry::HttpTarget target = telemetry::parse_http_target(
+      fmt::format("http://collector.test:{}/v1/traces", receiver.port()));
+  ASSERT_TRUE(target.valid);
+  const std::string body = R"({"resourceSpans":[]})";
+  const std::string head = telemetry::post_head(target.host_header, target.path, {},
+                                                "application/json", body.size(), "test");
+  HeldLookup held;
+  {
+    telemetry::HttpPoster poster(target, held.lookup());
+    auto out = poster.post(head, {body, {}}, 200ms);
+    EXPECT_EQ(out.status, 0);
+    EXPECT_NE(out.error.find("within 200 ms"), std::string::npos) << out.error;
+    out = poster.post(head, {body, {}}, 200ms);
+    EXPECT_EQ(out.status, 0);
+    EXPECT_EQ(held.started(), 1);   // the same lookup waited on
+    EXPECT_EQ(held.finished(), 0);  // both posts returned while it hung
+    held.release();
+    out = poster.post(head, {body, {}}, 10s);
+    EXPECT_EQ(out.status, 200) << out.error;
+    EXPECT_EQ(held.started(), 1);
+  }
+  EXPECT_EQ(receiver.requests().size(), 1u);
+
+  // A poster destroyed while its lookup hangs: the lookup's thread finishes on its own.
+  HeldLookup abandoned;
+  {
+    telemetry::HttpPoster poster(target, abandoned.lookup());
+    EXPECT_EQ(poster.post(head, {body, {}}, 100ms).status, 0);
+  }
+  EXPECT_EQ(abandoned.finished(), 0);
+  abandoned.release();
+  abandoned.wait_until_finished(1);
+  EXPECT_EQ(abandoned.finished(), 1);
+
+  // The system's lookup (localhost, from /etc/hosts): the export goes through.
+  telemetry::HttpPoster system(
+      telemetry::parse_http_target(fmt::format("http://localhost:{}/v1/traces", receiver.port())));
+  const auto sent = system.post(head, {body, {}}, 10s);
+  EXPECT_EQ(sent.status, 200) << sent.error;
+  EXPECT_EQ(receiver.requests().size(), 2u);
+
+  // A name that has no address is a clear error.
+  telemetry::HttpPoster nowhere(target, [](const std::string&, std::string& error) {
+    error = "Host not found";
+    return std::vector<std::string>{};
+  });
+  const auto out = nowhere.post(head, {body, {}}, 10s);
+  EXPECT_EQ(out.status, 0);
+  EXPECT_EQ(out.error, "cannot resolve collector.test: Host not found");
 }
 
 TEST(Tracing, a_shutdown_flushes_what_is_queued) {

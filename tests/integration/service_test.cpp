@@ -50,7 +50,6 @@ using namespace std::chrono_literals;
 using Json = json::value;
 using Fallback = PromptCacheService::Fallback;
 using BreakerState = cache::CircuitBreaker::State;
-using Clock = std::chrono::steady_clock;
 
 // A stand-in for a sha256 hex digest (64 hex digits).
 std::string hash(int i) {
@@ -1060,7 +1059,7 @@ TEST_F(ServiceOnRedis, server_stopped_reads_miss_writes_throw_cache_error_and_fa
 TEST_F(ServiceOnRedis, circuit_breaker_opens_after_threshold_skips_the_network_then_closes) {
   ServiceOptions options;
   options.breaker.failure_threshold = 3;
-  options.breaker.open_for = 200ms;
+  options.breaker.open_for = 2s;  // longer than the open window's calls take on any machine
   use_service(options);
   run([&]() -> asio::awaitable<void> { co_await svc().set("k", Json(1)); }());
   server().stop();
@@ -1072,10 +1071,10 @@ TEST_F(ServiceOnRedis, circuit_breaker_opens_after_threshold_skips_the_network_t
     EXPECT_EQ(svc().breaker().state(), BreakerState::open);
     EXPECT_EQ(svc().breaker().times_opened(), 1u);
 
-    // Open: every call returns at once (a real one waits 500 ms for its timeout here). No
-    // get_cache_stats in this window: it asks the server whatever the breaker says.
+    // Open: no call goes to the network (a real one would wait 500 ms for its timeout here and
+    // count it): every read is counted skipped, every write dropped. No get_cache_stats in
+    // this window: it asks the server whatever the breaker says.
     const auto timeouts_before = redis_store_->client().stats().timeouts;
-    const auto start = Clock::now();
     int calls = 0;
     const Fallback fallback = [&]() -> asio::awaitable<Json> {
       ++calls;
@@ -1092,8 +1091,6 @@ TEST_F(ServiceOnRedis, circuit_breaker_opens_after_threshold_skips_the_network_t
         ++cache_errors;
       }
     }
-    const auto elapsed = Clock::now() - start;
-    EXPECT_LT(elapsed, 100ms);
     EXPECT_EQ(calls, 10);
     EXPECT_EQ(cache_errors, 10);
     EXPECT_EQ(svc().breaker().state(), BreakerState::open);

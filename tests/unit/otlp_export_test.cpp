@@ -13,6 +13,7 @@
 #include "promptcache/json_text.hpp"
 #include "promptcache/redact.hpp"
 #include "promptcache/telemetry/otlp.hpp"
+#include "telemetry/otlp_http.hpp"
 #include "telemetry/sansio/batch_queue.hpp"
 #include "telemetry/sansio/export_retry.hpp"
 #include "telemetry/sansio/http_exchange.hpp"
@@ -759,11 +760,37 @@ TEST(OtlpConfig, a_bad_value_is_an_error_naming_the_variable) {
   EXPECT_NE(
       config_error({{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).find("OTEL_EXPORTER_OTLP_PROTOCOL:"),
       std::string::npos);
+  for (const char* endpoint :
+       {"http://collector:0", "http://collector:70000", "http://collector:4318x", "http://:4318"}) {
+    const std::string error = config_error({{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint}});
+    EXPECT_NE(error.find("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:"), std::string::npos) << endpoint;
+    EXPECT_EQ(error.find("collector"), std::string::npos) << error;  // the URL not repeated
+  }
   EXPECT_NE(config_error({{"OTEL_SDK_DISABLED", "maybe"}}).find("OTEL_SDK_DISABLED:"),
             std::string::npos);
   EXPECT_NE(
       config_error({{"OTEL_RESOURCE_ATTRIBUTES", "novalue"}}).find("OTEL_RESOURCE_ATTRIBUTES:"),
       std::string::npos);
+}
+
+TEST(OtlpConfig, an_endpoint_is_taken_apart_with_its_default_port) {
+  const HttpTarget plain = parse_http_target("http://collector.example:4318/v1/traces?x=1");
+  ASSERT_TRUE(plain.valid);
+  EXPECT_FALSE(plain.tls);
+  EXPECT_EQ(plain.host, "collector.example");
+  EXPECT_EQ(plain.port, 4318);
+  EXPECT_EQ(plain.path, "/v1/traces?x=1");
+  EXPECT_EQ(plain.host_header, "collector.example:4318");
+  const HttpTarget tls = parse_http_target("https://[::1]/");
+  ASSERT_TRUE(tls.valid);
+  EXPECT_TRUE(tls.tls);
+  EXPECT_EQ(tls.host, "::1");
+  EXPECT_EQ(tls.port, 443);
+  EXPECT_EQ(parse_http_target("http://collector").port, 80);
+  EXPECT_EQ(parse_http_target("http://collector").path, "/");
+  EXPECT_FALSE(parse_http_target("http://collector:65536").valid);
+  EXPECT_FALSE(parse_http_target("http://collector:4318x").valid);
+  EXPECT_FALSE(parse_http_target("ftp://collector").valid);
 }
 
 TEST(OtlpConfig, headers_are_secrets_never_repeated_or_shown) {
