@@ -272,36 +272,50 @@ class Pipeline {
 // SpanData for the spans this thread records: taken at a span's start, given back (emptied,
 // its room kept) once the span is encoded at its end — by the thread that ends it, whichever
 // that is. At most `kept` wait.
+//
+// Both per-thread lists (this and SpanMemory) may be gone before a span ends: a span held by a
+// thread_local object made before them ends as its thread exits, after they are destroyed; one
+// held by a static object ends at exit, after the main thread's thread_locals. A span then
+// takes and gives back its memory without a list (`gone`, trivially destroyed, stays readable).
 class SpanDataPool {
  public:
   static std::unique_ptr<SpanData> take() {
-    auto& free = list();
-    if (free.empty()) {
+    auto* free = list();
+    if (free == nullptr || free->empty()) {
       return std::make_unique<SpanData>();
     }
-    auto data = std::move(free.back());
-    free.pop_back();
+    auto data = std::move(free->back());
+    free->pop_back();
     return data;
   }
   static void give_back(std::unique_ptr<SpanData> data) {
-    auto& free = list();
-    if (free.size() >= kept) return;
+    auto* free = list();
+    if (free == nullptr || free->size() >= kept) return;
     data->attributes.clear();
     data->events.clear();
     data->trace_state.clear();
     data->status = StatusCode::unset;
     data->status_message.clear();
     data->parent_span_id = {};
-    free.push_back(std::move(data));
+    free->push_back(std::move(data));
   }
 
  private:
   // Spans open at once on a thread, about: a SERVER span and a cache span for each request in
   // flight (50 connections' worth keep 100 open). Past it, spans are made and freed afresh.
   static constexpr std::size_t kept = 256;
-  static std::vector<std::unique_ptr<SpanData>>& list() {
-    thread_local std::vector<std::unique_ptr<SpanData>> free;
-    return free;
+  struct List {
+    List() = default;
+    List(const List&) = delete;
+    List& operator=(const List&) = delete;
+    ~List() { gone = true; }
+    std::vector<std::unique_ptr<SpanData>> spans;
+  };
+  static inline thread_local bool gone = false;
+  static std::vector<std::unique_ptr<SpanData>>* list() {
+    if (gone) return nullptr;
+    thread_local List free;
+    return &free.spans;
   }
 };
 
@@ -311,33 +325,38 @@ class SpanDataPool {
 class SpanMemory {
  public:
   static void* take(std::size_t size) {
-    auto& free = list().blocks;
-    if (free.empty()) return ::operator new(size);
-    void* block = free.back();
-    free.pop_back();
+    List* free = list();
+    if (free == nullptr || free->blocks.empty()) return ::operator new(size);
+    void* block = free->blocks.back();
+    free->blocks.pop_back();
     return block;
   }
   static void give_back(void* block) noexcept {
-    auto& free = list().blocks;
-    if (free.size() >= kept) {
+    List* free = list();
+    if (free == nullptr || free->blocks.size() >= kept) {
       ::operator delete(block);
       return;
     }
-    free.push_back(block);  // room reserved: does not throw
+    free->blocks.push_back(block);  // room reserved: does not throw
   }
 
  private:
   static constexpr std::size_t kept = 256;  // as SpanDataPool
   struct List {
     List() { blocks.reserve(kept); }
+    List(const List&) = delete;
+    List& operator=(const List&) = delete;
     ~List() {
       for (void* block : blocks) ::operator delete(block);
+      gone = true;
     }
     std::vector<void*> blocks;
   };
-  static List& list() {
+  static inline thread_local bool gone = false;  // as SpanDataPool's
+  static List* list() {
+    if (gone) return nullptr;
     thread_local List free;
-    return free;
+    return &free;
   }
 };
 

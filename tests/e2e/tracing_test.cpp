@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "promptcache/telemetry/otlp.hpp"
 #include "promptcache/telemetry/span_context.hpp"
 #include "support/http_client.hpp"
 #include "support/otlp_receiver.hpp"
@@ -589,6 +590,32 @@ TEST(Tracing, a_name_lookup_that_hangs_holds_an_export_no_longer_than_its_timeou
   const auto out = nowhere.post(head, {body, {}}, 10s);
   EXPECT_EQ(out.status, 0);
   EXPECT_EQ(out.error, "cannot resolve collector.test: Host not found");
+}
+
+// A library user's span held by a thread_local made before the tracer's per-thread lists (its
+// memory and its data) ends as the thread exits, after those lists are gone: it is exported
+// all the same, and nothing touches a list that no longer is (the ASan run would say).
+TEST(Tracing, a_span_that_ends_as_its_thread_exits_is_exported) {
+  OtlpReceiver receiver;
+  const std::string endpoint = receiver.endpoint();
+  const auto config = telemetry::OtlpConfig::from_env([&](const char* name) {
+    return std::string_view(name) == "OTEL_EXPORTER_OTLP_ENDPOINT"
+               ? std::optional<std::string>(endpoint)
+               : std::nullopt;
+  });
+  const auto tracer = telemetry::make_otlp_tracer(config);
+  ASSERT_NE(tracer, nullptr);
+  std::thread([&tracer] {
+    thread_local std::unique_ptr<telemetry::Span> held;  // made first, destroyed last
+    held = tracer->start_span("held_to_thread_exit", telemetry::SpanKind::internal, nullptr).span;
+    // A span started and ended before: the lists are made and in use when the thread exits.
+    (void)tracer->start_span("ended_in_the_thread", telemetry::SpanKind::internal, nullptr);
+  }).join();
+  tracer->shutdown(10s);
+  std::vector<std::string> names;
+  for (const auto& span : receiver.spans()) names.push_back(text_of(span.at("name")));
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"ended_in_the_thread", "held_to_thread_exit"}));
 }
 
 TEST(Tracing, a_shutdown_flushes_what_is_queued) {
