@@ -102,16 +102,11 @@ bool truth(const char* name, std::string_view text) {
   throw ConfigError(fmt::format("{}: expected true or false, got \"{}\"", name, t));
 }
 
+// Taken apart as the exporter will; the URL is not repeated in the error: it may hold a password.
 std::string checked_url(const char* name, std::string url) {
-  const bool http = url.starts_with("http://") && url.size() > 7;
-  const bool https = url.starts_with("https://") && url.size() > 8;
-  if (!http && !https) {
-    throw ConfigError(fmt::format("{}: expected an http:// or https:// URL", name));
-  }
-  // The URL itself is not repeated: it may hold a password.
   if (!parse_http_target(url).valid) {
-    throw ConfigError(
-        fmt::format("{}: not a usable URL (a host, and a port from 1 to 65535)", name));
+    throw ConfigError(fmt::format(
+        "{}: expected an http:// or https:// URL with a host (and a port from 1 to 65535)", name));
   }
   return url;
 }

@@ -16,7 +16,6 @@
 #include <pthread.h>
 
 #include <array>
-#include <charconv>
 #include <mutex>
 #include <optional>
 #include <system_error>
@@ -43,8 +42,7 @@ struct PendingLookup : std::enable_shared_from_this<PendingLookup> {
   bool done = false;
   std::vector<std::string> addresses;
   std::string error;
-  asio::io_context* io = nullptr;        // the waiter's, while there is one
-  asio::steady_timer* waiter = nullptr;  // cancelled to wake the waiting connection
+  asio::steady_timer* waiter = nullptr;  // cancelled (on its io_context) to wake the connection
 
   // From the lookup's thread.
   void finish(std::vector<std::string> found, std::string why) {
@@ -53,7 +51,7 @@ struct PendingLookup : std::enable_shared_from_this<PendingLookup> {
     addresses = std::move(found);
     error = std::move(why);
     if (waiter == nullptr) return;
-    asio::post(*io, [self = shared_from_this()]() {
+    asio::post(waiter->get_executor(), [self = shared_from_this()]() {
       std::lock_guard lock(self->mutex);
       if (self->waiter != nullptr) self->waiter->cancel();
     });
@@ -112,10 +110,9 @@ HttpTarget parse_http_target(std::string_view url) {
   t.tls = scheme == "https";
   t.host = u.host_address();  // IPv6 without brackets
   t.port = t.tls ? 443 : 80;
-  if (u.has_port()) {
-    const std::string_view port = u.port();
-    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), t.port);
-    if (ec != std::errc() || end != port.data() + port.size() || t.port == 0) return t;
+  if (u.has_port() && !u.port().empty()) {  // "host:" is the default port (RFC 3986)
+    t.port = u.port_number();               // 0 when past 16 bits
+    if (t.port == 0) return t;
   }
   // Boost.URL takes "host:4318x" as port 4318 and path "x": not a request target.
   if (!u.encoded_path().empty() && !u.encoded_path().starts_with('/')) return t;
@@ -159,31 +156,28 @@ struct HttpPoster::Impl {
     {
       std::lock_guard lock(pending->mutex);
       if (!pending->done) {
-        pending->io = &io;
         pending->waiter = &wake;
         wait = true;
       }
     }
     if (wait) co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     std::vector<std::string> addresses;
+    std::string why;
     {
       std::lock_guard lock(pending->mutex);
       pending->waiter = nullptr;
       if (!pending->done) co_return asio::error::operation_aborted;  // the post gave up
       addresses = std::move(pending->addresses);
-      error = std::move(pending->error);
+      why = std::move(pending->error);
     }
     pending.reset();
     for (const std::string& text : addresses) {
       const auto address = asio::ip::make_address(text, ec);
       if (!ec) endpoints.emplace_back(address, target.port);
     }
-    if (endpoints.empty()) {
-      error = "cannot resolve " + target.host + ": " + (error.empty() ? "no address" : error);
-      co_return asio::error::host_not_found;
-    }
-    error.clear();
-    co_return error_code{};
+    if (!endpoints.empty()) co_return error_code{};
+    error = "cannot resolve " + target.host + ": " + (why.empty() ? "no address" : why);
+    co_return asio::error::host_not_found;
   }
 
   asio::awaitable<error_code> connect(std::string& error) {

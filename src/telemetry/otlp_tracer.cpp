@@ -269,14 +269,31 @@ class Pipeline {
   std::uniform_real_distribution<double> jitter_{0.0, 1.0};
 };
 
+// This thread's T, made at its first use; nullptr once destroyed. A span may end after its
+// thread's lists (SpanDataPool's, SpanMemory's) are gone: one held by a thread_local object
+// made before them ends as its thread exits, after they are destroyed; one held by a static
+// object ends at exit, after the main thread's thread_locals. It then takes and gives back its
+// memory without a list. `gone` is trivially destroyed: it stays readable.
+template <class T>
+class PerThread {
+ public:
+  static T* get() {
+    if (gone) return nullptr;
+    thread_local Holder holder;
+    return &holder.value;
+  }
+
+ private:
+  struct Holder {
+    ~Holder() { gone = true; }
+    T value;
+  };
+  static inline thread_local bool gone = false;
+};
+
 // SpanData for the spans this thread records: taken at a span's start, given back (emptied,
 // its room kept) once the span is encoded at its end — by the thread that ends it, whichever
 // that is. At most `kept` wait.
-//
-// Both per-thread lists (this and SpanMemory) may be gone before a span ends: a span held by a
-// thread_local object made before them ends as its thread exits, after they are destroyed; one
-// held by a static object ends at exit, after the main thread's thread_locals. A span then
-// takes and gives back its memory without a list (`gone`, trivially destroyed, stays readable).
 class SpanDataPool {
  public:
   static std::unique_ptr<SpanData> take() {
@@ -304,18 +321,8 @@ class SpanDataPool {
   // Spans open at once on a thread, about: a SERVER span and a cache span for each request in
   // flight (50 connections' worth keep 100 open). Past it, spans are made and freed afresh.
   static constexpr std::size_t kept = 256;
-  struct List {
-    List() = default;
-    List(const List&) = delete;
-    List& operator=(const List&) = delete;
-    ~List() { gone = true; }
-    std::vector<std::unique_ptr<SpanData>> spans;
-  };
-  static inline thread_local bool gone = false;
   static std::vector<std::unique_ptr<SpanData>>* list() {
-    if (gone) return nullptr;
-    thread_local List free;
-    return &free.spans;
+    return PerThread<std::vector<std::unique_ptr<SpanData>>>::get();
   }
 };
 
@@ -348,16 +355,10 @@ class SpanMemory {
     List& operator=(const List&) = delete;
     ~List() {
       for (void* block : blocks) ::operator delete(block);
-      gone = true;
     }
     std::vector<void*> blocks;
   };
-  static inline thread_local bool gone = false;  // as SpanDataPool's
-  static List* list() {
-    if (gone) return nullptr;
-    thread_local List free;
-    return &free;
-  }
+  static List* list() { return PerThread<List>::get(); }
 };
 
 class RecordingSpan final : public Span {

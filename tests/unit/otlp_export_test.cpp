@@ -788,6 +788,7 @@ TEST(OtlpConfig, an_endpoint_is_taken_apart_with_its_default_port) {
   EXPECT_EQ(tls.port, 443);
   EXPECT_EQ(parse_http_target("http://collector").port, 80);
   EXPECT_EQ(parse_http_target("http://collector").path, "/");
+  EXPECT_EQ(parse_http_target("http://collector:/").port, 80);  // an empty port: the default
   EXPECT_FALSE(parse_http_target("http://collector:65536").valid);
   EXPECT_FALSE(parse_http_target("http://collector:4318x").valid);
   EXPECT_FALSE(parse_http_target("ftp://collector").valid);
